@@ -1,0 +1,170 @@
+"""Intercept criteria: the typed contract between DTCP (which parses them) and the dataplane
+(which matches packets against them).
+
+A criterion is runtime state installed by a mediation device. It never enters a datastore or an
+ordinary log line; only the LI audit log may hold it.
+
+Filter semantics (DTCP ``IPFilter``/``PortFilter``/``ProtFilter``/``ICMPFilter`` lists): a value
+matches a filter when it falls in at least one positive span (or the filter has no positive span)
+and in no negated (``!``) span. An empty filter is the wildcard ``*``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An inclusive integer range; ``negated`` marks a ``!`` entry."""
+
+    lo: int
+    hi: int
+    negated: bool = False
+
+    def __contains__(self, value: int) -> bool:
+        return self.lo <= value <= self.hi
+
+
+def _spans_match(spans: tuple[Span, ...], value: int) -> bool:
+    positive = False
+    hit = False
+    for span in spans:
+        if span.negated:
+            if value in span:
+                return False
+        else:
+            positive = True
+            hit = hit or value in span
+    return hit or not positive
+
+
+@dataclass(frozen=True, slots=True)
+class ValueFilter:
+    """Ports, protocol numbers, ICMP type or code. No spans means any value."""
+
+    spans: tuple[Span, ...] = ()
+
+    @property
+    def is_wildcard(self) -> bool:
+        return not self.spans
+
+    def matches(self, value: int) -> bool:
+        return _spans_match(self.spans, value)
+
+    def exact_values(self) -> tuple[int, ...] | None:
+        """The finite set of values this filter accepts, when it is only positive single values."""
+        if not self.spans or any(s.negated or s.lo != s.hi for s in self.spans):
+            return None
+        return tuple(s.lo for s in self.spans)
+
+
+ANY = ValueFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class AddressFilter:
+    """An IPv4 or IPv6 address filter; addresses are integers of that family.
+
+    ``version`` is None only for the wildcard, which matches either family.
+    """
+
+    version: int | None = None
+    spans: tuple[Span, ...] = ()
+
+    @property
+    def is_wildcard(self) -> bool:
+        return not self.spans
+
+    def matches(self, version: int, address: int) -> bool:
+        if not self.spans:
+            return True
+        return version == self.version and _spans_match(self.spans, address)
+
+    def exact_values(self) -> tuple[int, ...] | None:
+        """Host addresses this filter accepts, when it lists only positive single hosts."""
+        if not self.spans or any(s.negated or s.lo != s.hi for s in self.spans):
+            return None
+        return tuple(s.lo for s in self.spans)
+
+
+ANY_ADDRESS = AddressFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDestination:
+    """Where copies go: the outer IP/UDP header of every copy (X-JTap-Cdest-*)."""
+
+    cdest_id: str
+    dest_address: str
+    dest_port: int
+    source_address: str
+    source_port: int
+    ttl: int = 255
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.dest_address else 4
+
+
+class Flag(enum.Flag):
+    """ADD/DELETE/LIST flags (case-insensitive on the wire)."""
+
+    NONE = 0
+    STATIC = enum.auto()
+    SEND_ASYNC = enum.auto()
+    STATS = enum.auto()
+    CRITERIA = enum.auto()
+    BOTH = STATS | CRITERIA
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Remaining-lifetime limits; None means not set. STATIC criteria ignore them."""
+
+    idle: int | None = None
+    total: int | None = None
+    packets: int | None = None
+    bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The packet-matching part of a criterion (the dataplane's view)."""
+
+    source_address: AddressFilter = ANY_ADDRESS
+    dest_address: AddressFilter = ANY_ADDRESS
+    protocol: ValueFilter = ANY
+    source_port: ValueFilter = ANY
+    dest_port: ValueFilter = ANY
+    icmp_type: ValueFilter = ANY
+    icmp_code: ValueFilter = ANY
+    input_interfaces: tuple[str, ...] = ()
+    ip_version: int | None = None
+
+    @property
+    def versions(self) -> frozenset[int]:
+        """IP versions this match can select."""
+        if self.ip_version is not None:
+            return frozenset({self.ip_version})
+        fixed = {f.version for f in (self.source_address, self.dest_address) if f.version}
+        return frozenset(fixed) if fixed else frozenset({4, 6})
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One installed intercept: what to match and where to send copies."""
+
+    criteria_id: int
+    csource_id: str
+    match: Match
+    destinations: tuple[ContentDestination, ...]
+    priority: int = 1
+    flags: Flag = Flag.NONE
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    intercept_id: str | None = None
+
+    @property
+    def static(self) -> bool:
+        return bool(self.flags & Flag.STATIC)

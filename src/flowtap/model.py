@@ -1,0 +1,228 @@
+"""Typed, immutable snapshot of a configuration, built from a validated datastore tree.
+
+Commit hooks see only ``(old, new)`` snapshots; they never walk XML themselves. Defaults here are
+the YANG defaults (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from flowtap.permissions import PREDEFINED_CLASSES, expand
+
+NS_SYSTEM = "urn:flowtap:yang:system"
+NS_INTERFACES = "urn:flowtap:yang:interfaces"
+NS_SERVICES = "urn:flowtap:yang:services"
+
+DEFAULT_NETCONF_PORT = 830
+DEFAULT_DTCP_PORT = 32001
+DEFAULT_CONNECTION_LIMIT = 75
+DEFAULT_RATE_LIMIT = 150
+DEFAULT_RADIUS_PORT = 1812
+DEFAULT_RADIUS_TIMEOUT = 3
+DEFAULT_RADIUS_RETRY = 3
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+REMOTE_TEMPLATE = "remote"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    login_class: str
+    encrypted_password: str | None = None
+    public_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusServer:
+    address: str
+    secret: str
+    port: int = DEFAULT_RADIUS_PORT
+    timeout: int = DEFAULT_RADIUS_TIMEOUT
+    retry: int = DEFAULT_RADIUS_RETRY
+    source_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetconfService:
+    port: int = DEFAULT_NETCONF_PORT
+    listen_addresses: tuple[str, ...] = LOOPBACK_ADDRESSES
+
+
+@dataclass(frozen=True, slots=True)
+class DtcpService:
+    port: int = DEFAULT_DTCP_PORT
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    listen_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    number: int
+    inet: bool = False
+    inet6: bool = False
+    inet_addresses: tuple[str, ...] = ()
+    inet6_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    name: str
+    host_device: str
+    disabled: bool = False
+    units: dict[int, Unit] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTapService:
+    interface: str | None = None
+    tunnel_interface: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, as the runtime components need it."""
+
+    classes: dict[str, frozenset[str]] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    authentication_order: tuple[str, ...] = ()
+    radius_servers: tuple[RadiusServer, ...] = ()
+    netconf: NetconfService | None = None
+    dtcp: DtcpService | None = None
+    interfaces: dict[str, Interface] = field(default_factory=dict)
+    flow_tap: FlowTapService | None = None
+    dynamic_flow_capture: bool = False
+
+    def class_permissions(self, login_class: str) -> frozenset[str]:
+        """Effective (expanded) permissions of a predefined or configured class."""
+        if login_class in PREDEFINED_CLASSES:
+            return expand(PREDEFINED_CLASSES[login_class])
+        return expand(self.classes.get(login_class, frozenset()))
+
+    def flow_tap_unit(self) -> tuple[Interface, Unit] | None:
+        """The services PIC unit named by ``services flow-tap interface``, if configured."""
+        if self.flow_tap is None or self.flow_tap.interface is None:
+            return None
+        name, _, unit = self.flow_tap.interface.partition(".")
+        iface = self.interfaces.get(name)
+        if iface is None or not unit.isdigit() or int(unit) not in iface.units:
+            return None
+        return iface, iface.units[int(unit)]
+
+
+def _q(ns: str, path: str) -> str:
+    return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
+
+
+def _text(el: etree._Element | None, path: str, ns: str) -> str | None:
+    if el is None:
+        return None
+    found = el.find(_q(ns, path))
+    return None if found is None or found.text is None else found.text.strip()
+
+
+def _texts(el: etree._Element | None, path: str, ns: str) -> tuple[str, ...]:
+    if el is None:
+        return ()
+    return tuple((e.text or "").strip() for e in el.iterfind(_q(ns, path)))
+
+
+def _int(el: etree._Element | None, path: str, ns: str, default: int) -> int:
+    value = _text(el, path, ns)
+    return default if value is None else int(value)
+
+
+def from_tree(root: etree._Element) -> Config:
+    """Build the snapshot from a datastore tree (a ``<config>``/``<data>`` element whose children
+    are the top-level containers)."""
+    system = root.find(_q(NS_SYSTEM, "system"))
+    interfaces = root.find(_q(NS_INTERFACES, "interfaces"))
+    services = root.find(_q(NS_SERVICES, "services"))
+    s = NS_SYSTEM
+
+    classes = {
+        _text(c, "name", s) or "": frozenset(_texts(c, "permissions", s))
+        for c in (system.iterfind(_q(s, "login/class")) if system is not None else ())
+    }
+    users = {}
+    for u in system.iterfind(_q(s, "login/user")) if system is not None else ():
+        auth = u.find(_q(s, "authentication"))
+        keys = sum((_texts(auth, f"{k}/name", s) for k in ("ssh-rsa", "ssh-ecdsa", "ssh-ed25519")), ())
+        user = User(
+            name=_text(u, "name", s) or "",
+            login_class=_text(u, "class", s) or "unauthorized",
+            encrypted_password=_text(auth, "encrypted-password", s),
+            public_keys=keys,
+        )
+        users[user.name] = user
+    radius = tuple(
+        RadiusServer(
+            address=_text(r, "name", s) or "",
+            secret=_text(r, "secret", s) or "",
+            port=_int(r, "port", s, DEFAULT_RADIUS_PORT),
+            timeout=_int(r, "timeout", s, DEFAULT_RADIUS_TIMEOUT),
+            retry=_int(r, "retry", s, DEFAULT_RADIUS_RETRY),
+            source_address=_text(r, "source-address", s),
+        )
+        for r in (system.iterfind(_q(s, "radius-server")) if system is not None else ())
+    )
+    netconf = None
+    nc = system.find(_q(s, "services/netconf/ssh")) if system is not None else None
+    if nc is not None:
+        netconf = NetconfService(
+            port=_int(nc, "port", s, DEFAULT_NETCONF_PORT),
+            listen_addresses=_texts(nc, "listen-address", s) or LOOPBACK_ADDRESSES,
+        )
+    dtcp = None
+    dt = system.find(_q(s, "services/flow-tap-dtcp/ssh")) if system is not None else None
+    if dt is not None:
+        dtcp = DtcpService(
+            port=_int(dt, "port", s, DEFAULT_DTCP_PORT),
+            connection_limit=_int(dt, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
+            rate_limit=_int(dt, "rate-limit", s, DEFAULT_RATE_LIMIT),
+            listen_addresses=_texts(dt, "listen-address", s),
+        )
+
+    i = NS_INTERFACES
+    ifaces = {}
+    for ie in interfaces.iterfind(_q(i, "interface")) if interfaces is not None else ():
+        name = _text(ie, "name", i) or ""
+        units = {}
+        for ue in ie.iterfind(_q(i, "unit")):
+            number = int(_text(ue, "name", i) or 0)
+            units[number] = Unit(
+                number=number,
+                inet=ue.find(_q(i, "family/inet")) is not None,
+                inet6=ue.find(_q(i, "family/inet6")) is not None,
+                inet_addresses=_texts(ue, "family/inet/address/name", i),
+                inet6_addresses=_texts(ue, "family/inet6/address/name", i),
+            )
+        ifaces[name] = Interface(
+            name=name,
+            host_device=_text(ie, "host-device", i) or name,
+            disabled=ie.find(_q(i, "disable")) is not None,
+            units=units,
+        )
+
+    v = NS_SERVICES
+    flow_tap = None
+    ft = services.find(_q(v, "flow-tap")) if services is not None else None
+    if ft is not None:
+        flow_tap = FlowTapService(
+            interface=_text(ft, "interface", v), tunnel_interface=_text(ft, "tunnel-interface", v)
+        )
+    return Config(
+        classes=classes,
+        users=users,
+        authentication_order=_texts(system, "authentication-order", s),
+        radius_servers=radius,
+        netconf=netconf,
+        dtcp=dtcp,
+        interfaces=ifaces,
+        flow_tap=flow_tap,
+        dynamic_flow_capture=services is not None
+        and services.find(_q(v, "dynamic-flow-capture")) is not None,
+    )
