@@ -1,0 +1,5 @@
+import sys
+
+from flowtap.cli import main
+
+sys.exit(main())

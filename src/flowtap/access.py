@@ -1,0 +1,149 @@
+"""Junos login-class authorization applied to NETCONF: which permission bits read or write each
+configuration hierarchy.
+
+Reads are pruned silently (a subtree the user may not see is simply absent, exactly as if it were
+not configured); writes are checked on the diff a commit or edit would make, and refused with
+``access-denied`` without echoing any value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from flowtap.auth.principal import Principal
+from flowtap.diff import Change
+from flowtap.errors import NetconfRpcError
+from flowtap.permissions import LI_FLAGS
+from flowtap.schema import Schema
+
+VIEW = frozenset({"view", "view-configuration"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    schema_path: str
+    read: frozenset[str]  # any one of these grants reading
+    write: frozenset[str]  # any one of these (plus "configure") grants writing
+
+
+# Longest matching schema path wins. Paths use the YANG module prefixes.
+RULES = (
+    Rule("/ftsvc:services/ftsvc:flow-tap", frozenset({"flow-tap"}), frozenset({"flow-tap-control"})),
+    Rule("/fts:system/fts:services/fts:flow-tap-dtcp",
+         frozenset({"flow-tap"}), frozenset({"flow-tap-control"})),
+    Rule("/ftsvc:services", VIEW, frozenset({"configure"})),
+    Rule("/fts:system/fts:login", frozenset({"admin"}), frozenset({"admin-control"})),
+    Rule("/fts:system/fts:login/fts:user/fts:authentication/fts:encrypted-password",
+         frozenset({"secret"}), frozenset({"admin-control"})),
+    Rule("/fts:system/fts:radius-server/fts:secret",
+         frozenset({"secret"}), frozenset({"system-control"})),
+    Rule("/fts:system", VIEW | {"system"}, frozenset({"system-control"})),
+    Rule("/fti:interfaces", VIEW | {"interface"}, frozenset({"interface-control"})),
+)  # fmt: skip
+
+_BY_LENGTH = sorted(RULES, key=lambda r: len(r.schema_path), reverse=True)
+LI_PATHS = tuple(r.schema_path for r in RULES if r.read == frozenset({"flow-tap"}))
+_CLASS_PERMISSIONS = "/fts:system/fts:login/fts:class/fts:permissions"
+
+
+def rule_for(schema_path: str) -> Rule | None:
+    for rule in _BY_LENGTH:
+        if schema_path == rule.schema_path or schema_path.startswith(rule.schema_path + "/"):
+            return rule
+    return None
+
+
+def may_read(principal: Principal, schema_path: str) -> bool:
+    rule = rule_for(schema_path)
+    return rule is None or principal.has(*rule.read)
+
+
+class ReadFilter:
+    """Prunes what a principal may not read. Compiled once per schema."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        ns = {n.prefix: n.namespace for n in schema.iter_nodes()}
+        self.finders = [
+            (rule, etree.XPath(self._xpath(rule.schema_path), namespaces=ns))
+            for rule in sorted(RULES, key=lambda r: len(r.schema_path))
+        ]
+
+    @staticmethod
+    def _xpath(schema_path: str) -> str:
+        return "/*" + schema_path  # the datastore root is <data>
+
+    def sees_everything(self, principal: Principal) -> bool:
+        return all(principal.has(*rule.read) for rule, _ in self.finders)
+
+    def prune(self, tree: etree._Element, principal: Principal) -> etree._Element:
+        """Return ``tree`` itself when nothing is hidden, else a pruned copy."""
+        if self.sees_everything(principal):
+            return tree
+        pruned = etree.fromstring(etree.tostring(tree))
+        for rule, finder in self.finders:
+            if principal.has(*rule.read):
+                continue
+            result = finder(pruned)
+            if isinstance(result, list):
+                for el in result:
+                    if isinstance(el, etree._Element) and el.getparent() is not None:
+                        el.getparent().remove(el)  # type: ignore[union-attr]
+        return pruned
+
+
+def check_write(principal: Principal, diff: list[Change]) -> None:
+    """Refuse a diff the principal may not make. The error names no value and no path."""
+    if not diff:
+        return
+    denied = NetconfRpcError(
+        tag="access-denied",
+        type="application",
+        message="Access denied: the login class lacks the permission for this change",
+    )
+    if not principal.has("configure"):
+        raise denied
+    for change in diff:
+        for path in _touched_paths(change):
+            rule = rule_for(path)
+            if rule is not None and not principal.has(*rule.write):
+                raise denied
+        if _grants_li(change) and not principal.has("flow-tap-control"):
+            raise denied
+
+
+def _touched_paths(change: Change) -> list[str]:
+    """A created or deleted subtree touches every schema node actually inside it."""
+    element = change.new if change.new is not None else change.old
+    paths = [change.node.path]
+    if element is None or change.node.kind not in ("container", "list"):
+        return paths
+    stack = [(element, change.node)]
+    while stack:
+        el, node = stack.pop()
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue
+            q = etree.QName(child)
+            sub = node.child(q.namespace or "", q.localname)
+            if sub is not None:
+                paths.append(sub.path)
+                stack.append((child, sub))
+    return paths
+
+
+def _grants_li(change: Change) -> bool:
+    """Granting (or revoking) a lawful-intercept bit in a login class needs flow-tap-control."""
+    for element in (change.old, change.new):
+        if element is None:
+            continue
+        if change.node.path == _CLASS_PERMISSIONS:
+            if (element.text or "").strip() in LI_FLAGS:
+                return True
+        elif _CLASS_PERMISSIONS.startswith(change.node.path + "/"):
+            for el in element.iter("{urn:flowtap:yang:system}permissions"):
+                if (el.text or "").strip() in LI_FLAGS:
+                    return True
+    return False

@@ -1,0 +1,37 @@
+"""``flowtapd``: the appliance daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from flowtap.app import BootError, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flowtapd", description=__doc__)
+    parser.add_argument("--state-dir", required=True, type=Path,
+                        help="where running/startup/history, host key and logs live")
+    parser.add_argument("--init-config", type=Path,
+                        help="configuration for the first boot (default: factory default)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    try:
+        asyncio.run(serve(args.state_dir, args.init_config))
+    except BootError as exc:
+        print(f"flowtapd: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

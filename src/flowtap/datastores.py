@@ -1,0 +1,277 @@
+"""The candidate, running and startup datastores with NETCONF locks and confirmed commit.
+
+Running belongs to the TransactionManager; this module adds what NETCONF layers on top: a shared
+candidate, per-datastore locks owned by a session id, and RFC 6241 §8.4 confirmed commits that
+revert on timeout, on the issuing session's end (without persist) and at the next boot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from dataclasses import dataclass
+
+from lxml import etree
+
+from flowtap import access
+from flowtap.auth.principal import Principal
+from flowtap.diff import changes
+from flowtap.edit import apply_edit
+from flowtap.errors import NetconfRpcError
+from flowtap.txn import CommitResult, TransactionManager, parse_top, serialize
+
+LOG = logging.getLogger(__name__)
+DEFAULT_CONFIRM_TIMEOUT = 600
+DATASTORES = ("running", "candidate", "startup")
+
+
+@dataclass
+class PendingConfirm:
+    session_id: int
+    persist: str | None
+    rollback: bytes
+    deadline: float
+    timer: asyncio.TimerHandle | None = None
+
+
+def lock_denied(holder: int, message: str) -> NetconfRpcError:
+    return NetconfRpcError(
+        tag="lock-denied", type="protocol", message=message, info={"session-id": str(holder)}
+    )
+
+
+class Datastores:
+    def __init__(self, txn: TransactionManager) -> None:
+        self.txn = txn
+        self.schema = txn.schema
+        self.state = txn.state
+        self.candidate = copy.deepcopy(txn.running)
+        self.locks: dict[str, int] = {}
+        self.pending: PendingConfirm | None = None
+        startup = self.state.load_startup()
+        self.startup: etree._Element | None = None if startup is None else parse_top(startup)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def tree(self, name: str) -> etree._Element:
+        if name == "running":
+            return self.txn.running
+        if name == "candidate":
+            return self.candidate
+        if name == "startup":
+            if self.startup is None:
+                raise NetconfRpcError(tag="invalid-value", message="The startup datastore is empty")
+            return self.startup
+        raise NetconfRpcError(
+            tag="invalid-value", message=f"Unknown datastore {name!r}", info={"bad-element": name}
+        )
+
+    @property
+    def candidate_dirty(self) -> bool:
+        return serialize(self.candidate) != self.txn.running_bytes
+
+    # -- locks -----------------------------------------------------------------------------------
+
+    def check_writable(self, name: str, session_id: int) -> None:
+        holder = self.locks.get(name)
+        if holder is not None and holder != session_id:
+            raise lock_denied(holder, f"The {name} datastore is locked by session {holder}")
+
+    def lock(self, name: str, session_id: int) -> None:
+        if name not in DATASTORES:
+            raise NetconfRpcError(tag="invalid-value", message=f"Unknown datastore {name!r}")
+        holder = self.locks.get(name)
+        if holder is not None:
+            raise lock_denied(holder, f"Lock failed, {name} is already locked by session {holder}")
+        if name == "candidate" and self.candidate_dirty:
+            raise NetconfRpcError(
+                tag="lock-denied", type="protocol",
+                message="Lock failed: the candidate has uncommitted changes",
+                info={"session-id": "0"},
+            )  # fmt: skip
+        self.locks[name] = session_id
+
+    def unlock(self, name: str, session_id: int) -> None:
+        holder = self.locks.get(name)
+        if holder is None:
+            raise NetconfRpcError(
+                tag="operation-failed", message=f"The {name} datastore is not locked"
+            )
+        if holder != session_id:
+            raise lock_denied(holder, f"The {name} datastore is locked by session {holder}")
+        del self.locks[name]
+        if name == "candidate" and self.candidate_dirty:
+            # RFC 6241 §8.3.5.2: unlocking a modified candidate discards the changes
+            self.candidate = copy.deepcopy(self.txn.running)
+
+    async def release_session(self, session_id: int) -> None:
+        """A session ended: its locks die with it; its unconfirmed commit is reverted."""
+        for name in [n for n, holder in self.locks.items() if holder == session_id]:
+            del self.locks[name]
+            if name == "candidate":
+                self.candidate = copy.deepcopy(self.txn.running)
+        pending = self.pending
+        if pending is not None and pending.persist is None and pending.session_id == session_id:
+            LOG.info("session %d closed before confirming its commit: reverting", session_id)
+            await self.revert("confirming session closed")
+
+    # -- editing ---------------------------------------------------------------------------------
+
+    def edit(
+        self,
+        target: str,
+        config: etree._Element,
+        principal: Principal,
+        session_id: int,
+        default_operation: str = "merge",
+        test_option: str = "test-then-set",
+        error_option: str = "stop-on-error",
+    ) -> None:
+        if target != "candidate":
+            raise NetconfRpcError(
+                tag="operation-not-supported", type="protocol",
+                message="Only the candidate datastore can be edited (no :writable-running)",
+            )  # fmt: skip
+        self.check_writable("candidate", session_id)
+        if not principal.has("configure"):
+            raise NetconfRpcError(
+                tag="access-denied", message="Access denied: no configure permission"
+            )
+        edited = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
+        canonical = self.schema.canonical(serialize(edited), validate=False)
+        result = parse_top(canonical)
+        access.check_write(principal, changes(self.schema, self.candidate, result))
+        if test_option != "test-only":
+            self.candidate = result
+
+    def discard(self, session_id: int) -> None:
+        self.check_writable("candidate", session_id)
+        self.candidate = copy.deepcopy(self.txn.running)
+
+    async def copy_config(
+        self, source: etree._Element, target: str, principal: Principal, session_id: int
+    ) -> None:
+        self.check_writable(target, session_id)
+        canonical = self.schema.canonical(serialize(source), validate=target == "startup")
+        result = parse_top(canonical)
+        current = self.startup if target == "startup" else self.candidate
+        access.check_write(principal, changes(self.schema, current, result))
+        if target == "candidate":
+            self.candidate = result
+        elif target == "startup":
+            self.state.write_startup(canonical)
+            self.startup = result
+        else:
+            raise NetconfRpcError(
+                tag="operation-not-supported", type="protocol",
+                message=f"copy-config cannot target {target} (use candidate and commit)",
+            )  # fmt: skip
+
+    def delete_config(self, target: str, principal: Principal, session_id: int) -> None:
+        if target != "startup":
+            raise NetconfRpcError(
+                tag="operation-failed", message=f"The {target} datastore cannot be deleted"
+            )
+        self.check_writable(target, session_id)
+        if self.startup is not None:
+            access.check_write(principal, changes(self.schema, self.startup, None))
+        self.state.write_startup(None)
+        self.startup = None
+
+    # -- commit ------------------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        principal: Principal,
+        session_id: int,
+        *,
+        confirmed: bool = False,
+        timeout: int = DEFAULT_CONFIRM_TIMEOUT,
+        persist: str | None = None,
+        persist_id: str | None = None,
+        comment: str = "",
+    ) -> CommitResult:
+        for name in ("running", "candidate"):
+            self.check_writable(name, session_id)
+        pending = self.pending
+        if pending is not None:
+            self._check_confirming(pending, session_id, persist_id)
+        previous = self.txn.running_bytes
+        result = await self.txn.commit(self.candidate, principal, comment, force=confirmed)
+        self.candidate = copy.deepcopy(self.txn.running)
+        if confirmed:
+            rollback = pending.rollback if pending is not None else previous
+            self._arm(session_id, persist, rollback, timeout)
+        elif pending is not None:
+            self._disarm()
+        return result
+
+    def _check_confirming(self, pending: PendingConfirm, session_id: int, pid: str | None) -> None:
+        if pending.persist is not None:
+            if pid != pending.persist:
+                raise NetconfRpcError(
+                    tag="invalid-value", message="persist-id does not match the pending commit",
+                    info={"bad-element": "persist-id"},
+                )  # fmt: skip
+        elif pending.session_id != session_id:
+            raise NetconfRpcError(
+                tag="in-use", message="Another session has a confirmed commit in progress"
+            )
+
+    def _arm(self, session_id: int, persist: str | None, rollback: bytes, timeout: int) -> None:
+        self._disarm(clear_file=False)
+        deadline = time.time() + timeout
+        self.state.write_pending(rollback, persist, deadline)
+        loop = asyncio.get_running_loop()
+        self.pending = PendingConfirm(session_id, persist, rollback, deadline)
+        self.pending.timer = loop.call_later(timeout, self._on_timeout)
+
+    def _disarm(self, *, clear_file: bool = True) -> None:
+        if self.pending is not None and self.pending.timer is not None:
+            self.pending.timer.cancel()
+        self.pending = None
+        if clear_file:
+            self.state.clear_pending()
+
+    def _on_timeout(self) -> None:
+        LOG.info("confirmed commit timed out: reverting")
+        asyncio.get_running_loop().create_task(self.revert("confirm-timeout expired"))
+
+    async def cancel_commit(self, session_id: int, persist_id: str | None) -> None:
+        pending = self.pending
+        if pending is None:
+            raise NetconfRpcError(tag="operation-failed", message="No confirmed commit is pending")
+        if pending.persist is not None:
+            if persist_id != pending.persist:
+                raise NetconfRpcError(
+                    tag="invalid-value", message="persist-id does not match the pending commit",
+                    info={"bad-element": "persist-id"},
+                )  # fmt: skip
+        elif persist_id is not None or pending.session_id != session_id:
+            raise NetconfRpcError(
+                tag="invalid-value" if persist_id is not None else "operation-failed",
+                message="The pending confirmed commit belongs to another session",
+            )
+        await self.revert("cancel-commit")
+
+    async def revert(self, why: str) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        self._disarm(clear_file=False)
+        await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True)
+        self.state.clear_pending()
+        self.candidate = copy.deepcopy(self.txn.running)
+
+    async def recover_pending(self) -> bool:
+        """At boot: a confirmed commit that was never confirmed is rolled back."""
+        rollback = self.state.load_pending()
+        if rollback is None:
+            return False
+        await self.txn.commit(parse_top(rollback), None, "rollback: restart before confirm",
+                              force=True)  # fmt: skip
+        self.state.clear_pending()
+        self.candidate = copy.deepcopy(self.txn.running)
+        return True

@@ -1,0 +1,319 @@
+"""edit-config on datastore trees (RFC 6241 §7.2, RFC 7950 §7.8.6 insert): pure, schema-driven.
+
+The engine works on a copy and returns it, so a failed edit never leaves a half-applied
+datastore: stop-on-error and rollback-on-error are both atomic; continue-on-error applies every
+node that succeeds and reports the others together.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from lxml import etree
+
+from flowtap.errors import NetconfRpcError, NetconfRpcErrors
+from flowtap.schema import NC_NS, Schema, SchemaNode
+from flowtap.xmlutil import element
+
+OPERATION = f"{{{NC_NS}}}operation"
+YANG_NS = "urn:ietf:params:xml:ns:yang:1"
+INSERT, VALUE, KEY = (f"{{{YANG_NS}}}{a}" for a in ("insert", "value", "key"))
+OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
+_KEY_PREDICATE = re.compile(r"\[(?:[\w.-]+:)?([\w.-]+)\s*=\s*(['\"])(.*?)\2\]")
+
+
+def new_root() -> etree._Element:
+    return element(f"{{{NC_NS}}}data", NC_NS)
+
+
+def apply_edit(
+    schema: Schema,
+    target: etree._Element,
+    config: etree._Element,
+    default_operation: str = "merge",
+    error_option: str = "stop-on-error",
+) -> etree._Element:
+    """Apply the children of ``config`` to a copy of ``target`` and return the copy.
+
+    Raises:
+        NetconfRpcError: the first error (stop-on-error, rollback-on-error).
+        NetconfRpcErrors: every error, with continue-on-error.
+    """
+    editor = _Editor(schema, error_option == "continue-on-error")
+    if default_operation == "replace":
+        result = new_root()
+        editor.edit_children(result, config, None, "replace")
+    else:
+        result = copy.deepcopy(target)
+        editor.edit_children(result, config, None, default_operation)
+    if editor.errors:
+        if len(editor.errors) == 1:
+            raise editor.errors[0]
+        raise NetconfRpcErrors(editor.errors)
+    return result
+
+
+def _strip(el: etree._Element) -> None:
+    for attr in (OPERATION, INSERT, VALUE, KEY):
+        if attr in el.attrib:
+            del el.attrib[attr]
+
+
+class _Editor:
+    def __init__(self, schema: Schema, keep_going: bool) -> None:
+        self.schema = schema
+        self.keep_going = keep_going
+        self.errors: list[NetconfRpcError] = []
+
+    def fail(self, error: NetconfRpcError) -> None:
+        if not self.keep_going:
+            raise error
+        self.errors.append(error)
+
+    def edit_children(
+        self,
+        target: etree._Element,
+        edit: etree._Element,
+        parent: SchemaNode | None,
+        inherited: str,
+    ) -> None:
+        for el in edit:
+            if not isinstance(el.tag, str):
+                continue  # comments and processing instructions
+            try:
+                self.edit_node(target, el, parent, inherited)
+            except NetconfRpcError as error:
+                self.fail(error)
+
+    def edit_node(
+        self,
+        target: etree._Element,
+        el: etree._Element,
+        parent: SchemaNode | None,
+        inherited: str,
+    ) -> None:
+        qname = etree.QName(el)
+        namespace = qname.namespace or ""
+        if parent is None:
+            node = self.schema.root(namespace, qname.localname)
+            if node is None and namespace not in self.schema.namespace_of.values():
+                raise NetconfRpcError(
+                    tag="unknown-namespace",
+                    type="protocol",
+                    message=f"No YANG module has the namespace of element {qname.localname!r}",
+                    info={"bad-element": qname.localname, "bad-namespace": namespace},
+                )
+        else:
+            node = parent.child(namespace, qname.localname)
+        where = parent.path if parent else ""
+        if node is None:
+            raise NetconfRpcError(
+                tag="unknown-element",
+                message=f"Unknown element {qname.localname!r}",
+                path=where or None,
+                info={"bad-element": qname.localname},
+            )
+        if not node.config:
+            raise NetconfRpcError(
+                tag="invalid-value",
+                message=f"{qname.localname!r} is state data and cannot be configured",
+                path=node.path,
+                info={"bad-element": qname.localname},
+            )
+        operation = el.get(OPERATION, inherited)
+        if operation not in OPERATIONS and operation != "none":
+            raise NetconfRpcError(
+                tag="bad-attribute",
+                message=f"Invalid operation {operation!r}",
+                path=node.path,
+                info={"bad-attribute": "operation", "bad-element": qname.localname},
+            )
+        existing = self.find(target, el, node)
+        path = self.instance_path(node, el)
+
+        if operation == "create" and existing is not None:
+            raise NetconfRpcError(
+                tag="data-exists", message="Data already exists", path=path,
+                info={"bad-element": node.name},
+            )  # fmt: skip
+        if operation == "delete" and existing is None:
+            raise NetconfRpcError(
+                tag="data-missing", message="Data does not exist", path=path,
+                info={"bad-element": node.name},
+            )  # fmt: skip
+        if operation in ("delete", "remove"):
+            if existing is not None:
+                if parent is not None and parent.kind == "list" and node.name in parent.keys:
+                    raise NetconfRpcError(
+                        tag="operation-failed",
+                        message="A list key cannot be deleted on its own",
+                        path=path,
+                    )
+                target.remove(existing)
+            return
+        if operation == "replace" and existing is not None:
+            position = target.index(existing)
+            target.remove(existing)
+            created = self.shell(el, node)
+            target.insert(position, created)
+            self.fill(created, el, node, "replace")
+            self.place(target, created, el, node)
+            return
+        if existing is None:
+            if operation == "none" and node.kind in ("leaf", "leaf-list"):
+                return
+            created = self.shell(el, node)
+            target.append(created)
+            self.fill(created, el, node, operation)
+            if operation == "none" and self.is_bare(created, node):
+                target.remove(created)  # "none" only creates what descendants need
+                return
+            self.place(target, created, el, node)
+            return
+        if node.kind == "leaf":
+            if operation != "none":
+                existing.text = (el.text or "").strip() or None
+            return
+        if node.kind == "leaf-list":
+            if operation != "none":
+                self.place(target, existing, el, node)
+            return
+        self.edit_children(existing, el, node, operation)
+        if operation != "none":
+            self.place(target, existing, el, node)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def shell(self, el: etree._Element, node: SchemaNode) -> etree._Element:
+        """A new node with only its identity: leaf value, leaf-list value or list keys."""
+        created = element(node.qname, node.namespace)
+        if node.kind in ("leaf", "leaf-list"):
+            text = (el.text or "").strip()
+            created.text = text or None
+        elif node.kind == "list":
+            for key in node.keys:
+                key_el = el.find(f"{{{node.namespace}}}{key}")
+                sub = etree.SubElement(created, f"{{{node.namespace}}}{key}")
+                sub.text = (key_el.text or "").strip() if key_el is not None else None
+        return created
+
+    def fill(self, created: etree._Element, el: etree._Element, node: SchemaNode, op: str) -> None:
+        if node.kind in ("container", "list"):
+            inner = "merge" if op == "create" else op
+            keys = {f"{{{node.namespace}}}{k}" for k in node.keys}
+            for child in el:
+                if isinstance(child.tag, str) and child.tag in keys:
+                    continue
+                if isinstance(child.tag, str):
+                    try:
+                        self.edit_node(created, child, node, inner)
+                    except NetconfRpcError as error:
+                        self.fail(error)
+
+    @staticmethod
+    def is_bare(created: etree._Element, node: SchemaNode) -> bool:
+        return node.kind in ("container", "list") and len(created) == len(node.keys)
+
+    def find(
+        self, target: etree._Element, el: etree._Element, node: SchemaNode
+    ) -> etree._Element | None:
+        if node.kind in ("leaf", "container"):
+            return target.find(node.qname)
+        if node.kind == "leaf-list":
+            value = (el.text or "").strip()
+            for candidate in target.iterfind(node.qname):
+                if (candidate.text or "").strip() == value:
+                    return candidate
+            return None
+        wanted = {}
+        for key in node.keys:
+            key_el = el.find(f"{{{node.namespace}}}{key}")
+            if key_el is None:
+                raise NetconfRpcError(
+                    tag="missing-element",
+                    type="protocol",
+                    message=f"List entry is missing its key {key!r}",
+                    path=node.path,
+                    info={"bad-element": key},
+                )
+            wanted[key] = (key_el.text or "").strip()
+        for candidate in target.iterfind(node.qname):
+            if all(
+                (candidate.findtext(f"{{{node.namespace}}}{k}") or "").strip() == v
+                for k, v in wanted.items()
+            ):
+                return candidate
+        return None
+
+    def instance_path(self, node: SchemaNode, el: etree._Element) -> str:
+        if node.kind != "list":
+            return node.path
+        predicates = "".join(
+            f"[{node.prefix}:{k}='{(el.findtext(f'{{{node.namespace}}}{k}') or '').strip()}']"
+            for k in node.keys
+        )
+        return node.path + predicates
+
+    def place(
+        self, target: etree._Element, item: etree._Element, el: etree._Element, node: SchemaNode
+    ) -> None:
+        """Honour yang:insert for ordered-by user lists and leaf-lists."""
+        where = el.get(INSERT)
+        if where is None or not node.ordered_by_user:
+            return
+        siblings = [s for s in target.iterfind(node.qname) if s is not item]
+        target.remove(item)
+        if where == "first":
+            anchor_index = target.index(siblings[0]) if siblings else len(target)
+            target.insert(anchor_index, item)
+            return
+        if where == "last" or not siblings:
+            if where in ("before", "after") and not siblings:
+                raise NetconfRpcError(
+                    tag="bad-attribute", message="insert anchor does not exist",
+                    path=node.path, app_tag="missing-instance",
+                    info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
+                )  # fmt: skip
+            anchor = siblings[-1] if siblings else None
+            target.insert(target.index(anchor) + 1 if anchor is not None else len(target), item)
+            return
+        if where not in ("before", "after"):
+            raise NetconfRpcError(
+                tag="bad-attribute", message=f"Invalid insert {where!r}", path=node.path,
+                info={"bad-attribute": "insert", "bad-element": node.name},
+            )  # fmt: skip
+        anchor = self.anchor(siblings, el, node)
+        index = target.index(anchor)
+        target.insert(index if where == "before" else index + 1, item)
+
+    def anchor(
+        self, siblings: list[etree._Element], el: etree._Element, node: SchemaNode
+    ) -> etree._Element:
+        if node.kind == "leaf-list":
+            value = el.get(VALUE)
+            for sibling in siblings:
+                if (sibling.text or "").strip() == value:
+                    return sibling
+        else:
+            wanted = {k: v for k, _, v in _KEY_PREDICATE.findall(el.get(KEY) or "")}
+            for sibling in siblings:
+                if wanted and all(
+                    (sibling.findtext(f"{{{node.namespace}}}{k}") or "") == v
+                    for k, v in wanted.items()
+                ):
+                    return sibling
+        raise NetconfRpcError(
+            tag="bad-attribute",
+            message="insert anchor does not exist",
+            path=node.path,
+            app_tag="missing-instance",
+            info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
+        )
+
+
+def strip_edit_attributes(tree: etree._Element) -> None:
+    """Remove NETCONF/YANG edit attributes from a tree in place (used for copy-config)."""
+    for el in tree.iter():
+        if isinstance(el.tag, str):
+            _strip(el)

@@ -1,0 +1,253 @@
+"""One handler per configuration RPC of RFC 6241 (+ RFC 6243 with-defaults, RFC 6022
+get-schema). Handlers are thin: they read parameters and call the datastores.
+
+Signature: ``async def handler(session, op) -> list[etree._Element] | None`` where ``op`` is the
+operation element inside ``<rpc>``; None means ``<ok/>``; errors are raised as NetconfRpcError.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import copy
+
+from lxml import etree
+
+from flowtap.errors import NetconfRpcError
+from flowtap.netconf import defaults, filters
+from flowtap.netconf.library import MONITORING_NS
+from flowtap.netconf.replies import NC_NS, data
+from flowtap.txn import parse_top
+from flowtap.xmlutil import element
+
+if TYPE_CHECKING:
+    from flowtap.netconf.session import Session
+
+WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
+Result = list[etree._Element | bytes] | None
+
+
+def _q(name: str) -> str:
+    return f"{{{NC_NS}}}{name}"
+
+
+def _child(op: etree._Element, name: str, ns: str = NC_NS) -> etree._Element | None:
+    return op.find(f"{{{ns}}}{name}")
+
+
+def _datastore(op: etree._Element, param: str) -> str:
+    """The datastore named in ``<source>``/``<target>`` (e.g. ``<source><running/></source>``)."""
+    holder = _child(op, param)
+    if holder is None or len(holder) == 0:
+        raise NetconfRpcError(
+            tag="missing-element", type="protocol", message=f"<{param}> is missing",
+            info={"bad-element": param},
+        )  # fmt: skip
+    choice = holder[0]
+    name = etree.QName(choice).localname
+    if name == "url":
+        raise NetconfRpcError(
+            tag="operation-not-supported", type="protocol", message="The :url capability is not supported",
+        )  # fmt: skip
+    if name not in ("running", "candidate", "startup", "config"):
+        raise NetconfRpcError(
+            tag="bad-element", type="protocol", message=f"Unknown datastore <{name}>",
+            info={"bad-element": name},
+        )  # fmt: skip
+    return name
+
+
+def _inline_config(op: etree._Element, param: str) -> etree._Element:
+    holder = _child(op, param)
+    config = holder[0] if holder is not None and len(holder) else None
+    if config is None or config.tag != _q("config"):
+        raise NetconfRpcError(
+            tag="missing-element", type="protocol", message=f"<{param}> has no <config>",
+            info={"bad-element": "config"},
+        )  # fmt: skip
+    return config
+
+
+def _with_defaults(op: etree._Element) -> str | None:
+    el = _child(op, "with-defaults", WD_NS)
+    return None if el is None else (el.text or "").strip()
+
+
+def _select(session: Session, tree: etree._Element, op: etree._Element) -> etree._Element:
+    flt = _child(op, "filter")
+    if flt is None:
+        return tree
+    kind = flt.get("type", "subtree")
+    key_names = session.ctx.key_names
+    if kind == "subtree":
+        return filters.subtree_filter(tree, flt, key_names)
+    if kind == "xpath":
+        select = flt.get("select")
+        if not select:
+            raise NetconfRpcError(
+                tag="missing-attribute", type="protocol", message="xpath filter without select",
+                info={"bad-attribute": "select", "bad-element": "filter"},
+            )  # fmt: skip
+        return filters.xpath_filter(tree, select, dict(flt.nsmap), key_names)
+    raise NetconfRpcError(
+        tag="bad-attribute", type="protocol", message=f"Unknown filter type {kind!r}",
+        info={"bad-attribute": "type", "bad-element": "filter"},
+    )  # fmt: skip
+
+
+def _visible(session: Session, tree: etree._Element, op: etree._Element) -> etree._Element:
+    ctx = session.ctx
+    pruned = ctx.read_filter.prune(tree, session.principal)
+    return defaults.apply(ctx.schema, pruned, _with_defaults(op))
+
+
+async def get_config(session: Session, op: etree._Element) -> Result:
+    source = _datastore(op, "source")
+    tree = _visible(session, session.ctx.datastores.tree(source), op)
+    return [data(list(_select(session, tree, op)))]
+
+
+async def get(session: Session, op: etree._Element) -> Result:
+    ctx = session.ctx
+    tree = _visible(session, ctx.datastores.tree("running"), op)
+    combined = element(f"{{{NC_NS}}}data", NC_NS)
+    combined.extend(copy.deepcopy(child) for child in tree)
+    combined.extend(session.state_data())
+    return [data(list(_select(session, combined, op)))]
+
+
+async def edit_config(session: Session, op: etree._Element) -> Result:
+    target = _datastore(op, "target")
+    default_el = _child(op, "default-operation")
+    default_operation = (default_el.text or "").strip() if default_el is not None else "merge"
+    test = _child(op, "test-option")
+    error = _child(op, "error-option")
+    if default_operation not in ("merge", "replace", "none"):
+        raise NetconfRpcError(
+            tag="invalid-value", type="protocol", message="Invalid default-operation",
+            info={"bad-element": "default-operation"},
+        )  # fmt: skip
+    test_option = (test.text or "").strip() if test is not None else "test-then-set"
+    error_option = (error.text or "").strip() if error is not None else "stop-on-error"
+    if test_option not in ("test-then-set", "set", "test-only"):
+        raise NetconfRpcError(tag="invalid-value", type="protocol",
+                              message="Invalid test-option", info={"bad-element": "test-option"})
+    if error_option not in ("stop-on-error", "continue-on-error", "rollback-on-error"):
+        raise NetconfRpcError(tag="invalid-value", type="protocol",
+                              message="Invalid error-option", info={"bad-element": "error-option"})
+    config = _child(op, "config")
+    if config is None:
+        if _child(op, "url") is not None:
+            raise NetconfRpcError(tag="operation-not-supported", type="protocol",
+                                  message="The :url capability is not supported")
+        raise NetconfRpcError(tag="missing-element", type="protocol",
+                              message="edit-config has no <config>",
+                              info={"bad-element": "config"})
+    session.ctx.datastores.edit(
+        target, config, session.principal, session.session_id,
+        default_operation, test_option, error_option,
+    )  # fmt: skip
+    return None
+
+
+async def copy_config(session: Session, op: etree._Element) -> Result:
+    ds = session.ctx.datastores
+    target = _datastore(op, "target")
+    source = _datastore(op, "source")
+    if source == "config":
+        tree = parse_top(b"".join(etree.tostring(c) for c in _inline_config(op, "source")))
+    else:
+        tree = ds.tree(source)
+        if not session.ctx.read_filter.sees_everything(session.principal):
+            raise NetconfRpcError(
+                tag="access-denied", message="Access denied: copying a datastore needs full read"
+            )
+    if target == source:
+        raise NetconfRpcError(tag="invalid-value", message="Source and target are the same")
+    await ds.copy_config(tree, target, session.principal, session.session_id)
+    return None
+
+
+async def delete_config(session: Session, op: etree._Element) -> Result:
+    target = _datastore(op, "target")
+    session.ctx.datastores.delete_config(target, session.principal, session.session_id)
+    return None
+
+
+async def lock(session: Session, op: etree._Element) -> Result:
+    session.require("configure")
+    session.ctx.datastores.lock(_datastore(op, "target"), session.session_id)
+    return None
+
+
+async def unlock(session: Session, op: etree._Element) -> Result:
+    session.ctx.datastores.unlock(_datastore(op, "target"), session.session_id)
+    return None
+
+
+async def discard_changes(session: Session, op: etree._Element) -> Result:
+    session.require("configure")
+    session.ctx.datastores.discard(session.session_id)
+    return None
+
+
+async def validate(session: Session, op: etree._Element) -> Result:
+    source = _datastore(op, "source")
+    if source == "config":
+        tree = parse_top(b"".join(etree.tostring(c) for c in _inline_config(op, "source")))
+    else:
+        tree = session.ctx.datastores.tree(source)
+    session.ctx.txn.validate(tree)
+    return None
+
+
+async def commit(session: Session, op: etree._Element) -> Result:
+    session.require("configure")
+    confirmed = _child(op, "confirmed") is not None
+    timeout_el = _child(op, "confirm-timeout")
+    timeout = 600
+    if timeout_el is not None:
+        text = (timeout_el.text or "").strip()
+        if not text.isdigit() or not 1 <= int(text) <= 4294967295:
+            raise NetconfRpcError(
+                tag="invalid-value", message="confirm-timeout must be 1..4294967295 seconds",
+                info={"bad-element": "confirm-timeout"},
+            )  # fmt: skip
+        timeout = int(text)
+    persist = _child(op, "persist")
+    persist_id = _child(op, "persist-id")
+    await session.ctx.datastores.commit(
+        session.principal,
+        session.session_id,
+        confirmed=confirmed,
+        timeout=timeout,
+        persist=None if persist is None else (persist.text or "").strip(),
+        persist_id=None if persist_id is None else (persist_id.text or "").strip(),
+    )
+    return None
+
+
+async def cancel_commit(session: Session, op: etree._Element) -> Result:
+    session.require("configure")
+    pid = _child(op, "persist-id")
+    await session.ctx.datastores.cancel_commit(
+        session.session_id, None if pid is None else (pid.text or "").strip()
+    )
+    return None
+
+
+async def get_schema(session: Session, op: etree._Element) -> Result:
+    identifier = op.findtext(f"{{{MONITORING_NS}}}identifier")
+    if not identifier:
+        raise NetconfRpcError(
+            tag="missing-element", type="protocol", message="get-schema needs an identifier",
+            info={"bad-element": "identifier"},
+        )  # fmt: skip
+    text = session.ctx.library.get_schema(
+        identifier.strip(),
+        (op.findtext(f"{{{MONITORING_NS}}}version") or "").strip() or None,
+        (op.findtext(f"{{{MONITORING_NS}}}format") or "").strip() or None,
+    )
+    out = element(f"{{{MONITORING_NS}}}data", MONITORING_NS)
+    out.text = text
+    return [out]

@@ -1,0 +1,82 @@
+"""rpc-reply and rpc-error builders (RFC 6241 §4.2, §4.3 and Appendix A)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from lxml import etree
+
+from flowtap.errors import NetconfRpcError
+from flowtap.xmlutil import element
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+_REPLY = f"{{{NC_NS}}}rpc-reply"
+_MAX_ECHO = 1024  # rpc attributes echoed back are capped (N11)
+
+
+Body = Iterable[etree._Element | bytes]
+
+
+def reply(attrs: Mapping[str, str], body: Body | None = None) -> bytes:
+    """``<rpc-reply>`` echoing the rpc's attributes, with ``body`` or ``<ok/>``.
+
+    Body items may be pre-serialized bytes, so datastore content is never moved or copied into
+    a reply tree (serializing is the only per-request work on a get-config).
+    """
+    root = element(_REPLY, NC_NS)
+    for name, value in attrs.items():
+        if len(value) <= _MAX_ECHO:
+            root.set(name, value)
+    head = etree.tostring(root)
+    parts = [item if isinstance(item, bytes) else etree.tostring(item) for item in body or ()]
+    if not parts:
+        parts = [b"<ok/>"]
+    return head[:-2] + b">" + b"".join(parts) + b"</rpc-reply>"
+
+
+def data(children: Iterable[etree._Element]) -> bytes:
+    """``<data>`` holding serialized copies of ``children`` (which stay where they are)."""
+    inner = b"".join(etree.tostring(child) for child in children)
+    return b'<data xmlns="' + NC_NS.encode() + b'">' + inner + b"</data>"
+
+
+def error_element(error: NetconfRpcError) -> etree._Element:
+    err = element(f"{{{NC_NS}}}rpc-error", NC_NS)
+    etree.SubElement(err, f"{{{NC_NS}}}error-type").text = error.type
+    etree.SubElement(err, f"{{{NC_NS}}}error-tag").text = error.tag
+    etree.SubElement(err, f"{{{NC_NS}}}error-severity").text = error.severity
+    if error.app_tag:
+        etree.SubElement(err, f"{{{NC_NS}}}error-app-tag").text = error.app_tag
+    if error.path:
+        path = etree.SubElement(err, f"{{{NC_NS}}}error-path", nsmap=_prefixes(error.path))
+        path.text = error.path
+    msg = etree.SubElement(err, f"{{{NC_NS}}}error-message")
+    msg.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    msg.text = error.message
+    if error.info:
+        info = etree.SubElement(err, f"{{{NC_NS}}}error-info")
+        for name, value in error.info.items():
+            etree.SubElement(info, f"{{{NC_NS}}}{name}").text = value
+    return err
+
+
+def error_reply(attrs: Mapping[str, str], errors: Iterable[NetconfRpcError]) -> bytes:
+    root = element(_REPLY, NC_NS)
+    for name, value in attrs.items():
+        if len(value) <= _MAX_ECHO:
+            root.set(name, value)
+    for error in errors:
+        root.append(error_element(error))
+    return etree.tostring(root)
+
+
+# The module prefixes used in error-path, declared on the element so clients can resolve them.
+PREFIXES = {
+    "fts": "urn:flowtap:yang:system",
+    "fti": "urn:flowtap:yang:interfaces",
+    "ftsvc": "urn:flowtap:yang:services",
+}
+
+
+def _prefixes(path: str) -> dict[str, str]:
+    return {p: ns for p, ns in PREFIXES.items() if f"{p}:" in path}

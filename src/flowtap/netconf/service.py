@@ -1,0 +1,103 @@
+"""The NETCONF service as a commit hook: ``system services netconf ssh`` reconciled live.
+
+A port or address change binds the new listener in prepare (so a busy port fails the commit
+cleanly) and closes the old one in commit; open sessions are never dropped by a rebind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from flowtap import model, sshd
+from flowtap.auth.authenticator import Authenticator
+from flowtap.auth.principal import Principal
+from flowtap.errors import CommitFailed
+from flowtap.netconf.context import ServerContext
+from flowtap.netconf.session import Session
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class _Prepared:
+    listener: asyncssh.SSHAcceptor | None
+    keep: bool  # the current listener stays as it is
+
+
+class NetconfService:
+    name = "netconf"
+
+    def __init__(self, ctx: ServerContext, state_dir: Path, authenticator: Authenticator,
+                 on_auth: sshd.AuthListener | None = None) -> None:  # fmt: skip
+        self.ctx = ctx
+        self.key = sshd.host_key(state_dir)
+        self.authenticator = authenticator
+        self.on_auth = on_auth
+        self.listener: asyncssh.SSHAcceptor | None = None
+        self.bound: model.NetconfService | None = None
+
+    @property
+    def port(self) -> int | None:
+        """The port actually bound (differs from the configured one only for port 0)."""
+        if self.listener is None:
+            return None
+        return int(self.listener.sockets[0].getsockname()[1])
+
+    def validate(self, old: model.Config, new: model.Config) -> None:
+        if new.netconf and new.dtcp and new.netconf.port == new.dtcp.port and new.netconf.port:
+            raise CommitFailed(
+                "NETCONF and flow-tap-dtcp cannot share a port", tag="invalid-value",
+                path="/fts:system/fts:services/fts:netconf/fts:ssh/fts:port",
+            )  # fmt: skip
+
+    async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
+        wanted = new.netconf
+        if wanted == self.bound and self.listener is not None:
+            return _Prepared(None, keep=True)
+        if wanted is None:
+            return _Prepared(None, keep=False)
+        try:
+            listener = await sshd.listen(
+                host=list(wanted.listen_addresses), port=wanted.port, key=self.key,
+                subsystem="netconf", handler=self._serve, config=lambda: self.ctx.txn.config,
+                authenticator=self.authenticator, on_auth=self.on_auth,
+            )  # fmt: skip
+        except OSError as exc:
+            raise CommitFailed(
+                f"Cannot listen for NETCONF on port {wanted.port}: {exc.strerror}",
+                tag="resource-denied",
+                path="/fts:system/fts:services/fts:netconf/fts:ssh",
+            ) from None
+        return _Prepared(listener, keep=False)
+
+    async def commit(self, handle: _Prepared) -> None:
+        if handle.keep:
+            return
+        old, self.listener = self.listener, handle.listener
+        self.bound = self.ctx.txn.config.netconf
+        if old is not None:
+            old.close()  # stops listening; established sessions carry on
+        LOG.info("NETCONF listening on %s", self.port if self.listener else "nothing")
+
+    async def abort(self, handle: _Prepared) -> None:
+        if handle.listener is not None:
+            handle.listener.close()
+            await handle.listener.wait_closed()
+
+    async def _serve(self, proc: asyncssh.SSHServerProcess[bytes], principal: Principal) -> None:
+        peer = proc.get_extra_info("peername")
+        channel = proc.channel
+
+        def close() -> None:
+            proc.exit(0)
+            if proc.get_extra_info("connection") is not None:
+                asyncio.get_running_loop().call_soon(channel.close)
+
+        session = Session(self.ctx, principal, str(peer[0]) if peer else "",
+                          proc.stdout.write, close)  # fmt: skip
+        await session.run(proc.stdin)

@@ -1,0 +1,252 @@
+"""One NETCONF session: hello exchange, framing switch, the RPC loop, and notifications.
+
+Transport-agnostic: it reads from an ``asyncio.StreamReader``-like object and writes through a
+callable, so the SSH layer stays a thin shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from lxml import etree
+
+from flowtap.auth.principal import Principal
+from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
+from flowtap.netconf import ops, session_ops
+from flowtap.netconf.context import ServerContext
+from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
+from flowtap.netconf.replies import NC_NS, error_reply, reply
+from flowtap.netconf.xmlparse import message_id, parse_message
+from flowtap.xmlutil import element
+
+LOG = logging.getLogger(__name__)
+
+BASE_10 = "urn:ietf:params:netconf:base:1.0"
+BASE_11 = "urn:ietf:params:netconf:base:1.1"
+HELLO_TIMEOUT = 60.0
+IDLE_TIMEOUT = 3600.0
+PARTIAL_MESSAGE_TIMEOUT = 60.0
+
+Handler = Callable[["Session", etree._Element], Awaitable[list[etree._Element | bytes] | None]]
+
+HANDLERS: dict[str, Handler] = {
+    "get": ops.get,
+    "get-config": ops.get_config,
+    "edit-config": ops.edit_config,
+    "copy-config": ops.copy_config,
+    "delete-config": ops.delete_config,
+    "lock": ops.lock,
+    "unlock": ops.unlock,
+    "discard-changes": ops.discard_changes,
+    "validate": ops.validate,
+    "commit": ops.commit,
+    "cancel-commit": ops.cancel_commit,
+    "close-session": session_ops.close_session,
+    "kill-session": session_ops.kill_session,
+}
+NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
+    ("urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring", "get-schema"): ops.get_schema,
+    ("urn:ietf:params:xml:ns:netconf:notification:1.0", "create-subscription"):
+        session_ops.create_subscription,
+}  # fmt: skip
+
+
+class Reader(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class Session:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        principal: Principal,
+        peer: str,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+    ) -> None:
+        self.ctx = ctx
+        self.principal = principal
+        self.peer = peer
+        self._write = write
+        self._close = close
+        self.session_id = ctx.next_session_id()
+        self.login_time = datetime.datetime.now(datetime.UTC)
+        self.decoder = FrameDecoder(ctx.max_message)
+        self.chunked = False
+        self.closing = False
+        self.subscribed = False
+        self.in_rpcs = 0
+        self.in_bad_rpcs = 0
+        self.out_rpc_errors = 0
+        self.out_notifications = 0
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def send(self, message: bytes) -> None:
+        self._write(encode_chunked(message) if self.chunked else encode_eom(message))
+
+    def require(self, *flags: str) -> None:
+        if not self.principal.has(*flags):
+            raise NetconfRpcError(tag="access-denied", message="Access denied")
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self, reader: Reader) -> None:
+        self.ctx.sessions[self.session_id] = self
+        self.ctx.stats.in_sessions += 1
+        try:
+            self.send(self._hello())
+            await self._receive_hello(reader)
+            while not self.closing:
+                for message in await self._next_messages(reader):
+                    await self.handle(message)
+                    if self.closing:
+                        break
+        except SessionTerminated as exc:
+            LOG.debug("session %d terminated: %s", self.session_id, exc)
+            if not self.closing:
+                self.ctx.stats.dropped_sessions += 1
+        except (asyncio.IncompleteReadError, ConnectionError, EOFError):
+            self.ctx.stats.dropped_sessions += 1
+        finally:
+            await self.end()
+
+    async def end(self) -> None:
+        if self.ctx.sessions.pop(self.session_id, None) is None:
+            return
+        self.closing = True
+        await self.ctx.datastores.release_session(self.session_id)
+        self._close()
+
+    async def _next_messages(self, reader: Reader) -> list[bytes]:
+        while True:
+            timeout = PARTIAL_MESSAGE_TIMEOUT if self.decoder.in_message else IDLE_TIMEOUT
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            except TimeoutError:
+                raise SessionTerminated("read timeout") from None
+            if not chunk:
+                raise SessionTerminated("end of input")
+            messages = self.decoder.feed(chunk)
+            if messages:
+                return messages
+
+    def _hello(self) -> bytes:
+        hello = element(f"{{{NC_NS}}}hello", NC_NS)
+        caps = etree.SubElement(hello, f"{{{NC_NS}}}capabilities")
+        for uri in self.ctx.library.capabilities:
+            etree.SubElement(caps, f"{{{NC_NS}}}capability").text = uri
+        etree.SubElement(hello, f"{{{NC_NS}}}session-id").text = str(self.session_id)
+        return etree.tostring(hello)
+
+    async def _receive_hello(self, reader: Reader) -> None:
+        try:
+            messages = await asyncio.wait_for(self._next_messages(reader), HELLO_TIMEOUT)
+        except TimeoutError:
+            raise SessionTerminated("no hello") from None
+        first, rest = messages[0], messages[1:]
+        try:
+            hello = parse_message(first)
+        except NetconfRpcError:
+            self.ctx.stats.in_bad_hellos += 1
+            raise SessionTerminated("malformed hello") from None
+        caps = [(c.text or "").strip() for c in hello.iter(f"{{{NC_NS}}}capability")]
+        if (
+            hello.tag != f"{{{NC_NS}}}hello"
+            or hello.find(f"{{{NC_NS}}}session-id") is not None
+            or not ({BASE_10, BASE_11} & set(caps))
+        ):
+            self.ctx.stats.in_bad_hellos += 1
+            raise SessionTerminated("invalid client hello")  # RFC 6241 §8.1, N1/N2
+        if BASE_11 in caps:
+            self.chunked = True
+            rest += self.decoder.start_chunked()
+        else:
+            rest += self.decoder.feed(b"")
+        for message in rest:  # sent by a client that did not wait for our hello
+            await self.handle(message)
+
+    # -- one message -----------------------------------------------------------------------------
+
+    async def handle(self, message: bytes) -> None:
+        self.in_rpcs += 1
+        self.ctx.stats.in_rpcs += 1
+        attrs: dict[str, str] = {}
+        try:
+            rpc = parse_message(message)
+            if rpc.tag == f"{{{NC_NS}}}hello":
+                raise SessionTerminated("second hello")  # N1
+            if rpc.tag != f"{{{NC_NS}}}rpc":
+                raise NetconfRpcError(
+                    tag="unknown-element" if etree.QName(rpc).namespace == NC_NS
+                    else "unknown-namespace",
+                    type="protocol", message="Expected <rpc>",
+                    info={"bad-element": etree.QName(rpc).localname},
+                )  # fmt: skip
+            attrs = {str(k): str(v) for k, v in rpc.attrib.items()}
+            message_id(rpc)
+            body = await self.dispatch(rpc)
+            self.send(reply(attrs, body))
+        except NetconfRpcErrors as exc:
+            self._count_error()
+            self.send(error_reply(attrs, exc.errors))
+        except NetconfRpcError as exc:
+            self._count_error()
+            self.send(error_reply(attrs, [exc]))
+
+    def _count_error(self) -> None:
+        self.in_bad_rpcs += 1
+        self.out_rpc_errors += 1
+        self.ctx.stats.in_bad_rpcs += 1
+        self.ctx.stats.out_rpc_errors += 1
+
+    async def dispatch(self, rpc: etree._Element) -> list[etree._Element | bytes] | None:
+        operations = [c for c in rpc if isinstance(c.tag, str)]
+        if len(operations) != 1:
+            raise NetconfRpcError(
+                tag="missing-element" if not operations else "bad-element",
+                type="protocol", message="An <rpc> must hold exactly one operation",
+                info={"bad-element": "rpc"},
+            )  # fmt: skip
+        op = operations[0]
+        qname = etree.QName(op)
+        namespace = qname.namespace or ""
+        handler = (
+            HANDLERS.get(qname.localname) if namespace == NC_NS
+            else NAMESPACED_HANDLERS.get((namespace, qname.localname))
+        )  # fmt: skip
+        if handler is None:
+            known = namespace == NC_NS or any(ns == namespace for ns, _ in NAMESPACED_HANDLERS)
+            raise NetconfRpcError(
+                tag="operation-not-supported" if known else "unknown-namespace",
+                type="protocol",
+                message=f"Operation {qname.localname!r} is not supported",
+                info={"bad-element": qname.localname}
+                | ({} if known else {"bad-namespace": namespace}),
+            )
+        return await handler(self, op)
+
+    # -- state and notifications -----------------------------------------------------------------
+
+    def state_data(self) -> list[etree._Element]:
+        from flowtap.netconf.state import state_elements
+
+        return state_elements(self)
+
+    def notify(self, event: etree._Element) -> None:
+        if self.closing:
+            return
+        notification = element(
+            "{urn:ietf:params:xml:ns:netconf:notification:1.0}notification",
+            "urn:ietf:params:xml:ns:netconf:notification:1.0",
+        )
+        etree.SubElement(notification, "{urn:ietf:params:xml:ns:netconf:notification:1.0}eventTime"
+                         ).text = datetime.datetime.now(datetime.UTC).isoformat()  # fmt: skip
+        notification.append(event)
+        self.out_notifications += 1
+        self.ctx.stats.out_notifications += 1
+        self.send(etree.tostring(notification))

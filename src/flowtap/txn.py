@@ -1,0 +1,187 @@
+"""The commit pipeline: validate -> permission check on the diff -> hooks validate -> hooks
+prepare -> persist running atomically -> hooks commit. Or abort.
+
+Learned from FRR's northbound (prepare allocates, abort releases only what prepared, apply
+cannot fail) and sysrepo (permission checks on the diff, not the request). The engine knows
+nothing about NETCONF, DTCP or the dataplane: those plug in as ``Hook``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lxml import etree
+
+from flowtap import access, model
+from flowtap.auth.principal import Principal
+from flowtap.diff import Change, changes
+from flowtap.edit import new_root
+from flowtap.errors import CommitFailed, NetconfRpcError
+from flowtap.persist import StateDir
+from flowtap.schema import Schema
+
+LOG = logging.getLogger(__name__)
+
+
+class Hook(Protocol):
+    """A live component reconciled from the running configuration.
+
+    ``validate`` is pure and may raise ``CommitFailed``. ``prepare`` allocates what the new
+    configuration needs (sockets, listeners, tables) and may raise ``CommitFailed``; it returns a
+    handle. ``commit`` swaps the prepared resources in and must not fail. ``abort`` releases
+    exactly what ``prepare`` allocated and must not fail. Only hooks whose prepare succeeded are
+    aborted, in reverse order.
+    """
+
+    name: str
+
+    def validate(self, old: model.Config, new: model.Config) -> None: ...
+
+    async def prepare(self, old: model.Config, new: model.Config) -> Any: ...
+
+    async def commit(self, handle: Any) -> None: ...
+
+    async def abort(self, handle: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    number: int | None  # history number, None when nothing changed
+    changes: list[Change]
+
+
+ConfigListener = Callable[[list[Change], Principal | None], Awaitable[None] | None]
+
+
+def serialize(tree: etree._Element) -> bytes:
+    return b"".join(etree.tostring(child) for child in tree)
+
+
+def parse_top(data: bytes) -> etree._Element:
+    """Top-level data elements (no wrapper) -> a ``<data>`` datastore tree."""
+    root = new_root()
+    if data.strip():
+        wrapped = etree.fromstring(
+            b'<data xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">' + data + b"</data>",
+            _PARSER,
+        )
+        for child in wrapped:
+            root.append(child)
+    return root
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+
+
+class TransactionManager:
+    """Owns the running configuration and every change to it."""
+
+    def __init__(self, schema: Schema, state: StateDir) -> None:
+        self.schema = schema
+        self.state = state
+        self.hooks: list[Hook] = []
+        self.running = new_root()
+        self.running_bytes = b""
+        self.config = model.Config()
+        self.version = 0
+        self.lock = asyncio.Lock()
+        self.listeners: list[ConfigListener] = []
+
+    def add_hook(self, hook: Hook) -> None:
+        self.hooks.append(hook)
+
+    def validate(self, tree: etree._Element) -> bytes:
+        """Full YANG validation; returns the canonical serialization."""
+        return self.schema.canonical(serialize(tree), validate=True)
+
+    async def commit(
+        self,
+        candidate: etree._Element,
+        principal: Principal | None,
+        comment: str = "",
+        *,
+        force: bool = False,
+        persist: bool = True,
+    ) -> CommitResult:
+        """Make ``candidate`` the running configuration, or change nothing at all.
+
+        Raises:
+            NetconfRpcError: validation, access-denied, or a hook refusal.
+        """
+        async with self.lock:
+            return await self._commit_locked(candidate, principal, comment, force, persist)
+
+    async def _commit_locked(
+        self,
+        candidate: etree._Element,
+        principal: Principal | None,
+        comment: str,
+        force: bool,
+        persist: bool,
+    ) -> CommitResult:
+        canonical = self.validate(candidate)
+        new_tree = parse_top(canonical)
+        diff = changes(self.schema, self.running, new_tree)
+        if principal is not None:
+            access.check_write(principal, diff)
+        if not diff and not force:
+            return CommitResult(None, [])
+        old_config, new_config = self.config, model.from_tree(new_tree)
+        LOG.debug("commit: validate hooks (%d changes)", len(diff))
+        try:
+            for hook in self.hooks:
+                hook.validate(old_config, new_config)
+        except CommitFailed as exc:
+            raise _to_rpc_error(exc) from None
+        prepared: list[tuple[Hook, Any]] = []
+        try:
+            for hook in self.hooks:
+                LOG.debug("commit: prepare %s", hook.name)
+                prepared.append((hook, await hook.prepare(old_config, new_config)))
+        except Exception as exc:
+            for hook, handle in reversed(prepared):
+                LOG.debug("commit: abort %s", hook.name)
+                await _quietly(hook.abort(handle), hook.name, "abort")
+            if isinstance(exc, CommitFailed):
+                raise _to_rpc_error(exc) from None
+            if isinstance(exc, NetconfRpcError):
+                raise
+            LOG.exception("commit: prepare raised unexpectedly")
+            raise NetconfRpcError(tag="operation-failed", message=f"Commit failed: {exc}") from exc
+        number = None
+        if persist:
+            user = principal.user if principal else ""
+            number = self.state.commit_running(canonical, user, comment)
+        self.running, self.running_bytes, self.config = new_tree, canonical, new_config
+        self.version += 1
+        for hook, handle in prepared:
+            LOG.debug("commit: commit %s", hook.name)
+            await _quietly(hook.commit(handle), hook.name, "commit")
+        for listener in self.listeners:
+            try:
+                result = listener(diff, principal)
+                if result is not None:
+                    await result
+            except Exception:
+                LOG.exception("config listener failed")
+        return CommitResult(number, diff)
+
+    async def boot(self, data: bytes, *, persist: bool) -> CommitResult:
+        """Replay a persisted (or initial) configuration through the whole pipeline."""
+        return await self.commit(parse_top(data), None, "initial configuration",
+                                 force=True, persist=persist)  # fmt: skip
+
+
+async def _quietly(result: Awaitable[None], name: str, phase: str) -> None:
+    try:
+        await result
+    except Exception:
+        LOG.exception("hook %s failed in %s (a bug: this phase must not fail)", name, phase)
+
+
+def _to_rpc_error(exc: CommitFailed) -> NetconfRpcError:
+    return NetconfRpcError(tag=exc.tag, message=exc.message, path=exc.path)

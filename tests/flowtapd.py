@@ -1,0 +1,117 @@
+"""Start a real flowtapd process on loopback for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowtap.auth.passwords import make_hash
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+SYS = "urn:flowtap:yang:system"
+IFS = "urn:flowtap:yang:interfaces"
+SVC = "urn:flowtap:yang:services"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class TestUser:
+    name: str
+    password: str
+    login_class: str
+
+
+@dataclass
+class Flowtapd:
+    """A flowtapd subprocess with its own state directory."""
+
+    state_dir: Path
+    port: int
+    users: dict[str, TestUser] = field(default_factory=dict)
+    extra_config: str = ""
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    def init_config(self) -> str:
+        classes = """
+          <class><name>li-admin</name><permissions>all</permissions>
+            <permissions>flow-tap-control</permissions></class>
+          <class><name>ops</name><permissions>view</permissions>
+            <permissions>configure</permissions></class>
+          <class><name>ft-ctl</name><permissions>view</permissions>
+            <permissions>configure</permissions><permissions>flow-tap-control</permissions></class>
+        """
+        users = "".join(
+            f"<user><name>{u.name}</name><class>{u.login_class}</class><authentication>"
+            f"<encrypted-password>{make_hash(u.password, rounds=1000)}</encrypted-password>"
+            f"</authentication></user>"
+            for u in self.users.values()
+        )
+        return (
+            f'<config xmlns="{NC}"><system xmlns="{SYS}"><host-name>test</host-name>'
+            f"<login>{classes}{users}</login><services><netconf><ssh><port>{self.port}</port>"
+            f"<listen-address>127.0.0.1</listen-address></ssh></netconf></services></system>"
+            f"{self.extra_config}</config>"
+        )
+
+    def start(self, *, init: bool = True, timeout: float = 20.0) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "flowtap", "--state-dir", str(self.state_dir),
+                "--log-level", os.environ.get("FLOWTAP_TEST_LOG", "WARNING")]  # fmt: skip
+        if init:
+            cfg = self.state_dir.parent / f"{self.state_dir.name}-init.xml"
+            cfg.write_text(self.init_config())
+            args += ["--init-config", str(cfg)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if "flowtapd: ready" in line:
+                return
+        self.stop()
+        raise RuntimeError("flowtapd did not start:\n" + "".join(self.output))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def connect(self, user: str = "admin", **kwargs: object):  # type: ignore[no-untyped-def]
+        from ncclient import manager
+
+        u = self.users[user]
+        return manager.connect(
+            host="127.0.0.1", port=self.port, username=u.name, password=u.password,
+            hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=30,
+            **kwargs,
+        )  # fmt: skip
+
+
+def env_ok() -> bool:
+    return os.geteuid() == 0
