@@ -8,6 +8,8 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
+from importlib import resources
 from pathlib import Path
 
 from lxml import etree
@@ -29,8 +31,6 @@ CREDENTIALS_FILE = "admin-credentials"
 
 
 def factory_default_path() -> Path:
-    from importlib import resources
-
     packaged = Path(str(resources.files("flowtap"))) / "_data" / "factory-default.xml"
     if packaged.is_file():
         return packaged
@@ -75,9 +75,9 @@ class Appliance:
 
     def _initial_config(self) -> bytes:
         path = self.init_config or factory_default_path()
-        root = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True,
-                                                      remove_blank_text=True, remove_comments=True)
-                           ).getroot()  # fmt: skip
+        parser = etree.XMLParser(resolve_entities=False, no_network=True,
+                                 remove_blank_text=True, remove_comments=True)  # fmt: skip
+        root = etree.parse(str(path), parser).getroot()
         if root.tag not in (f"{{{NC_NS}}}config", f"{{{NC_NS}}}data"):
             raise BootError(f"{path}: the root element must be <config> or <data>")
         self._generate_admin_credential(root)
@@ -107,23 +107,23 @@ class Appliance:
             await session.end()
 
 
-async def serve(state_dir: Path, init_config: Path | None, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    state_dir: Path, init_config: Path | None, ready: asyncio.Event | None = None
+) -> None:
     appliance = Appliance(state_dir, init_config)
     await appliance.start()
     port = appliance.netconf.port if appliance.netconf else None
     creds = appliance.credentials_path()
     print(f"flowtapd: NETCONF over SSH on port {port} (subsystem netconf)", flush=True)
     if creds is not None:
-        print(f"flowtapd: admin credentials in {creds} (mode {oct(os.stat(creds).st_mode & 0o777)})",
-              flush=True)  # fmt: skip
+        mode = oct(os.stat(creds).st_mode & 0o777)
+        print(f"flowtapd: admin credentials in {creds} (mode {mode})", flush=True)
         print(f"flowtapd: connect: ssh -p {port} admin@127.0.0.1 -s netconf", flush=True)
     print("flowtapd: ready", flush=True)
     if ready is not None:
         ready.set()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    import signal
-
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    level = logging.getLevelName(args.log_level)
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, level))
     try:
         asyncio.run(serve(args.state_dir, args.init_config))
     except BootError as exc:

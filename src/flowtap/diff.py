@@ -39,15 +39,16 @@ def _step(node: SchemaNode, ident: tuple[str, ...]) -> str:
     return f"/{node.prefix}:{node.name}"
 
 
+Index = dict[tuple[str, tuple[str, ...]], tuple[etree._Element, SchemaNode]]
+
+
 def _index(
-    schema: Schema, parent: etree._Element | None, parent_node: SchemaNode | None
-) -> dict[tuple[str, tuple[str, ...]], tuple[etree._Element, SchemaNode]]:
-    out: dict[tuple[str, tuple[str, ...]], tuple[etree._Element, SchemaNode]] = {}
-    if parent is None:
-        return out
-    for el in parent:
-        if not isinstance(el.tag, str):
-            continue
+    schema: Schema,
+    children: list[etree._Element],
+    parent_node: SchemaNode | None,
+) -> Index:
+    out: Index = {}
+    for el in children:
         q = etree.QName(el)
         ns = q.namespace or ""
         node = (
@@ -59,6 +60,30 @@ def _index(
     return out
 
 
+def _differing(
+    old: etree._Element | None, new: etree._Element | None, ordered: bool
+) -> tuple[list[etree._Element], list[etree._Element]]:
+    """The children of each side that do not appear identically on the other side.
+
+    Serializing is done in C by libxml2, so comparing bytes first and walking only what differs
+    keeps a commit's diff proportional to the change, not to the size of the configuration.
+    Ordered-by-user siblings are all kept, so that a reordering is seen.
+    """
+    left = [c for c in old if isinstance(c.tag, str)] if old is not None else []
+    right = [c for c in new if isinstance(c.tag, str)] if new is not None else []
+    if not left or not right or ordered:
+        return left, right
+    left_bytes = [etree.tostring(c) for c in left]
+    right_bytes = [etree.tostring(c) for c in right]
+    same = set(left_bytes) & set(right_bytes)
+    if not same:
+        return left, right
+    return (
+        [c for c, b in zip(left, left_bytes, strict=True) if b not in same],
+        [c for c, b in zip(right, right_bytes, strict=True) if b not in same],
+    )
+
+
 def changes(
     schema: Schema,
     old: etree._Element | None,
@@ -68,8 +93,12 @@ def changes(
 ) -> list[Change]:
     """Every created, deleted and changed node; a created or deleted subtree is one change."""
     result: list[Change] = []
-    before = _index(schema, old, parent_node)
-    after = _index(schema, new, parent_node)
+    ordered = parent_node is not None and any(
+        c.ordered_by_user for c in parent_node.children.values()
+    )
+    left, right = _differing(old, new, ordered)
+    before = _index(schema, left, parent_node)
+    after = _index(schema, right, parent_node)
     for key, (el, node) in before.items():
         path = prefix + _step(node, key[1])
         if key not in after:
@@ -90,8 +119,8 @@ def changes(
 
 def _order_changes(
     prefix: str,
-    before: dict[tuple[str, tuple[str, ...]], tuple[etree._Element, SchemaNode]],
-    after: dict[tuple[str, tuple[str, ...]], tuple[etree._Element, SchemaNode]],
+    before: Index,
+    after: Index,
     result: list[Change],
 ) -> None:
     """A reordering of an ordered-by-user list or leaf-list is a change of that list."""

@@ -6,6 +6,7 @@ the YANG defaults (a test keeps the two in step).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -113,6 +114,7 @@ class Config:
         return iface, iface.units[int(unit)]
 
 
+@functools.lru_cache(maxsize=256)
 def _q(ns: str, path: str) -> str:
     return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
 
@@ -150,7 +152,10 @@ def from_tree(root: etree._Element) -> Config:
     users = {}
     for u in system.iterfind(_q(s, "login/user")) if system is not None else ():
         auth = u.find(_q(s, "authentication"))
-        keys = sum((_texts(auth, f"{k}/name", s) for k in ("ssh-rsa", "ssh-ecdsa", "ssh-ed25519")), ())
+        keys = tuple(
+            key for kind in ("ssh-rsa", "ssh-ecdsa", "ssh-ed25519")
+            for key in _texts(auth, f"{kind}/name", s)
+        )  # fmt: skip
         user = User(
             name=_text(u, "name", s) or "",
             login_class=_text(u, "class", s) or "unauthorized",

@@ -2,14 +2,15 @@
 
 Layout of ``STATE_DIR``::
 
-    running.xml            hard link to the newest history entry (what boot loads)
+    running.xml            hard link to the newest commit (what boot loads)
+    commit-NNNNNNNN.xml    the last 50 committed configurations (Junos ``rollback N``)
     startup.xml            the startup datastore
-    history/NNNNNNNN.xml   the last 50 committed configurations (Junos ``rollback N``)
     pending-confirm.json   a confirmed commit not yet confirmed (reverted at boot)
 
 Every write is: temporary file in the same directory, fsync, rename, fsync of the directory. A
-commit writes its history entry once and links ``running.xml`` to it, so one data fsync covers
-both. A crash at any point leaves ``running.xml`` naming either the old or the new complete file.
+commit writes its entry once and links ``running.xml`` to it, all in one directory, so a commit
+costs one file fsync and one directory fsync. A crash at any point leaves ``running.xml`` naming
+either the old or the new complete file.
 """
 
 from __future__ import annotations
@@ -59,21 +60,36 @@ class StateDir:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.history_dir = root / "history"
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.history_dir.mkdir(exist_ok=True, mode=0o700)
         os.chmod(root, 0o700)
         self.running_path = root / "running.xml"
         self.startup_path = root / "startup.xml"
         self.pending_path = root / "pending-confirm.json"
         for stale in root.glob(".*.tmp"):
             stale.unlink()  # a crash between write and rename leaves these; they never count
-        for stale in self.history_dir.glob(".*.tmp"):
-            stale.unlink()
         self._numbers = sorted(self._scan())
+        self._drop_uncommitted()
+
+    def _drop_uncommitted(self) -> None:
+        """A crash after writing a commit entry but before linking running.xml to it leaves an
+        entry that never became running: it is not history, so it goes."""
+        try:
+            running = self.running_path.stat()
+        except FileNotFoundError:
+            running = None
+        while self._numbers:
+            newest = self._entry(self._numbers[-1])
+            if running is not None and os.path.samestat(newest.stat(), running):
+                return
+            newest.unlink()
+            self._numbers.pop()
+        if self._numbers or running is None:
+            return
+        _fsync_dir(self.root)
 
     def _scan(self) -> list[int]:
-        return [int(p.stem) for p in self.history_dir.glob("*.xml") if p.stem.isdigit()]
+        numbers = (p.stem.removeprefix("commit-") for p in self.root.glob("commit-*.xml"))
+        return [int(n) for n in numbers if n.isdigit()]
 
     # -- running and history ---------------------------------------------------------------------
 
@@ -87,7 +103,7 @@ class StateDir:
         number = (self._numbers[-1] + 1) if self._numbers else 1
         meta = json.dumps({"number": number, "time": time.time(), "user": user,
                            "comment": comment[:200]}, separators=(",", ":"))  # fmt: skip
-        entry = self.history_dir / f"{number:08d}.xml"
+        entry = self._entry(number)
         tmp = entry.with_name(f".{entry.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -99,19 +115,21 @@ class StateDir:
         link_tmp = self.root / ".running.xml.tmp"
         os.link(entry, link_tmp)
         os.replace(link_tmp, self.running_path)
-        _fsync_dir(self.history_dir)
         _fsync_dir(self.root)
         self._numbers.append(number)
         while len(self._numbers) > HISTORY_DEPTH:
             old = self._numbers.pop(0)
-            (self.history_dir / f"{old:08d}.xml").unlink(missing_ok=True)
+            self._entry(old).unlink(missing_ok=True)
         return number
+
+    def _entry(self, number: int) -> Path:
+        return self.root / f"commit-{number:08d}.xml"
 
     def history(self) -> list[HistoryEntry]:
         """Newest first: index N is Junos ``rollback N``."""
         entries = []
         for number in reversed(self._numbers):
-            path = self.history_dir / f"{number:08d}.xml"
+            path = self._entry(number)
             try:
                 with path.open("rb") as fh:
                     head = fh.readline()

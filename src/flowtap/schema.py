@@ -135,7 +135,7 @@ class Schema:
         if isinstance(snode, libyang.SContainer):
             node.presence = snode.presence() is not None
         if isinstance(snode, libyang.SList):
-            node.keys = tuple(k.name() for k in snode.keys())
+            node.keys = tuple(k.name() for k in snode.keys())  # noqa: SIM118 (a method)
             node.ordered_by_user = snode.ordered()
         if isinstance(snode, libyang.SLeaf):
             default = snode.default()
@@ -173,7 +173,7 @@ class Schema:
         """The schema node of an element of a datastore tree (walks up to the top)."""
         chain: list[etree._Element] = []
         el: etree._Element | None = element
-        while el is not None and el.tag != f"{{{NC_NS}}}data" and el.tag != f"{{{NC_NS}}}config":
+        while el is not None and el.tag not in (f"{{{NC_NS}}}data", f"{{{NC_NS}}}config"):
             chain.append(el)
             el = el.getparent()
         node: SchemaNode | None = None
@@ -237,10 +237,11 @@ class Schema:
         prefix = ""
         for step in _split_path(json_path):
             module, sep, rest = step.partition(":")
+            local = step
             if sep and "[" not in module:
                 prefix = self.prefix_of.get(module, module)
-                step = rest
-            name, bracket, predicate = step.partition("[")
+                local = rest
+            name, bracket, predicate = local.partition("[")
             pred = ""
             if bracket:
                 pred = "[" + re.sub(r"(^|\]\[)([\w.-]+)=", rf"\1{prefix}:\2=", predicate)

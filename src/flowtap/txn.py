@@ -9,6 +9,7 @@ nothing about NETCONF, DTCP or the dataplane: those plug in as ``Hook``s.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,13 +49,24 @@ class Hook(Protocol):
     async def abort(self, handle: Any) -> None: ...
 
 
+class Diff:
+    """The changes of one commit, computed only when someone asks for them."""
+
+    def __init__(self, schema: Schema, old: etree._Element, new: etree._Element) -> None:
+        self._args = (schema, old, new)
+
+    @functools.cached_property
+    def changes(self) -> list[Change]:
+        return changes(*self._args)
+
+
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     number: int | None  # history number, None when nothing changed
-    changes: list[Change]
+    diff: Diff | None
 
 
-ConfigListener = Callable[[list[Change], Principal | None], Awaitable[None] | None]
+ConfigListener = Callable[[Diff, Principal | None], Awaitable[None] | None]
 
 
 def serialize(tree: etree._Element) -> bytes:
@@ -124,14 +136,14 @@ class TransactionManager:
         persist: bool,
     ) -> CommitResult:
         canonical = self.validate(candidate)
+        if canonical == self.running_bytes and not force:
+            return CommitResult(None, None)
         new_tree = parse_top(canonical)
-        diff = changes(self.schema, self.running, new_tree)
-        if principal is not None:
-            access.check_write(principal, diff)
-        if not diff and not force:
-            return CommitResult(None, [])
+        diff = Diff(self.schema, self.running, new_tree)
+        if principal is not None and not access.writes_everything(principal):
+            access.check_write(principal, diff.changes)
         old_config, new_config = self.config, model.from_tree(new_tree)
-        LOG.debug("commit: validate hooks (%d changes)", len(diff))
+        LOG.debug("commit: validate hooks")
         try:
             for hook in self.hooks:
                 hook.validate(old_config, new_config)

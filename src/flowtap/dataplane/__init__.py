@@ -1,0 +1,27 @@
+"""Capture, match and IP/UDP-encapsulate intercepted packets (see dataplane/ENCAP.md).
+
+Public API for the commit hook and the DTCP registry::
+
+    dp = Dataplane(cpu=1, on_limit=callback)
+    prepared = dp.prepare([CaptureInterface("ge-0/0/0.0", "eth1")], inet6=True)  # may raise
+    dp.commit(prepared)          # or dp.abort(prepared)
+    dp.set_criteria(criteria)    # atomic swap of match tables + BPF + sockets
+    dp.counters()                # {criteria_id: CriterionCounters}
+    dp.kernel_stats()            # KernelStats(packets, drops)
+    dp.stop()
+"""
+
+from flowtap.dataplane.counters import CriterionCounters, KernelStats
+from flowtap.dataplane.engine import Dataplane, PreparedCapture
+from flowtap.dataplane.ring import CaptureError, CaptureInterface
+from flowtap.dataplane.sender import SendError
+
+__all__ = [
+    "CaptureError",
+    "CaptureInterface",
+    "CriterionCounters",
+    "Dataplane",
+    "KernelStats",
+    "PreparedCapture",
+    "SendError",
+]

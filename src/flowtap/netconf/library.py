@@ -69,8 +69,9 @@ class Module:
 
 def _find_file(yang_dir: Path, name: str) -> Path:
     for folder in (yang_dir, yang_dir / "ietf"):
-        for candidate in sorted(folder.glob(f"{name}.yang")) + sorted(folder.glob(f"{name}@*.yang")):
-            return candidate
+        found = sorted(folder.glob(f"{name}.yang")) + sorted(folder.glob(f"{name}@*.yang"))
+        if found:
+            return found[0]
     raise FileNotFoundError(f"YANG module {name} not found under {yang_dir}")
 
 

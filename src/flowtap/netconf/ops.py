@@ -7,9 +7,8 @@ operation element inside ``<rpc>``; None means ``<ok/>``; errors are raised as N
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import copy
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
@@ -46,9 +45,8 @@ def _datastore(op: etree._Element, param: str) -> str:
     choice = holder[0]
     name = etree.QName(choice).localname
     if name == "url":
-        raise NetconfRpcError(
-            tag="operation-not-supported", type="protocol", message="The :url capability is not supported",
-        )  # fmt: skip
+        raise NetconfRpcError(tag="operation-not-supported", type="protocol",
+                              message="The :url capability is not supported")  # fmt: skip
     if name not in ("running", "candidate", "startup", "config"):
         raise NetconfRpcError(
             tag="bad-element", type="protocol", message=f"Unknown datastore <{name}>",

@@ -20,6 +20,7 @@ from flowtap.netconf import ops, session_ops
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
 from flowtap.netconf.replies import NC_NS, error_reply, reply
+from flowtap.netconf.state import state_elements
 from flowtap.netconf.xmlparse import message_id, parse_message
 from flowtap.xmlutil import element
 
@@ -233,8 +234,6 @@ class Session:
     # -- state and notifications -----------------------------------------------------------------
 
     def state_data(self) -> list[etree._Element]:
-        from flowtap.netconf.state import state_elements
-
         return state_elements(self)
 
     def notify(self, event: etree._Element) -> None:

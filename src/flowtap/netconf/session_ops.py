@@ -12,6 +12,8 @@ from flowtap.auth.principal import Principal
 from flowtap.diff import Change
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf.context import ServerContext
+from flowtap.netconf.replies import PREFIXES
+from flowtap.txn import Diff
 from flowtap.xmlutil import element
 
 if TYPE_CHECKING:
@@ -53,9 +55,8 @@ async def kill_session(session: Session, op: etree._Element) -> Result:
 async def create_subscription(session: Session, op: etree._Element) -> Result:
     stream = (op.findtext(f"{{{NOTIF_NS}}}stream") or "NETCONF").strip()
     if stream != "NETCONF":
-        raise NetconfRpcError(
-            tag="invalid-value", message=f"Unknown stream {stream!r}", info={"bad-element": "stream"}
-        )
+        raise NetconfRpcError(tag="invalid-value", message=f"Unknown stream {stream!r}",
+                              info={"bad-element": "stream"})  # fmt: skip
     if op.find(f"{{{NOTIF_NS}}}startTime") is not None:
         raise NetconfRpcError(
             tag="operation-failed", message="Replay is not supported (no replay log)",
@@ -95,20 +96,19 @@ def config_change_event(
 
 
 def _prefixes(path: str) -> dict[str, str]:
-    from flowtap.netconf.replies import PREFIXES
-
     return {p: ns for p, ns in PREFIXES.items() if f"{p}:" in path}
 
 
 def install_notifier(ctx: ServerContext) -> None:
     """Send netconf-config-change to every subscribed session after each commit."""
 
-    def on_commit(changes: list[Change], principal: Principal | None) -> None:
+    def on_commit(diff: Diff, principal: Principal | None) -> None:
+        subscribers = [s for s in ctx.sessions.values() if s.subscribed]
+        if not subscribers:
+            return
         source = next((s for s in ctx.sessions.values() if s.principal is principal), None)
-        for session in list(ctx.sessions.values()):
-            if not session.subscribed:
-                continue
-            event = config_change_event(changes, principal, source, session.principal)
+        for session in subscribers:
+            event = config_change_event(diff.changes, principal, source, session.principal)
             if event is not None:
                 session.notify(event)
 

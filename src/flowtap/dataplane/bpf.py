@@ -1,0 +1,375 @@
+"""Generate the classic BPF pre-filter attached to each capture socket. Pure.
+
+The program runs in the kernel on every packet of a capture interface, on the forwarding CPU,
+before anything is cloned into the ring; it must be short and must never reject a packet that
+the exact userspace match (:mod:`flowtap.dataplane.match`) would accept. It may accept more
+(userspace re-checks everything). Three strengths, tried in order:
+
+``exact``   one block per criterion checking protocol, addresses, ports and ICMP type/code
+            (IPv6 addresses on their top 32 bits unless a single host). Used while the whole
+            program stays within :data:`EXACT_BUDGET` instructions: its cost grows with N.
+``coarse``  per family, a balanced binary search (forward jumps only) over the merged address
+            intervals: destination intervals first, then source intervals, for criteria with no
+            positive destination. Cost ~log2(intervals); must fit in 4096 instructions.
+``broad``   per family, accept every IPv4 (IPv6) packet that is not a later fragment.
+
+Every program first rejects outgoing packets and packets for other hosts, selects the family
+from ``skb->protocol`` (the socket is bound to ETH_P_ALL, see DATAPLANE.md §3.5), rejects IPv4
+non-first fragments and checks the version nibble. With no criteria the program is
+``ret #0`` (:func:`drop_all`). IPv6 packets with extension headers are accepted whenever any
+IPv6 criterion exists (userspace walks the header chain).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from flowtap.criteria import AddressFilter, Match, ValueFilter
+from flowtap.dataplane.match import applies
+from flowtap.dataplane.packet import ICMP_PROTOCOLS, IPV6_EXTENSIONS, PORT_PROTOCOLS
+
+Insn = tuple[int, int, int, int]  # code, jt, jf, k (struct sock_filter)
+
+LD, LDX, ST, ALU, JMP, RET, MISC = 0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x07
+W, H, B = 0x00, 0x08, 0x10
+IMM, ABS, IND, MEM, LEN, MSH = 0x00, 0x20, 0x40, 0x60, 0x80, 0xA0
+ADD, SUB, AND, RSH = 0x00, 0x10, 0x50, 0x70
+JA, JEQ, JGT, JGE, JSET = 0x00, 0x10, 0x20, 0x30, 0x40
+K, X = 0x00, 0x08
+TAX, TXA = 0x00, 0x80
+SKF_AD_OFF = 0xFFFFF000
+SKF_AD_PROTOCOL = 0
+SKF_AD_PKTTYPE = 4
+
+BPF_MAXINSNS = 4096
+EXACT_BUDGET = 320  # instructions; beyond that the linear program costs the forwarding CPU
+ACCEPT = 0x40000  # snap length returned for accepted packets (whole packet)
+L4_AVAIL = 0  # scratch slot: bytes after the IP header
+
+
+class _TooFar(Exception):
+    pass
+
+
+class Asm:
+    """A tiny assembler: conditional jumps and ``ja`` may name labels."""
+
+    def __init__(self) -> None:
+        self.code: list[tuple[int, int | str, int | str, int | str]] = []
+        self.labels: dict[str, int] = {}
+        self._ids = itertools.count()
+
+    def new(self, hint: str) -> str:
+        return f"{hint}{next(self._ids)}"
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.code)
+
+    def op(self, code: int, k: int = 0) -> None:
+        self.code.append((code, 0, 0, k))
+
+    def jmp(self, cond: int, k: int, jt: int | str = 0, jf: int | str = 0) -> None:
+        self.code.append((JMP | cond | K, jt, jf, k))
+
+    def ja(self, target: str) -> None:
+        self.code.append((JMP | JA, 0, 0, target))
+
+    def ret(self, value: int) -> None:
+        self.op(RET | K, value)
+
+    def when(self, cond: int, k: int, value: int) -> None:
+        """Return ``value`` if A <cond> k."""
+        self.jmp(cond, k, 0, 1)
+        self.ret(value)
+
+    def unless(self, cond: int, k: int, value: int) -> None:
+        """Return ``value`` unless A <cond> k."""
+        self.jmp(cond, k, 1, 0)
+        self.ret(value)
+
+    def assemble(self) -> tuple[Insn, ...]:
+        out: list[Insn] = []
+        for i, (code, jt, jf, k) in enumerate(self.code):
+            def rel(t: int | str, pos: int = i) -> int:
+                return t if isinstance(t, int) else self.labels[t] - pos - 1
+            rjt, rjf = rel(jt), rel(jf)
+            rk = rel(k) if isinstance(k, str) else k
+            if not (0 <= rjt <= 255 and 0 <= rjf <= 255 and rk >= 0):
+                raise _TooFar
+            out.append((code, rjt, rjf, rk & 0xFFFFFFFF))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A program for SO_ATTACH_FILTER and the strength that was used."""
+
+    insns: tuple[Insn, ...]
+    kind: str  # "drop", "exact", "coarse" or "broad"
+
+    def __len__(self) -> int:
+        return len(self.insns)
+
+
+def drop_all() -> Filter:
+    return Filter(((RET | K, 0, 0, 0),), "drop")
+
+
+def broad_filter(inet6: bool) -> Filter:
+    """Accept every IPv4 (and IPv6) packet the exact match could want."""
+    any_match = [Match()]
+    return Filter(_program("broad", {4: any_match, 6: any_match if inet6 else []}), "broad")
+
+
+def compile_filter(matches: Iterable[Match], *, inet6: bool,
+                   exact_budget: int = EXACT_BUDGET) -> Filter:
+    """The strongest program that fits for the criteria of one capture interface."""
+    matches = list(matches)
+    fam = {4: [m for m in matches if applies(m, 4, None)],
+           6: [m for m in matches if applies(m, 6, None)] if inet6 else []}
+    if not fam[4] and not fam[6]:
+        return drop_all()
+    for kind in ("exact", "coarse", "broad"):
+        if kind == "exact" and len(matches) * 6 > exact_budget:
+            continue  # cheap early out: cannot fit
+        try:
+            insns = _program(kind, fam)
+        except _TooFar:
+            continue
+        if len(insns) <= (exact_budget if kind == "exact" else BPF_MAXINSNS):
+            return Filter(insns, kind)
+    raise AssertionError("the broad program always fits")
+
+
+def _program(kind: str, fam: dict[int, list[Match]]) -> tuple[Insn, ...]:
+    a = Asm()
+    a.op(LD | W | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)
+    a.when(JEQ, 4, 0)  # PACKET_OUTGOING (belt and braces: the socket ignores them)
+    a.when(JEQ, 3, 0)  # PACKET_OTHERHOST: not for this router, never forwarded
+    a.op(LD | W | ABS, SKF_AD_OFF + SKF_AD_PROTOCOL)
+    if fam[4]:
+        a.jmp(JEQ, 0x0800, 0, 1)
+        a.ja("v4")
+    if fam[6]:
+        a.jmp(JEQ, 0x86DD, 0, 1)
+        a.ja("v6")
+    a.ret(0)
+    if fam[4]:
+        a.label("v4")
+        a.op(LD | B | ABS, 0)
+        a.op(ALU | AND | K, 0xF0)
+        a.unless(JEQ, 0x40, 0)
+        a.op(LD | H | ABS, 6)
+        a.when(JSET, 0x1FFF, 0)  # later fragments are never copied
+        a.op(LDX | B | MSH, 0)  # X = IHL * 4
+        a.op(MISC | TXA)
+        a.unless(JGE, 20, 0)
+        a.op(LD | W | LEN)
+        a.code.append((JMP | JGE | X, 1, 0, 0))  # length >= IHL
+        a.ret(0)
+        a.op(ALU | SUB | X)
+        a.op(ST, L4_AVAIL)
+        _family_body(a, kind, fam[4], 4)
+    if fam[6]:
+        a.label("v6")
+        a.op(LD | B | ABS, 0)
+        a.op(ALU | AND | K, 0xF0)
+        a.unless(JEQ, 0x60, 0)
+        a.op(LD | W | LEN)
+        a.unless(JGE, 40, 0)
+        a.op(ALU | SUB | K, 40)
+        a.op(ST, L4_AVAIL)
+        a.op(LDX | IMM, 40)
+        a.op(LD | B | ABS, 6)
+        ext = sorted(IPV6_EXTENSIONS)
+        for i, nh in enumerate(ext):
+            a.jmp(JEQ, nh, len(ext) - i, 0)  # header chain: userspace decides
+        a.code.append((JMP | JA, 0, 0, 1))  # no extension header: skip the ret below
+        a.ret(ACCEPT)
+        _family_body(a, kind, fam[6], 6)
+    a.label("accept")
+    a.ret(ACCEPT)
+    a.label("reject")
+    a.ret(0)
+    return a.assemble()
+
+
+def _family_body(a: Asm, kind: str, rules: list[Match], version: int) -> None:
+    if kind == "broad":
+        a.ja("accept")
+        return
+    if kind == "exact":
+        for m in rules:
+            fail = a.new("next")
+            _rule_block(a, m, version, fail)
+            a.label(fail)
+        a.ja("reject")
+        return
+    dst: list[tuple[int, int]] = []
+    src: list[tuple[int, int]] = []
+    for m in rules:
+        if spans := _approx(m.dest_address, version):
+            dst.extend(spans)
+        elif spans := _approx(m.source_address, version):
+            src.extend(spans)
+        else:
+            a.ja("accept")  # a criterion with no positive address: the whole family
+            return
+    src_label = a.new("src")
+    if dst:
+        a.op(LD | W | ABS, 24 if version == 6 else 16)
+        _tree(a, _merge(dst), src_label if src else "reject")
+    a.label(src_label)
+    if src:
+        a.op(LD | W | ABS, 8 if version == 6 else 12)
+        _tree(a, _merge(src), "reject")
+    else:
+        a.ja("reject")
+
+
+def _approx(af: AddressFilter, version: int) -> list[tuple[int, int]]:
+    """Positive spans of an address filter as 32-bit intervals (IPv6: top 32 bits)."""
+    shift = 96 if version == 6 else 0
+    return [(s.lo >> shift, s.hi >> shift) for s in af.spans if not s.negated]
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _tree(a: Asm, intervals: list[tuple[int, int]], miss: str) -> None:
+    """Binary search of A over disjoint sorted intervals; hit -> accept, else ``ja miss``."""
+    starts: list[int] = []
+    hits: list[bool] = []
+    pos = 0
+    for lo, hi in intervals:
+        if lo > pos:
+            starts.append(pos)
+            hits.append(False)
+        starts.append(lo)
+        hits.append(True)
+        pos = hi + 1
+    if pos <= 0xFFFFFFFF:
+        starts.append(pos)
+        hits.append(False)
+    sizes: dict[tuple[int, int], int] = {}
+
+    def size(lo: int, hi: int) -> int:
+        if hi - lo == 1:
+            return 1
+        if (lo, hi) not in sizes:
+            mid = (lo + hi) // 2
+            left = size(lo, mid)
+            sizes[(lo, hi)] = 1 + (left > 255) + left + size(mid, hi)
+        return sizes[(lo, hi)]
+
+    def emit(lo: int, hi: int) -> None:
+        if hi - lo == 1:
+            if hits[lo]:
+                a.ja("accept")
+            else:
+                a.ja(miss)
+            return
+        mid = (lo + hi) // 2
+        right = a.new("r")
+        if size(lo, mid) > 255:
+            a.jmp(JGE, starts[mid], 0, 1)
+            a.ja(right)
+        else:
+            a.jmp(JGE, starts[mid], right, 0)
+        emit(lo, mid)
+        a.label(right)
+        emit(mid, hi)
+
+    emit(0, len(starts))
+
+
+def _spans(a: Asm, spans: Sequence[tuple[int, int, bool]], fail: str) -> None:
+    """A holds the value: reject into ``fail`` unless it is in a positive span (if any) and in
+    no negated span."""
+    for lo, hi, neg in spans:
+        if not neg:
+            continue
+        ok = a.new("ok")
+        if lo == hi:
+            a.jmp(JEQ, lo, fail, 0)
+        else:
+            a.jmp(JGE, lo, 0, ok)
+            a.jmp(JGT, hi, ok, fail)
+        a.label(ok)
+    positive = [(lo, hi) for lo, hi, neg in spans if not neg]
+    if not positive:
+        return
+    hit = a.new("hit")
+    for lo, hi in positive:
+        if lo == hi:
+            a.jmp(JEQ, lo, hit, 0)
+        else:
+            nxt = a.new("n")
+            a.jmp(JGE, lo, 0, nxt)
+            a.jmp(JGT, hi, nxt, hit)
+            a.label(nxt)
+    a.ja(fail)
+    a.label(hit)
+
+
+def _vals(vf: ValueFilter) -> list[tuple[int, int, bool]]:
+    return [(s.lo, s.hi, s.negated) for s in vf.spans]
+
+
+def _protocols_within(vf: ValueFilter, allowed: frozenset[int]) -> bool:
+    exact = vf.exact_values()
+    return exact is not None and set(exact) <= allowed
+
+
+def _rule_block(a: Asm, m: Match, version: int, fail: str) -> None:
+    proto_off = 6 if version == 6 else 9
+    if not m.protocol.is_wildcard:
+        a.op(LD | B | ABS, proto_off)
+        _spans(a, _vals(m.protocol), fail)
+    needs_ports = not (m.source_port.is_wildcard and m.dest_port.is_wildcard)
+    needs_icmp = not (m.icmp_type.is_wildcard and m.icmp_code.is_wildcard)
+    for needed, allowed, avail in ((needs_ports, PORT_PROTOCOLS, 4),
+                                   (needs_icmp, ICMP_PROTOCOLS, 2)):
+        if not needed:
+            continue
+        if not _protocols_within(m.protocol, allowed):
+            a.op(LD | B | ABS, proto_off)
+            ok = a.new("p")
+            for p in sorted(allowed):
+                a.jmp(JEQ, p, ok)
+            a.ja(fail)
+            a.label(ok)
+        a.op(LD | MEM, L4_AVAIL)
+        a.jmp(JGE, avail, 0, fail)
+    for af, off in ((m.source_address, 12), (m.dest_address, 16)):
+        if af.is_wildcard:
+            continue
+        if version == 4:
+            a.op(LD | W | ABS, off)
+            _spans(a, [(s.lo, s.hi, s.negated) for s in af.spans], fail)
+            continue
+        off6 = 8 if off == 12 else 24
+        host = af.exact_values()
+        if host is not None and len(host) == 1:
+            for word in range(4):
+                a.op(LD | W | ABS, off6 + 4 * word)
+                a.jmp(JEQ, (host[0] >> (96 - 32 * word)) & 0xFFFFFFFF, 0, fail)
+        elif approx := _approx(af, 6):
+            a.op(LD | W | ABS, off6)
+            _spans(a, [(lo, hi, False) for lo, hi in approx], fail)
+    for vf, code, off in ((m.source_port, H, 0), (m.dest_port, H, 2),
+                          (m.icmp_type, B, 0), (m.icmp_code, B, 1)):
+        if not vf.is_wildcard:
+            a.op(LD | code | IND, off)
+            _spans(a, _vals(vf), fail)
+    a.ja("accept")
+

@@ -1,0 +1,111 @@
+"""AF_PACKET TPACKET_V3 receive ring on one interface (I/O).
+
+Opening order (DATAPLANE.md §3): socket with protocol 0 (receives nothing), drop-all filter,
+TPACKET_V3, PACKET_IGNORE_OUTGOING, ring + mmap, then bind to the device with ETH_P_ALL. The
+real filter is attached later by the engine; there is never an unfiltered window. SOCK_DGRAM
+makes the filter and the ring see the packet from its network header on any link type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import socket
+import struct
+from dataclasses import dataclass
+
+from flowtap.dataplane import ffi
+from flowtap.dataplane.bpf import Filter, drop_all
+
+BLOCK_SIZE = 1 << 17  # 128 KiB
+BLOCK_COUNT = 32  # 4 MiB per interface
+RETIRE_MS = 10  # a partly filled block is handed over after at most this long
+
+_BLOCK_HDR = struct.Struct("=II")  # num_pkts, offset_to_first_pkt (at offset 12)
+_STATUS = struct.Struct("=I")  # block_status (at offset 8)
+_STATS = struct.Struct("=III")  # tp_packets, tp_drops, tp_freeze_q_cnt
+
+
+class CaptureError(OSError):
+    """A capture interface cannot be opened (missing device, no privilege)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureInterface:
+    """A Junos-style IFL name and the Linux device it maps to (``host-device``)."""
+
+    name: str
+    device: str
+
+
+class Ring:
+    """One mmap'ed TPACKET_V3 ring bound to one device, ingress only."""
+
+    def __init__(self, iface: CaptureInterface, *, block_size: int = BLOCK_SIZE,
+                 block_count: int = BLOCK_COUNT) -> None:
+        """Open and bind; the drop-all filter is attached first.
+
+        Raises:
+            CaptureError: the device does not exist or the socket cannot be set up.
+        """
+        self.iface = iface
+        self.block_size = block_size
+        self.block_count = block_count
+        self.next_block = 0
+        self.packets = 0
+        self.drops = 0
+        try:
+            socket.if_nametoindex(iface.device)
+        except OSError as exc:
+            raise CaptureError(f"capture interface {iface.name}: device {iface.device!r} "
+                               "not found") from exc
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        try:
+            self.attach(drop_all())
+            self.sock.setsockopt(ffi.SOL_PACKET, ffi.PACKET_VERSION, ffi.TPACKET_V3)
+            self.sock.setsockopt(ffi.SOL_PACKET, ffi.PACKET_IGNORE_OUTGOING, 1)
+            req = struct.pack("=7I", block_size, block_count, block_size, block_count,
+                              RETIRE_MS, 0, 0)
+            self.sock.setsockopt(ffi.SOL_PACKET, ffi.PACKET_RX_RING, req)
+            self.map = mmap.mmap(self.sock.fileno(), block_size * block_count,
+                                 mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self.base = ffi.buffer_address(self.map)
+            self.sock.bind((iface.device, ffi.ETH_P_ALL))
+        except OSError as exc:
+            self.sock.close()
+            raise CaptureError(f"capture interface {iface.name}: {exc.strerror or exc}") from exc
+        self.fd = self.sock.fileno()
+
+    def attach(self, program: Filter) -> None:
+        """Replace the socket filter (atomic in the kernel)."""
+        ffi.attach_filter(self.sock, program.insns)
+
+    def ready(self) -> int:
+        """Offset of the next block if user space owns it, else -1."""
+        off = self.next_block * self.block_size
+        if _STATUS.unpack_from(self.map, off + 8)[0] & ffi.TP_STATUS_USER:
+            return off
+        return -1
+
+    def block(self, off: int) -> tuple[int, int]:
+        """``(num_pkts, offset of the first packet)`` of the block at ``off``."""
+        n, first = _BLOCK_HDR.unpack_from(self.map, off + 12)
+        return n, off + first
+
+    def release(self, off: int) -> None:
+        """Give the block back to the kernel and move on (all sends from it are done)."""
+        _STATUS.pack_into(self.map, off + 8, ffi.TP_STATUS_KERNEL)
+        self.next_block = (self.next_block + 1) % self.block_count
+
+    def poll_stats(self) -> tuple[int, int]:
+        """Accumulate PACKET_STATISTICS (the kernel resets them on read); totals."""
+        raw = self.sock.getsockopt(ffi.SOL_PACKET, ffi.PACKET_STATISTICS, _STATS.size)
+        packets, drops, _freeze = _STATS.unpack(raw)
+        self.packets += packets
+        self.drops += drops
+        return self.packets, self.drops
+
+    def close(self) -> None:
+        self.sock.close()  # unmapping waits for the GC of the last buffer export
+        with contextlib.suppress(BufferError):  # an export still alive: freed by the GC
+            self.map.close()

@@ -1,0 +1,129 @@
+"""Send copies to a content destination in batches (I/O).
+
+One unconnected UDP socket per distinct outer tuple (source, source port, destination,
+destination port, TTL), shared by every criterion that names the same tuple. The socket is
+bound with IP_TRANSPARENT / IPV6_TRANSPARENT so the outer source address can be any address
+the ADD asks for, local or not; the kernel writes the outer IP and UDP headers (TTL from the
+ADD, TOS 0, DF clear so it fragments copies larger than the MTU, UDP checksum 0 on IPv4) and
+routes the copy. It is unconnected so ICMP errors from the content destination never make a
+send fail. Each copy is one ``iovec`` pointing into the capture ring: the batch must be flushed
+before the ring block is released (zero copy).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+import time
+
+from flowtap.dataplane import ffi
+from flowtap.dataplane.encap import Outer
+
+BATCH = 256
+SNDBUF = 4 << 20
+IPV6_AUTOFLOWLABEL = 70
+_IOV = struct.Struct("=QQ")
+_EAGAIN = {11, 105}  # EAGAIN, ENOBUFS: retried once after a short wait
+
+
+class SendError(OSError):
+    """A content destination socket cannot be set up (bad address, no privilege)."""
+
+
+def validate(outer: Outer) -> None:
+    """Reject what no socket can send.
+
+    Raises:
+        ValueError: TTL outside 1..255, port outside 0..65535, or mixed address families.
+    """
+    if not 1 <= outer.ttl <= 255:
+        raise ValueError("X-JTap-Cdest-TTL must be 1..255")
+    if not (0 <= outer.source_port <= 65535 and 0 < outer.dest_port <= 65535):
+        raise ValueError("content destination port out of range")
+    if (":" in outer.source) != (":" in outer.dest):
+        raise ValueError("content destination source and destination families differ")
+
+
+class Sink:
+    """A content destination socket and its pending batch of copies."""
+
+    def __init__(self, outer: Outer) -> None:
+        """Raises:
+            SendError: the socket cannot be created or bound.
+        """
+        validate(outer)
+        self.outer = outer
+        family = socket.AF_INET6 if outer.version == 6 else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            s = self.sock
+            s.setsockopt(ffi.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(ffi.SOL_SOCKET, ffi.SO_SNDBUFFORCE, SNDBUF)
+            s.setsockopt(ffi.SOL_SOCKET, ffi.SO_RCVBUFFORCE, 4096)
+            if outer.version == 6:
+                s.setsockopt(socket.IPPROTO_IPV6, ffi.IPV6_TRANSPARENT, 1)
+                s.setsockopt(socket.IPPROTO_IPV6, ffi.IPV6_UNICAST_HOPS, outer.ttl)
+                s.setsockopt(socket.IPPROTO_IPV6, ffi.IPV6_TCLASS, 0)
+                s.setsockopt(socket.IPPROTO_IPV6, ffi.IPV6_MTU_DISCOVER, ffi.IPV6_PMTUDISC_DONT)
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0)
+            else:
+                s.setsockopt(socket.IPPROTO_IP, ffi.IP_TRANSPARENT, 1)
+                s.setsockopt(socket.IPPROTO_IP, ffi.IP_TTL, outer.ttl)
+                s.setsockopt(socket.IPPROTO_IP, ffi.IP_TOS, 0)
+                s.setsockopt(socket.IPPROTO_IP, ffi.IP_MTU_DISCOVER, ffi.IP_PMTUDISC_DONT)
+                s.setsockopt(ffi.SOL_SOCKET, ffi.SO_NO_CHECK, 1)
+            s.bind((outer.source, outer.source_port))
+        except OSError as exc:
+            self.sock.close()
+            raise SendError(exc.errno, f"content destination socket: {exc.strerror}") from exc
+        self.fd = self.sock.fileno()
+        self._name = ctypes.create_string_buffer(ffi.sockaddr(outer.dest, outer.dest_port))
+        self.iov = (ffi.IoVec * BATCH)()
+        self.iov_view = memoryview(self.iov).cast("B")
+        self.vec = (ffi.MMsgHdr * BATCH)()
+        name, namelen = ctypes.addressof(self._name), len(self._name.raw)
+        for i in range(BATCH):
+            hdr = self.vec[i].msg_hdr
+            hdr.msg_name = name
+            hdr.msg_namelen = namelen
+            hdr.msg_iov = ctypes.addressof(self.iov) + i * ffi.IOVEC_SIZE
+            hdr.msg_iovlen = 1
+        self.n = 0
+        self.owners: list[object] = []  # who queued each pending copy (for failure accounting)
+        self.pack = _IOV.pack_into
+
+    def add(self, address: int, length: int, owner: object) -> bool:
+        """Queue one copy; True when the batch is full and must be flushed."""
+        self.pack(self.iov_view, self.n * 16, address, length)
+        self.owners.append(owner)
+        self.n += 1
+        return self.n == BATCH
+
+    def flush(self) -> list[object]:
+        """Send the pending batch; returns the owners of the copies that could not be sent."""
+        n, done, retried = self.n, 0, False
+        failed: list[object] = []
+        while done < n:
+            sent = ffi.sendmmsg(self.fd, self._slice(done), n - done)
+            if sent > 0:
+                done += sent
+                continue
+            if -sent in _EAGAIN and not retried:
+                retried = True
+                time.sleep(0.001)
+                continue
+            failed.append(self.owners[done])  # EMSGSIZE, unreachable, ...: drop this copy
+            done += 1
+        self.n = 0
+        self.owners.clear()
+        return failed
+
+    def _slice(self, start: int) -> ctypes.Array[ffi.MMsgHdr]:
+        if start == 0:
+            return self.vec
+        return (ffi.MMsgHdr * (BATCH - start)).from_buffer(self.vec, start * ctypes.sizeof(
+            ffi.MMsgHdr))
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,108 @@
+"""Issue 3 acceptance 4: the commit pipeline aborts exactly the hooks that prepared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowtap import model
+from flowtap.errors import CommitFailed, NetconfRpcError
+from flowtap.persist import StateDir
+from flowtap.schema import Schema
+from flowtap.txn import TransactionManager, parse_top
+
+SYS = "urn:flowtap:yang:system"
+
+
+class RecordingHook:
+    def __init__(self, name: str, log: list[str], fail_prepare: bool = False,
+                 fail_validate: bool = False) -> None:
+        self.name = name
+        self.log = log
+        self.fail_prepare = fail_prepare
+        self.fail_validate = fail_validate
+
+    def validate(self, old: model.Config, new: model.Config) -> None:
+        self.log.append(f"{self.name}.validate")
+        if self.fail_validate:
+            raise CommitFailed(f"{self.name} refuses")
+
+    async def prepare(self, old: model.Config, new: model.Config) -> Any:
+        self.log.append(f"{self.name}.prepare")
+        if self.fail_prepare:
+            raise CommitFailed(f"{self.name} cannot allocate", tag="resource-denied")
+        return f"{self.name}-handle"
+
+    async def commit(self, handle: Any) -> None:
+        self.log.append(f"{self.name}.commit({handle})")
+
+    async def abort(self, handle: Any) -> None:
+        self.log.append(f"{self.name}.abort({handle})")
+
+
+@pytest.fixture(scope="module")
+def schema() -> Schema:
+    return Schema()
+
+
+def hostname(name: str) -> bytes:
+    return f'<system xmlns="{SYS}"><host-name>{name}</host-name></system>'.encode()
+
+
+async def test_prepare_failure_aborts_prepared_hooks_in_reverse(schema: Schema,
+                                                                  tmp_path: Path) -> None:
+    log: list[str] = []
+    state = StateDir(tmp_path)
+    txn = TransactionManager(schema, state)
+    await txn.boot(hostname("before"), persist=True)
+    for hook in (RecordingHook("a", log), RecordingHook("b", log),
+                 RecordingHook("c", log, fail_prepare=True), RecordingHook("d", log)):
+        txn.add_hook(hook)
+    on_disk = state.running_path.read_bytes()
+    history = len(state.history())
+    with pytest.raises(NetconfRpcError) as exc:
+        await txn.commit(parse_top(hostname("after")), None)
+    assert exc.value.tag == "resource-denied"
+    assert log == ["a.validate", "b.validate", "c.validate", "d.validate",
+                   "a.prepare", "b.prepare", "c.prepare",
+                   "b.abort(b-handle)", "a.abort(a-handle)"]
+    assert state.running_path.read_bytes() == on_disk
+    assert len(state.history()) == history
+    assert b"before" in txn.running_bytes and model.from_tree(txn.running) == txn.config
+
+
+async def test_validate_failure_prepares_nothing(schema: Schema, tmp_path: Path) -> None:
+    log: list[str] = []
+    txn = TransactionManager(schema, StateDir(tmp_path))
+    await txn.boot(hostname("before"), persist=True)
+    txn.add_hook(RecordingHook("a", log))
+    txn.add_hook(RecordingHook("b", log, fail_validate=True))
+    with pytest.raises(NetconfRpcError):
+        await txn.commit(parse_top(hostname("after")), None)
+    assert log == ["a.validate", "b.validate"]
+
+
+async def test_success_commits_in_order_after_persisting(schema: Schema, tmp_path: Path) -> None:
+    log: list[str] = []
+    state = StateDir(tmp_path)
+    txn = TransactionManager(schema, state)
+    await txn.boot(hostname("before"), persist=True)
+    txn.add_hook(RecordingHook("a", log))
+    txn.add_hook(RecordingHook("b", log))
+    result = await txn.commit(parse_top(hostname("after")), None)
+    assert log[-2:] == ["a.commit(a-handle)", "b.commit(b-handle)"]
+    assert result.number == 2 and b"after" in state.running_path.read_bytes()
+    assert [e.number for e in state.history()] == [2, 1]
+    assert state.load_history(1) is not None and b"before" in state.load_history(1)  # type: ignore[operator]
+
+
+async def test_history_keeps_fifty(schema: Schema, tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    txn = TransactionManager(schema, state)
+    for i in range(55):
+        await txn.commit(parse_top(hostname(f"h{i}")), None)
+    entries = state.history()
+    assert len(entries) == 50 and entries[0].number == 55 and entries[-1].number == 6
+    assert len(list(tmp_path.glob("commit-*.xml"))) == 50
