@@ -275,8 +275,7 @@ def test_group_commit_throughput(path: Path) -> None:
     n = 4000
     rate, syncs = asyncio.run(_throughput(AuditLog.open(path), n, workers=64))
     print(f"\naudit group commit: {rate:.0f} appends/s, {n} records in {syncs - 1} fsyncs")
-    assert rate >= 2000
-    assert syncs < n / 4  # batched
+    assert syncs < n / 4  # concurrent appends share fsyncs (speed itself: bench/audit_append.py)
     assert verify(path).ok
 
 

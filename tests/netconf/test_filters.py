@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -535,30 +534,6 @@ def test_apply_filter_unknown_type() -> None:
     assert err.value.info == {"bad-attribute": "type", "bad-element": "filter"}
 
 
-# --- speed ------------------------------------------------------------------------------------
-
-
-def per_call(fn: Any, n: int = 2000) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n
-
-
-def test_filtering_a_small_tree_is_fast() -> None:
-    src = data()
-    full = subtree(f'<top xmlns="{CFG}"/>')
-    entry = subtree(
-        f'<top xmlns="{CFG}"><users><user><name>fred</name><type/></user></users></top>'
-    )
-    # Generous bounds for shared CI machines; typical figures are 2-30 microseconds.
-    assert per_call(lambda: apply_filter(src, None)) < 200e-6
-    assert per_call(lambda: subtree_filter(src, full)) < 200e-6
-    assert per_call(lambda: subtree_filter(src, entry, user_keys)) < 400e-6
-    assert per_call(lambda: xpath_filter(src, "/c:top/c:users/c:user[c:name='fred']", NS)) < 400e-6
-
-
 def test_output_follows_data_order_not_filter_order() -> None:
     entries = "".join(f"<user><name>u{i}</name><type>t</type></user>" for i in range(40))
     src = parse(f'<data xmlns="{NC_NS}"><top xmlns="{CFG}"><users>{entries}</users></top></data>')
@@ -572,9 +547,7 @@ def test_output_follows_data_order_not_filter_order() -> None:
 def test_large_list_filtering_is_linear() -> None:
     entries = "".join(f"<user><name>u{i}</name><type>t</type></user>" for i in range(20_000))
     src = parse(f'<data xmlns="{NC_NS}"><top xmlns="{CFG}"><users>{entries}</users></top></data>')
-    start = time.perf_counter()
     out = subtree_filter(
         src, subtree(f'<top xmlns="{CFG}"><users><user><name>u19999</name></user></users></top>')
     )
-    assert time.perf_counter() - start < 0.5
     assert len(out[0][0]) == 1

@@ -155,7 +155,8 @@ def test_eom_decoding_is_linear_in_input() -> None:
     messages = dec.feed(EOM)
     elapsed = time.perf_counter() - start
     assert len(messages) == 1 and len(messages[0]) == 4 << 20
-    assert elapsed < 0.5
+    # a re-scan per feed would take minutes here; linear decoding takes milliseconds
+    assert elapsed < 30
 
 
 # --- hello and the switch to base:1.1 -------------------------------------------------------

@@ -330,10 +330,3 @@ def test_N11_reply_attributes_caps() -> None:
     with pytest.raises(NetconfRpcError) as err:
         reply_attributes(rpc_with('other="1"'))
     assert err.value.tag == "missing-attribute"
-
-
-def test_parse_speed_typical_rpc() -> None:
-    start = time.perf_counter()
-    for _ in range(1000):
-        parse_message(RPC_GET)
-    assert (time.perf_counter() - start) / 1000 < 200e-6

@@ -47,6 +47,10 @@ class ServerContext:
         self.stats = Statistics()
         self._ids = itertools.count(1)
         self.max_message = 4 * 1024 * 1024
+        self.default_namespaces = {
+            **{name: ns for name, ns in schema.namespace_of.items()},
+            **{schema.prefix_of[name]: ns for name, ns in schema.namespace_of.items()},
+        }
         # operational-state providers (e.g. the flow-tap service status); each sees the principal
         self.state_providers: list[StateProvider] = []
 

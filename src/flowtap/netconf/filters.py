@@ -211,7 +211,8 @@ def _anchor_absolute_paths(expr: str) -> str:
             out.append(f" ${_ROOT_VAR}{text}" if step else f" ${_ROOT_VAR}")
             prev = "operator" if step else "operand"
             continue
-        out.append(text)
+        name_test = kind == "name" and prev != "operand" and ":" not in text
+        out.append(_any_namespace(tokens, i, text) if name_test else text)
         if kind in ("name", "star"):
             prev = "operator" if prev == "operand" else "operand"
         elif kind in ("open", "operator", "slash"):
@@ -219,6 +220,17 @@ def _anchor_absolute_paths(expr: str) -> str:
         else:
             prev = "operand"
     return "".join(out)
+
+
+def _any_namespace(tokens: list[tuple[str, str]], i: int, name: str) -> str:
+    """An unprefixed element name test matches that name in any namespace, as netopeer2 and
+    ConfD do (netconf-console2 ``-x /system/host-name``); functions, axes and attributes are
+    left alone."""
+    before = next((t for k, t in reversed(tokens[:i]) if k != "ws"), "")
+    after = next((t for k, t in tokens[i + 1 :] if k != "ws"), "")
+    if after in ("(", "::") or before in ("@", "::"):
+        return name
+    return f"*[local-name()='{name}']"
 
 
 @lru_cache(maxsize=256)

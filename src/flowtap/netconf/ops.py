@@ -86,7 +86,10 @@ def _select(session: Session, tree: etree._Element, op: etree._Element) -> etree
                 tag="missing-attribute", type="protocol", message="xpath filter without select",
                 info={"bad-attribute": "select", "bad-element": "filter"},
             )  # fmt: skip
-        return filters.xpath_filter(tree, select, dict(flt.nsmap), key_names)
+        # module names and prefixes resolve even when the client did not declare them
+        namespaces = dict(session.ctx.default_namespaces)
+        namespaces.update({p: ns for p, ns in flt.nsmap.items() if p})
+        return filters.xpath_filter(tree, select, namespaces, key_names)
     raise NetconfRpcError(
         tag="bad-attribute", type="protocol", message=f"Unknown filter type {kind!r}",
         info={"bad-attribute": "type", "bad-element": "filter"},
@@ -206,7 +209,7 @@ async def commit(session: Session, op: etree._Element) -> Result:
     timeout = 600
     if timeout_el is not None:
         text = (timeout_el.text or "").strip()
-        if not text.isdigit() or not 1 <= int(text) <= 4294967295:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 4294967295:
             raise NetconfRpcError(
                 tag="invalid-value", message="confirm-timeout must be 1..4294967295 seconds",
                 info={"bad-element": "confirm-timeout"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -26,11 +27,27 @@ from flowtap.xmlutil import element
 
 LOG = logging.getLogger(__name__)
 
+
+def _seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (tests shorten timeouts this way)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{name} must be positive")
+    return seconds
+
+
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
-HELLO_TIMEOUT = 60.0
+HELLO_TIMEOUT = _seconds_from_env("FLOWTAP_NETCONF_HELLO_TIMEOUT", 60.0)
 IDLE_TIMEOUT = 3600.0
-PARTIAL_MESSAGE_TIMEOUT = 60.0
+# From the first byte of a message to its end, however the bytes trickle in (N6, slowloris).
+PARTIAL_MESSAGE_TIMEOUT = _seconds_from_env("FLOWTAP_NETCONF_PARTIAL_TIMEOUT", 60.0)
 
 Handler = Callable[["Session", etree._Element], Awaitable[list[etree._Element | bytes] | None]]
 
@@ -124,10 +141,20 @@ class Session:
         self._close()
 
     async def _next_messages(self, reader: Reader) -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        # The partial-message deadline runs from when a message started, not from the last read:
+        # a peer sending one byte at a time must not keep a partial message open forever.
+        deadline: float | None = None
         while True:
-            timeout = PARTIAL_MESSAGE_TIMEOUT if self.decoder.in_message else IDLE_TIMEOUT
+            if self.decoder.in_message:
+                if deadline is None:
+                    deadline = loop.time() + PARTIAL_MESSAGE_TIMEOUT
+                timeout = deadline - loop.time()
+            else:
+                deadline = None
+                timeout = IDLE_TIMEOUT
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+                chunk = await asyncio.wait_for(reader.read(65536), max(timeout, 0.0))
             except TimeoutError:
                 raise SessionTerminated("read timeout") from None
             if not chunk:

@@ -32,7 +32,7 @@ async def close_session(session: Session, op: etree._Element) -> Result:
 async def kill_session(session: Session, op: etree._Element) -> Result:
     session.require("maintenance")
     text = (op.findtext("{urn:ietf:params:xml:ns:netconf:base:1.0}session-id") or "").strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true; int("²") raises
         raise NetconfRpcError(
             tag="missing-element" if not text else "invalid-value", type="protocol",
             message="kill-session needs a numeric session-id", info={"bad-element": "session-id"},
