@@ -16,7 +16,7 @@ from flowtap.auth.principal import Principal
 from flowtap.diff import Change
 from flowtap.errors import NetconfRpcError
 from flowtap.permissions import LI_FLAGS
-from flowtap.schema import Schema
+from flowtap.schema import Schema, SchemaNode
 
 VIEW = frozenset({"view", "view-configuration"})
 
@@ -121,6 +121,68 @@ def check_write(principal: Principal, diff: list[Change]) -> None:
                 raise denied
         if _grants_li(change) and not principal.has("flow-tap-control"):
             raise denied
+
+
+def _concealed(principal: Principal, rule: Rule) -> bool:
+    """The principal may neither read nor write what the rule covers: it must not learn whether
+    such data exists or what it holds, not even from the outcome of an edit."""
+    return not principal.has(*rule.read) and not (
+        principal.has("configure") and principal.has(*rule.write)
+    )
+
+
+def conceals_anything(principal: Principal) -> bool:
+    return any(_concealed(principal, rule) for rule in RULES)
+
+
+_EDIT_OPERATION = "{urn:ietf:params:xml:ns:netconf:base:1.0}operation"
+_REMOVING = frozenset({"delete", "remove", "replace"})
+
+
+def check_edit_request(
+    principal: Principal, schema: Schema, config: etree._Element, default_operation: str
+) -> None:
+    """Refuse, before anything is applied, an edit whose outcome could depend on concealed data.
+
+    Applying such an edit first would answer data-exists, data-missing, ok or access-denied
+    according to data the principal cannot see: an oracle for its existence and its values
+    (LI-1). So an edit that names a concealed node, or deletes, removes or replaces an ancestor
+    of one (or replaces the whole datastore), is refused outright. Elements unknown to the schema
+    are left to the edit engine to report.
+    """
+    concealed = [rule.schema_path for rule in RULES if _concealed(principal, rule)]
+    if not concealed:
+        return
+    if default_operation == "replace":
+        raise _denied()
+    stack: list[tuple[etree._Element, SchemaNode | None, str]] = [
+        (child, None, default_operation) for child in config
+    ]
+    while stack:
+        el, parent, inherited = stack.pop()
+        if not isinstance(el.tag, str):
+            continue
+        qname = etree.QName(el)
+        namespace = qname.namespace or ""
+        node = (schema.root(namespace, qname.localname) if parent is None
+                else parent.child(namespace, qname.localname))  # fmt: skip
+        if node is None:
+            continue
+        operation = str(el.get(_EDIT_OPERATION, inherited))
+        rule = rule_for(node.path)
+        if rule is not None and _concealed(principal, rule):
+            raise _denied()
+        if operation in _REMOVING and any(p.startswith(node.path + "/") for p in concealed):
+            raise _denied()
+        stack.extend((child, node, operation) for child in el)
+
+
+def _denied() -> NetconfRpcError:
+    return NetconfRpcError(
+        tag="access-denied",
+        type="application",
+        message="Access denied: the login class lacks the permission for this change",
+    )
 
 
 def _touched_paths(change: Change) -> list[str]:

@@ -139,6 +139,7 @@ class Datastores:
             raise NetconfRpcError(
                 tag="access-denied", message="Access denied: no configure permission"
             )
+        access.check_edit_request(principal, self.schema, config, default_operation)
         edited = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
         canonical = self.schema.canonical(serialize(edited), validate=False)
         result = parse_top(canonical)
@@ -155,6 +156,12 @@ class Datastores:
         self, source: etree._Element, target: str, principal: Principal, session_id: int
     ) -> None:
         self.check_writable(target, session_id)
+        if access.conceals_anything(principal):
+            # The result replaces data the principal cannot see; whether that is refused would
+            # reveal it (check_edit_request).
+            raise NetconfRpcError(
+                tag="access-denied", message="Access denied: copy-config needs full access"
+            )
         canonical = self.schema.canonical(serialize(source), validate=target == "startup")
         result = parse_top(canonical)
         current = self.startup if target == "startup" else self.candidate

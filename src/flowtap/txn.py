@@ -166,7 +166,7 @@ class TransactionManager:
             raise NetconfRpcError(tag="operation-failed", message=f"Commit failed: {exc}") from exc
         number = None
         if persist:
-            user = principal.user if principal else ""
+            user = principal.user if principal else "system"
             number = self.state.commit_running(canonical, user, comment)
         self.running, self.running_bytes, self.config = new_tree, canonical, new_config
         self.version += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -254,3 +255,34 @@ def test_services_validation_refused_at_commit(flowtapd: Flowtapd) -> None:
         assert "not configured" in messages[1]
         assert "services PIC" in messages[2]
         assert "family inet" in messages[3]
+
+
+def test_rollback_history_compare_and_return(flowtapd: Flowtapd) -> None:
+    ns = "urn:flowtap:yang:system"
+    with flowtapd.connect() as m:
+        for name in ("first", "second"):
+            m.edit_config(target="candidate", config=hostname(name))
+            m.commit()
+        reply = m.dispatch(etree.fromstring(f'<get-rollback-information xmlns="{ns}"/>'))
+        history = etree.fromstring(reply.xml.encode())
+        assert [e.text for e in history.iter(f"{{{ns}}}rollback")] == ["0", "1", "2"]
+        assert [e.text for e in history.iter(f"{{{ns}}}user")] == ["admin", "admin", "system"]
+        reply = m.dispatch(etree.fromstring(
+            f'<get-rollback-information xmlns="{ns}"><rollback>0</rollback>'
+            "<compare>2</compare></get-rollback-information>"))
+        diff = etree.fromstring(reply.xml.encode()).findtext(f".//{{{ns}}}configuration-output")
+        assert "-  <host-name>test</host-name>" in diff and "+  <host-name>second</host-name>" in diff
+        m.dispatch(etree.fromstring(f'<rollback xmlns="{ns}"><rollback>2</rollback></rollback>'))
+        assert running_hostname(m) == "second"  # loaded into the candidate only
+        m.commit()
+        assert running_hostname(m) == "test"
+
+
+@pytest.mark.parametrize("example", sorted(
+    (Path(__file__).resolve().parents[2] / "netconf" / "examples").glob("edit-config-*.xml")),
+    ids=lambda p: p.name)
+def test_examples_commit(flowtapd: Flowtapd, example: Path) -> None:
+    """The README's example payloads are valid and commit as documented."""
+    with flowtapd.connect() as m:
+        m.edit_config(target="candidate", config=example.read_text())
+        m.commit()

@@ -30,6 +30,55 @@ def _q(name: str) -> str:
     return f"{{{NC_NS}}}{name}"
 
 
+def _names(ns: str, *locals_: str) -> frozenset[str]:
+    return frozenset(f"{{{ns}}}{name}" for name in locals_)
+
+
+NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+_WD = _names(WD_NS, "with-defaults")
+# The parameters each operation accepts (RFC 6241 §7-8, RFC 6243, RFC 6022, RFC 5277); anything
+# else is refused rather than silently ignored (SECURITY.md N10).
+PARAMETERS: dict[str, frozenset[str]] = {
+    _q("get"): _names(NC_NS, "filter") | _WD,
+    _q("get-config"): _names(NC_NS, "source", "filter") | _WD,
+    _q("edit-config"): _names(NC_NS, "target", "default-operation", "test-option",
+                              "error-option", "config", "url"),
+    _q("copy-config"): _names(NC_NS, "target", "source") | _WD,
+    _q("delete-config"): _names(NC_NS, "target"),
+    _q("lock"): _names(NC_NS, "target"),
+    _q("unlock"): _names(NC_NS, "target"),
+    _q("discard-changes"): frozenset(),
+    _q("validate"): _names(NC_NS, "source"),
+    _q("commit"): _names(NC_NS, "confirmed", "confirm-timeout", "persist", "persist-id"),
+    _q("cancel-commit"): _names(NC_NS, "persist-id"),
+    _q("close-session"): frozenset(),
+    _q("kill-session"): _names(NC_NS, "session-id"),
+    f"{{{MONITORING_NS}}}get-schema": _names(MONITORING_NS, "identifier", "version", "format"),
+    f"{{{NOTIF_NS}}}create-subscription": _names(NOTIF_NS, "stream", "filter", "startTime",
+                                                 "stopTime"),
+}  # fmt: skip
+_KNOWN_NAMESPACES = frozenset({NC_NS, WD_NS, MONITORING_NS, NOTIF_NS})
+
+
+def check_parameters(op: etree._Element) -> None:
+    """Refuse a child element that is not a parameter of the operation."""
+    allowed = PARAMETERS.get(op.tag if isinstance(op.tag, str) else "")
+    if allowed is None:
+        return
+    for child in op:
+        if not isinstance(child.tag, str) or child.tag in allowed:
+            continue
+        name = etree.QName(child)
+        namespace = name.namespace or ""
+        known = namespace in _KNOWN_NAMESPACES
+        raise NetconfRpcError(
+            tag="unknown-element" if known else "unknown-namespace",
+            type="protocol",
+            message=f"Unexpected element {name.localname!r} in <{etree.QName(op).localname}>",
+            info={"bad-element": name.localname} | ({} if known else {"bad-namespace": namespace}),
+        )
+
+
 def _child(op: etree._Element, name: str, ns: str = NC_NS) -> etree._Element | None:
     return op.find(f"{{{ns}}}{name}")
 

@@ -17,7 +17,7 @@ from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
-from flowtap.netconf import ops, session_ops
+from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
 from flowtap.netconf.replies import NC_NS, error_reply, reply
@@ -70,6 +70,9 @@ NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
     ("urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring", "get-schema"): ops.get_schema,
     ("urn:ietf:params:xml:ns:netconf:notification:1.0", "create-subscription"):
         session_ops.create_subscription,
+    ("urn:flowtap:yang:system", "get-rollback-information"):
+        rollback_ops.get_rollback_information,
+    ("urn:flowtap:yang:system", "rollback"): rollback_ops.load_rollback,
 }  # fmt: skip
 
 
@@ -256,6 +259,7 @@ class Session:
                 info={"bad-element": qname.localname}
                 | ({} if known else {"bad-namespace": namespace}),
             )
+        ops.check_parameters(op)
         return await handler(self, op)
 
     # -- state and notifications -----------------------------------------------------------------
