@@ -140,9 +140,8 @@ class Datastores:
                 tag="access-denied", message="Access denied: no configure permission"
             )
         access.check_edit_request(principal, self.schema, config, default_operation)
-        edited = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
-        canonical = self.schema.canonical(serialize(edited), validate=False)
-        result = parse_top(canonical)
+        result = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
+        self.schema.check(serialize(result))
         if not access.writes_everything(principal):
             access.check_write(principal, changes(self.schema, self.candidate, result))
         if test_option != "test-only":

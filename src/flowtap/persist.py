@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HISTORY_DEPTH = 50
+_PRUNE_BATCH = 10
 _HEADER = re.compile(rb"^<!-- flowtap-commit (\{.*?\}) -->\n", re.S)
 
 
@@ -117,9 +118,10 @@ class StateDir:
         os.replace(link_tmp, self.running_path)
         _fsync_dir(self.root)
         self._numbers.append(number)
-        while len(self._numbers) > HISTORY_DEPTH:
-            old = self._numbers.pop(0)
-            self._entry(old).unlink(missing_ok=True)
+        if len(self._numbers) >= HISTORY_DEPTH + _PRUNE_BATCH:
+            # pruning a batch at a time keeps one unlink off every commit
+            while len(self._numbers) > HISTORY_DEPTH:
+                self._entry(self._numbers.pop(0)).unlink(missing_ok=True)
         return number
 
     def _entry(self, number: int) -> Path:
@@ -128,7 +130,7 @@ class StateDir:
     def history(self) -> list[HistoryEntry]:
         """Newest first: index N is Junos ``rollback N``."""
         entries = []
-        for number in reversed(self._numbers):
+        for number in reversed(self._numbers[-HISTORY_DEPTH:]):
             path = self._entry(number)
             try:
                 with path.open("rb") as fh:

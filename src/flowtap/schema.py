@@ -198,6 +198,13 @@ class Schema:
         finally:
             _CAPTURE.local.records = None
 
+    def check(self, payload: bytes) -> None:
+        """Type and schema check only (edit-config time): element names, values, ranges."""
+        if payload.strip():
+            dnode = self._parse(payload, validate=False)
+            if dnode is not None:
+                dnode.free()
+
     def canonical(self, payload: bytes, *, validate: bool, defaults: bool = False) -> bytes:
         """Parse top-level data elements (no wrapper), check them and print them back in schema
         order. ``validate`` adds must/mandatory/leafref checks (commit); without it only types and

@@ -105,4 +105,4 @@ async def test_history_keeps_fifty(schema: Schema, tmp_path: Path) -> None:
         await txn.commit(parse_top(hostname(f"h{i}")), None)
     entries = state.history()
     assert len(entries) == 50 and entries[0].number == 55 and entries[-1].number == 6
-    assert len(list(tmp_path.glob("commit-*.xml"))) == 50
+    assert len(list(tmp_path.glob("commit-*.xml"))) < 60  # pruned in batches
