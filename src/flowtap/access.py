@@ -34,6 +34,8 @@ RULES = (
          frozenset({"flow-tap"}), frozenset({"flow-tap-control"})),
     Rule("/fts:system/fts:services/fts:flow-tap-dtcp",
          frozenset({"flow-tap"}), frozenset({"flow-tap-control"})),
+    Rule("/ftsvc:flow-tap-state",
+         frozenset({"flow-tap", "flow-tap-operation"}), frozenset()),
     Rule("/ftsvc:services", VIEW, frozenset({"configure"})),
     Rule("/fts:system/fts:login", frozenset({"admin"}), frozenset({"admin-control"})),
     Rule("/fts:system/fts:login/fts:user/fts:authentication/fts:encrypted-password",
@@ -45,7 +47,6 @@ RULES = (
 )  # fmt: skip
 
 _BY_LENGTH = sorted(RULES, key=lambda r: len(r.schema_path), reverse=True)
-LI_PATHS = tuple(r.schema_path for r in RULES if r.read == frozenset({"flow-tap"}))
 _CLASS_PERMISSIONS = "/fts:system/fts:login/fts:class/fts:permissions"
 
 

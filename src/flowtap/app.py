@@ -66,7 +66,7 @@ class Appliance:
         try:
             await self.txn.boot(running, persist=first_boot)
             if first_boot:
-                self.state.write_startup(self.txn.running_bytes)
+                self.datastores.set_startup(self.txn.running_bytes)
             if await self.datastores.recover_pending():
                 LOG.warning("an unconfirmed commit was rolled back at boot")
         except NetconfRpcError as exc:

@@ -168,13 +168,16 @@ class Datastores:
         if target == "candidate":
             self.candidate = result
         elif target == "startup":
-            self.state.write_startup(canonical)
-            self.startup = result
+            self.set_startup(canonical)
         else:
             raise NetconfRpcError(
                 tag="operation-not-supported", type="protocol",
                 message=f"copy-config cannot target {target} (use candidate and commit)",
             )  # fmt: skip
+
+    def set_startup(self, canonical: bytes) -> None:
+        self.state.write_startup(canonical)
+        self.startup = parse_top(canonical)
 
     def delete_config(self, target: str, principal: Principal, session_id: int) -> None:
         if target != "startup":

@@ -286,3 +286,43 @@ def test_examples_commit(flowtapd: Flowtapd, example: Path) -> None:
     with flowtapd.connect() as m:
         m.edit_config(target="candidate", config=example.read_text())
         m.commit()
+
+
+def test_startup_copy_and_delete(flowtapd: Flowtapd) -> None:
+    with flowtapd.connect() as m:
+        m.edit_config(target="candidate", config=hostname("saved"))
+        m.commit()
+        assert "<host-name>test</host-name>" in m.get_config("startup").data_xml
+        m.copy_config(source="running", target="startup")
+        assert "<host-name>saved</host-name>" in m.get_config("startup").data_xml
+        m.delete_config(target="startup")
+        with pytest.raises(RPCError):
+            m.get_config("startup")
+        with pytest.raises(RPCError) as exc:
+            m.delete_config(target="running")
+        assert exc.value.tag == "operation-failed"
+
+
+def test_config_change_notification(flowtapd: Flowtapd) -> None:
+    with flowtapd.connect() as listener, flowtapd.connect() as editor:
+        listener.create_subscription()
+        editor.edit_config(target="candidate", config=hostname("notified"))
+        editor.commit()
+        notification = listener.take_notification(timeout=10)
+        assert notification is not None
+        xml = notification.notification_xml
+        assert "netconf-config-change" in xml and "<username>admin</username>" in xml
+        assert "fts:host-name" in xml and "<operation>replace</operation>" in xml
+
+
+def test_li_changes_not_announced_to_others(flowtapd: Flowtapd) -> None:
+    with flowtapd.connect("ops") as listener, flowtapd.connect() as editor:
+        listener.create_subscription()
+        editor.edit_config(target="candidate", config=dtcp("<rate-limit>12</rate-limit>"))
+        editor.commit()
+        editor.edit_config(target="candidate", config=hostname("after-li"))
+        editor.commit()
+        notification = listener.take_notification(timeout=10)
+        assert notification is not None
+        xml = notification.notification_xml
+        assert "host-name" in xml and "flow-tap" not in xml  # the LI-only commit was not announced
