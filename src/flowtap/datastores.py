@@ -18,7 +18,7 @@ from lxml import etree
 from flowtap import access
 from flowtap.auth.principal import Principal
 from flowtap.diff import changes
-from flowtap.edit import apply_edit
+from flowtap.edit import apply_edit, content_to_check
 from flowtap.errors import NetconfRpcError
 from flowtap.txn import CommitResult, TransactionManager, parse_top, serialize
 
@@ -141,7 +141,7 @@ class Datastores:
             )
         access.check_edit_request(principal, self.schema, config, default_operation)
         result = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
-        self.schema.check(serialize(result))
+        self.schema.check(content_to_check(config))
         if not access.writes_everything(principal):
             access.check_write(principal, changes(self.schema, self.candidate, result))
         if test_option != "test-only":

@@ -312,6 +312,19 @@ class _Editor:
         )
 
 
+def content_to_check(config: etree._Element) -> bytes:
+    """The data an edit writes (its deletes and removes left out), for a schema/type check that
+    costs what the edit costs, not what the whole datastore costs."""
+    copied = copy.deepcopy(config)
+    for el in list(copied.iter()):
+        if isinstance(el.tag, str) and el.get(OPERATION) in ("delete", "remove"):
+            parent = el.getparent()
+            if parent is not None:
+                parent.remove(el)
+    strip_edit_attributes(copied)
+    return b"".join(etree.tostring(child) for child in copied if isinstance(child.tag, str))
+
+
 def strip_edit_attributes(tree: etree._Element) -> None:
     """Remove NETCONF/YANG edit attributes from a tree in place (used for copy-config)."""
     for el in tree.iter():
