@@ -2,29 +2,33 @@
 
 Layout of ``STATE_DIR``::
 
-    running.xml            hard link to the newest commit (what boot loads)
-    commit-NNNNNNNN.xml    the last 50 committed configurations (Junos ``rollback N``)
+    commits.journal        append-only journal of committed configurations; the last complete
+                           record is running, the last 50 are Junos ``rollback 0..49``
     startup.xml            the startup datastore
     pending-confirm.json   a confirmed commit not yet confirmed (reverted at boot)
 
-Every write is: temporary file in the same directory, fsync, rename, fsync of the directory. A
-commit writes its entry once and links ``running.xml`` to it, all in one directory, so a commit
-costs one file fsync and one directory fsync. A crash at any point leaves ``running.xml`` naming
-either the old or the new complete file.
+A commit appends one record ``[u32 length][u16 meta length][meta JSON][config][sha256]`` and
+calls fdatasync on the open journal: one write and one sync, no file creation, no directory sync.
+A crash mid-append leaves a short or unverifiable tail record; opening the journal cuts it off,
+so the newest complete record (the old running) stays running. When the journal holds more than
+``COMPACT_AT`` records it is rewritten with the newest ``HISTORY_DEPTH`` (temporary file, fsync,
+rename, directory fsync). Other files are written the same way (``atomic_write``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 HISTORY_DEPTH = 50
-_PRUNE_BATCH = 10
-_HEADER = re.compile(rb"^<!-- flowtap-commit (\{.*?\}) -->\n", re.S)
+COMPACT_AT = 200
+_HEAD = struct.Struct(">IH")  # record length (after this field), meta length
+_DIGEST = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,7 @@ class HistoryEntry:
     time: float
     user: str
     comment: str
-    path: Path
+    config: bytes
 
 
 def _fsync_dir(path: Path) -> None:
@@ -56,6 +60,36 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     _fsync_dir(path.parent)
 
 
+def encode_record(entry: HistoryEntry) -> bytes:
+    meta = json.dumps({"number": entry.number, "time": entry.time, "user": entry.user,
+                       "comment": entry.comment}, separators=(",", ":")).encode()  # fmt: skip
+    body = struct.pack(">H", len(meta)) + meta + entry.config
+    digest = hashlib.sha256(body).digest()
+    return struct.pack(">I", len(body) + _DIGEST) + body + digest
+
+
+def decode_records(data: bytes) -> tuple[list[HistoryEntry], int]:
+    """Every complete, verified record, and the offset where the valid part ends."""
+    entries: list[HistoryEntry] = []
+    offset = 0
+    while offset + _HEAD.size <= len(data):
+        length, meta_length = _HEAD.unpack_from(data, offset)
+        end = offset + 4 + length
+        if length < 2 + _DIGEST or end > len(data):
+            break
+        body = data[offset + 4 : end - _DIGEST]
+        if hashlib.sha256(body).digest() != data[end - _DIGEST : end] or meta_length > len(body) - 2:
+            break
+        try:
+            meta = json.loads(body[2 : 2 + meta_length])
+        except ValueError:
+            break
+        entries.append(HistoryEntry(int(meta["number"]), float(meta["time"]), str(meta["user"]),
+                                    str(meta["comment"]), bytes(body[2 + meta_length :])))  # fmt: skip
+        offset = end
+    return entries, offset
+
+
 class StateDir:
     """The persisted datastores and commit history of one appliance."""
 
@@ -63,92 +97,56 @@ class StateDir:
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(root, 0o700)
-        self.running_path = root / "running.xml"
+        self.journal_path = root / "commits.journal"
         self.startup_path = root / "startup.xml"
         self.pending_path = root / "pending-confirm.json"
         for stale in root.glob(".*.tmp"):
             stale.unlink()  # a crash between write and rename leaves these; they never count
-        self._numbers = sorted(self._scan())
-        self._drop_uncommitted()
+        self._fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(self._fd, "rb", closefd=False) as fh:
+            data = fh.read()
+        entries, valid = decode_records(data)
+        if valid < len(data):
+            os.ftruncate(self._fd, valid)  # the torn tail of an interrupted commit
+            os.fsync(self._fd)
+        self._entries = entries[-HISTORY_DEPTH:]
+        self._records = len(entries)
 
-    def _drop_uncommitted(self) -> None:
-        """A crash after writing a commit entry but before linking running.xml to it leaves an
-        entry that never became running: it is not history, so it goes."""
-        try:
-            running = self.running_path.stat()
-        except FileNotFoundError:
-            running = None
-        while self._numbers:
-            newest = self._entry(self._numbers[-1])
-            if running is not None and os.path.samestat(newest.stat(), running):
-                return
-            newest.unlink()
-            self._numbers.pop()
-        if self._numbers or running is None:
-            return
-        _fsync_dir(self.root)
-
-    def _scan(self) -> list[int]:
-        numbers = (p.stem.removeprefix("commit-") for p in self.root.glob("commit-*.xml"))
-        return [int(n) for n in numbers if n.isdigit()]
+    def close(self) -> None:
+        os.close(self._fd)
 
     # -- running and history ---------------------------------------------------------------------
 
     def load_running(self) -> bytes | None:
-        try:
-            return strip_header(self.running_path.read_bytes())
-        except FileNotFoundError:
-            return None
+        return self._entries[-1].config if self._entries else None
 
     def commit_running(self, data: bytes, user: str, comment: str = "") -> int:
-        number = (self._numbers[-1] + 1) if self._numbers else 1
-        meta = json.dumps({"number": number, "time": time.time(), "user": user,
-                           "comment": comment[:200]}, separators=(",", ":"))  # fmt: skip
-        entry = self._entry(number)
-        tmp = entry.with_name(f".{entry.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, b"<!-- flowtap-commit " + meta.encode() + b" -->\n" + data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, entry)
-        link_tmp = self.root / ".running.xml.tmp"
-        os.link(entry, link_tmp)
-        os.replace(link_tmp, self.running_path)
-        _fsync_dir(self.root)
-        self._numbers.append(number)
-        if len(self._numbers) >= HISTORY_DEPTH + _PRUNE_BATCH:
-            # pruning a batch at a time keeps one unlink off every commit
-            while len(self._numbers) > HISTORY_DEPTH:
-                self._entry(self._numbers.pop(0)).unlink(missing_ok=True)
+        number = self._entries[-1].number + 1 if self._entries else 1
+        entry = HistoryEntry(number, time.time(), user, comment[:200], data)
+        os.write(self._fd, encode_record(entry))
+        os.fdatasync(self._fd)
+        self._entries.append(entry)
+        self._records += 1
+        if len(self._entries) > HISTORY_DEPTH:
+            del self._entries[0]
+        if self._records > COMPACT_AT:
+            self._compact()
         return number
 
-    def _entry(self, number: int) -> Path:
-        return self.root / f"commit-{number:08d}.xml"
+    def _compact(self) -> None:
+        atomic_write(self.journal_path, b"".join(encode_record(e) for e in self._entries))
+        os.close(self._fd)
+        self._fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND)
+        self._records = len(self._entries)
 
     def history(self) -> list[HistoryEntry]:
         """Newest first: index N is Junos ``rollback N``."""
-        entries = []
-        for number in reversed(self._numbers[-HISTORY_DEPTH:]):
-            path = self._entry(number)
-            try:
-                with path.open("rb") as fh:
-                    head = fh.readline()
-            except FileNotFoundError:
-                continue
-            match = _HEADER.match(head)
-            meta = json.loads(match.group(1)) if match else {}
-            entries.append(HistoryEntry(number, float(meta.get("time", 0)),
-                                        str(meta.get("user", "")), str(meta.get("comment", "")),
-                                        path))  # fmt: skip
-        return entries
+        return list(reversed(self._entries))
 
     def load_history(self, index: int) -> bytes | None:
-        entries = self.history()
-        if not 0 <= index < len(entries):
+        if not 0 <= index < len(self._entries):
             return None
-        return strip_header(entries[index].path.read_bytes())
+        return self._entries[-1 - index].config
 
     # -- startup and pending confirmed commit --------------------------------------------------
 
@@ -181,8 +179,3 @@ class StateDir:
         if self.pending_path.exists():
             self.pending_path.unlink()
             _fsync_dir(self.root)
-
-
-def strip_header(data: bytes) -> bytes:
-    match = _HEADER.match(data)
-    return data[match.end() :] if match else data

@@ -60,7 +60,7 @@ async def test_prepare_failure_aborts_prepared_hooks_in_reverse(schema: Schema,
     for hook in (RecordingHook("a", log), RecordingHook("b", log),
                  RecordingHook("c", log, fail_prepare=True), RecordingHook("d", log)):
         txn.add_hook(hook)
-    on_disk = state.running_path.read_bytes()
+    on_disk = state.journal_path.read_bytes()
     history = len(state.history())
     with pytest.raises(NetconfRpcError) as exc:
         await txn.commit(parse_top(hostname("after")), None)
@@ -68,7 +68,7 @@ async def test_prepare_failure_aborts_prepared_hooks_in_reverse(schema: Schema,
     assert log == ["a.validate", "b.validate", "c.validate", "d.validate",
                    "a.prepare", "b.prepare", "c.prepare",
                    "b.abort(b-handle)", "a.abort(a-handle)"]
-    assert state.running_path.read_bytes() == on_disk
+    assert state.journal_path.read_bytes() == on_disk
     assert len(state.history()) == history
     assert b"before" in txn.running_bytes and model.from_tree(txn.running) == txn.config
 
@@ -93,16 +93,35 @@ async def test_success_commits_in_order_after_persisting(schema: Schema, tmp_pat
     txn.add_hook(RecordingHook("b", log))
     result = await txn.commit(parse_top(hostname("after")), None)
     assert log[-2:] == ["a.commit(a-handle)", "b.commit(b-handle)"]
-    assert result.number == 2 and b"after" in state.running_path.read_bytes()
+    assert result.number == 2 and b"after" in (StateDir(tmp_path).load_running() or b"")
     assert [e.number for e in state.history()] == [2, 1]
     assert state.load_history(1) is not None and b"before" in state.load_history(1)  # type: ignore[operator]
 
 
-async def test_history_keeps_fifty(schema: Schema, tmp_path: Path) -> None:
+async def test_history_keeps_fifty_and_survives_compaction(schema: Schema,
+                                                             tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     txn = TransactionManager(schema, state)
-    for i in range(55):
+    for i in range(260):  # past the compaction threshold
         await txn.commit(parse_top(hostname(f"h{i}")), None)
-    entries = state.history()
-    assert len(entries) == 50 and entries[0].number == 55 and entries[-1].number == 6
-    assert len(list(tmp_path.glob("commit-*.xml"))) < 60  # pruned in batches
+    for view in (state, StateDir(tmp_path)):  # live and reopened
+        entries = view.history()
+        assert len(entries) == 50 and entries[0].number == 260 and entries[-1].number == 211
+        assert b"h259" in (view.load_running() or b"")
+        assert b"h258" in (view.load_history(1) or b"")
+
+
+def test_torn_tail_is_cut_off(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    state.commit_running(hostname("one"), "a")
+    state.commit_running(hostname("two"), "a")
+    whole = state.journal_path.read_bytes()
+    state.close()
+    for cut in range(1, 40):  # a crash in the middle of appending the second record
+        state.journal_path.write_bytes(whole[:-cut])
+        reopened = StateDir(tmp_path)
+        assert b"one" in (reopened.load_running() or b"")
+        assert [e.number for e in reopened.history()] == [1]
+        reopened.commit_running(hostname("three"), "a")  # appends after the cut
+        assert b"three" in (StateDir(tmp_path).load_running() or b"")
+        reopened.close()

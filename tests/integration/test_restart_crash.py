@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from flowtap.netconf.client import NetconfClient
-from flowtap.persist import StateDir, strip_header
+from flowtap.persist import StateDir
 from flowtap.schema import Schema
 from tests.flowtapd import SYS, Flowtapd, free_port
 from tests.integration.conftest import USERS
@@ -77,16 +77,18 @@ def _crash_chain(state: Path, kills: int, seed: int) -> tuple[int, int]:
             server.start(init=False)
         asyncio.run(_kill_round(server, names, rng.uniform(0.05, 0.2)))
         server.proc = None
-        raw = (state / "running.xml").read_bytes()
+        stored = StateDir(state)
+        raw = stored.load_running() or b""
+        history = stored.history()
+        stored.close()
         try:
-            canonical = schema.canonical(strip_header(raw), validate=True)
+            canonical = schema.canonical(raw, validate=True)
             tree = etree.fromstring(b"<d>" + canonical + b"</d>")
             if tree.findtext(f"{{{SYS}}}system/{{{SYS}}}host-name") not in names:
                 torn += 1
         except Exception:
             torn += 1
-        history = StateDir(state).history()
-        if not history or history[0].path.read_bytes() != raw:
+        if not history or history[0].config != raw:
             torn += 1  # running must be the newest commit of the history
     server.start(init=False)  # and the last state still boots
     server.stop()
