@@ -78,14 +78,16 @@ def decode_records(data: bytes) -> tuple[list[HistoryEntry], int]:
         if length < 2 + _DIGEST or end > len(data):
             break
         body = data[offset + 4 : end - _DIGEST]
-        if hashlib.sha256(body).digest() != data[end - _DIGEST : end] or meta_length > len(body) - 2:
+        intact = hashlib.sha256(body).digest() == data[end - _DIGEST : end]
+        if not intact or meta_length > len(body) - 2:
             break
         try:
             meta = json.loads(body[2 : 2 + meta_length])
         except ValueError:
             break
-        entries.append(HistoryEntry(int(meta["number"]), float(meta["time"]), str(meta["user"]),
-                                    str(meta["comment"]), bytes(body[2 + meta_length :])))  # fmt: skip
+        config = bytes(body[2 + meta_length :])
+        entries.append(HistoryEntry(int(meta["number"]), float(meta["time"]),
+                                    str(meta["user"]), str(meta["comment"]), config))  # fmt: skip
         offset = end
     return entries, offset
 
