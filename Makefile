@@ -43,6 +43,7 @@ demo: deps
 	$(BIN)/python -m flowtap.demo
 
 bench: deps
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/run_all.py
 
 clean:

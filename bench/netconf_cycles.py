@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -66,6 +67,7 @@ async def run(port: int, seconds: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, help="also write the figures here (bench/run_all.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = Flowtapd(Path(tmp) / "state", free_port(), {"bench": USER})
@@ -82,6 +84,21 @@ def main() -> None:
     print(f"  median get-config {result['get_ms']:.2f} ms")
     print(f"  p95 cycle         {result['p95_cycle_ms']:.2f} ms")
     print("  reference: netopeer2 177-206 cycles/s on this machine class; target >= 400")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "title": "NETCONF config plane (bench/netconf_cycles.py)",
+            "rows": [
+                {"metric": "edit+commit+get-config cycles/s, one session",
+                 "value": round(result["cycles_per_s"]), "target": ">= 400",
+                 "reference": "netopeer2 177-206"},
+                {"metric": "RPC/s", "value": round(result["rpc_per_s"])},
+                {"metric": "median edit-config ms", "value": round(result["edit_ms"], 2)},
+                {"metric": "median commit ms (validation + fdatasync)",
+                 "value": round(result["commit_ms"], 2)},
+                {"metric": "median get-config ms", "value": round(result["get_ms"], 2)},
+                {"metric": "p95 cycle ms", "value": round(result["p95_cycle_ms"], 2)},
+            ],
+        }, indent=2))
 
 
 if __name__ == "__main__":
