@@ -7,7 +7,9 @@ the YANG defaults (a test keeps the two in step).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from lxml import etree
 
@@ -87,8 +89,8 @@ class FlowTapService:
 class Config:
     """The whole configuration, as the runtime components need it."""
 
-    classes: dict[str, frozenset[str]] = field(default_factory=dict)
-    users: dict[str, User] = field(default_factory=dict)
+    classes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    users: Mapping[str, User] = field(default_factory=dict)
     authentication_order: tuple[str, ...] = ()
     radius_servers: tuple[RadiusServer, ...] = ()
     netconf: NetconfService | None = None
@@ -114,6 +116,15 @@ class Config:
         return iface, iface.units[int(unit)]
 
 
+_S = f"{{{NS_SYSTEM}}}"
+_NAME = f"{_S}name"
+_PERM = f"{_S}permissions"
+_AUTH = f"{_S}authentication"
+_CLASS_LEAF = f"{_S}class"
+_PASSWORD = f"{_S}encrypted-password"
+_KEYS = f"{_S}*/{_S}name"  # ssh-rsa, ssh-ecdsa and ssh-ed25519 entries
+
+
 @functools.lru_cache(maxsize=256)
 def _q(ns: str, path: str) -> str:
     return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
@@ -137,6 +148,63 @@ def _int(el: etree._Element | None, path: str, ns: str, default: int) -> int:
     return default if value is None else int(value)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lazy(Mapping[K, V]):
+    """A read-only mapping parsed from its subtree on first use.
+
+    A commit builds a new snapshot every time, but the login classes and users are only read
+    when someone logs in: parsing them eagerly was the largest part of a commit's snapshot.
+    """
+
+    def __init__(self, element: etree._Element | None,
+                 parse: Callable[[etree._Element], dict[K, V]]) -> None:  # fmt: skip
+        self._element = element
+        self._parse = parse
+        self._data: dict[K, V] | None = None
+
+    @property
+    def data(self) -> dict[K, V]:
+        if self._data is None:
+            self._data = {} if self._element is None else self._parse(self._element)
+        return self._data
+
+    def __getitem__(self, key: K) -> V:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return repr(self.data)
+
+
+def _parse_classes(login: etree._Element) -> dict[str, frozenset[str]]:
+    return {
+        c.findtext(_NAME) or "": frozenset(p.text or "" for p in c.iterfind(_PERM))
+        for c in login.iterfind(f"{_S}class")
+    }
+
+
+def _parse_users(login: etree._Element) -> dict[str, User]:
+    users = {}
+    for u in login.iterfind(f"{_S}user"):
+        auth = u.find(_AUTH)
+        name = u.findtext(_NAME) or ""
+        users[name] = User(
+            name=name,
+            login_class=u.findtext(_CLASS_LEAF) or "unauthorized",
+            encrypted_password=None if auth is None else auth.findtext(_PASSWORD),
+            public_keys=() if auth is None else tuple(k.text or "" for k in auth.iterfind(_KEYS)),
+        )
+    return users
+
+
 def from_tree(root: etree._Element) -> Config:
     """Build the snapshot from a datastore tree (a ``<config>``/``<data>`` element whose children
     are the top-level containers)."""
@@ -145,24 +213,7 @@ def from_tree(root: etree._Element) -> Config:
     services = root.find(_q(NS_SERVICES, "services"))
     s = NS_SYSTEM
 
-    classes = {
-        _text(c, "name", s) or "": frozenset(_texts(c, "permissions", s))
-        for c in (system.iterfind(_q(s, "login/class")) if system is not None else ())
-    }
-    users = {}
-    for u in system.iterfind(_q(s, "login/user")) if system is not None else ():
-        auth = u.find(_q(s, "authentication"))
-        keys = tuple(
-            key for kind in ("ssh-rsa", "ssh-ecdsa", "ssh-ed25519")
-            for key in _texts(auth, f"{kind}/name", s)
-        )  # fmt: skip
-        user = User(
-            name=_text(u, "name", s) or "",
-            login_class=_text(u, "class", s) or "unauthorized",
-            encrypted_password=_text(auth, "encrypted-password", s),
-            public_keys=keys,
-        )
-        users[user.name] = user
+    login = system.find(f"{_S}login") if system is not None else None
     radius = tuple(
         RadiusServer(
             address=_text(r, "name", s) or "",
@@ -220,8 +271,8 @@ def from_tree(root: etree._Element) -> Config:
             interface=_text(ft, "interface", v), tunnel_interface=_text(ft, "tunnel-interface", v)
         )
     return Config(
-        classes=classes,
-        users=users,
+        classes=_Lazy(login, _parse_classes),
+        users=_Lazy(login, _parse_users),
         authentication_order=_texts(system, "authentication-order", s),
         radius_servers=radius,
         netconf=netconf,
