@@ -8,6 +8,7 @@ node that succeeds and reports the others together.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 
 from lxml import etree
@@ -21,6 +22,13 @@ YANG_NS = "urn:ietf:params:xml:ns:yang:1"
 INSERT, VALUE, KEY = (f"{{{YANG_NS}}}{a}" for a in ("insert", "value", "key"))
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
 _KEY_PREDICATE = re.compile(r"\[(?:[\w.-]+:)?([\w.-]+)\s*=\s*(['\"])(.*?)\2\]")
+
+
+@functools.lru_cache(maxsize=128)
+def _entry_finder(namespace: str, name: str, keys: tuple[str, ...]) -> etree.XPath:
+    """Finds a list entry by its keys in C (datastore text is canonical: no blanks to strip)."""
+    condition = " and ".join(f"normalize-space(n:{k}) = ${k}" for k in keys)
+    return etree.XPath(f"n:{name}[{condition}]", namespaces={"n": namespace})
 
 
 def new_root() -> etree._Element:
@@ -238,13 +246,8 @@ class _Editor:
                     info={"bad-element": key},
                 )
             wanted[key] = (key_el.text or "").strip()
-        for candidate in target.iterfind(node.qname):
-            if all(
-                (candidate.findtext(f"{{{node.namespace}}}{k}") or "").strip() == v
-                for k, v in wanted.items()
-            ):
-                return candidate
-        return None
+        found = _entry_finder(node.namespace, node.name, node.keys)(target, **wanted)
+        return found[0] if isinstance(found, list) and found else None
 
     def instance_path(self, node: SchemaNode, el: etree._Element) -> str:
         if node.kind != "list":
