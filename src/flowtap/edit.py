@@ -247,7 +247,9 @@ class _Editor:
                 )
             wanted[key] = (key_el.text or "").strip()
         found = _entry_finder(node.namespace, node.name, node.keys)(target, **wanted)
-        return found[0] if isinstance(found, list) and found else None
+        if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+            return found[0]
+        return None
 
     def instance_path(self, node: SchemaNode, el: etree._Element) -> str:
         if node.kind != "list":
