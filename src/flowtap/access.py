@@ -91,9 +91,25 @@ class ReadFilter:
             result = finder(pruned)
             if isinstance(result, list):
                 for el in result:
-                    if isinstance(el, etree._Element) and el.getparent() is not None:
-                        el.getparent().remove(el)  # type: ignore[union-attr]
+                    if not isinstance(el, etree._Element):
+                        continue
+                    parent = el.getparent()
+                    if parent is not None:
+                        parent.remove(el)
+                        self._drop_emptied(parent)
         return pruned
+
+    def _drop_emptied(self, el: etree._Element) -> None:
+        """Remove non-presence containers that pruning left empty: an empty ``<services/>`` would
+        show that hidden data exists (LI-1), and a non-presence container carries no meaning of
+        its own (RFC 7950 §7.5.1), so without the hidden data it would not be there at all."""
+        parent = el.getparent()
+        while parent is not None and len(el) == 0:
+            node = self.schema.node_for(el)
+            if node is None or node.kind != "container" or node.presence:
+                return
+            parent.remove(el)
+            el, parent = parent, parent.getparent()
 
 
 _ALL_WRITE = frozenset().union(*(r.write for r in RULES)) | {"configure", "flow-tap-control"}

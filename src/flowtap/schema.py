@@ -194,7 +194,7 @@ class Schema:
                 payload, "xml", strict=True, no_state=True, parse_only=not validate
             )
         except libyang.LibyangError as exc:
-            raise self._to_rpc_error(records, str(exc)) from None
+            raise self._to_rpc_error(records, str(exc), validating=validate) from None
         finally:
             _CAPTURE.local.records = None
 
@@ -222,11 +222,17 @@ class Schema:
             dnode.free()
         return out.encode() if isinstance(out, str) else bytes(out)
 
-    def _to_rpc_error(self, records: list[tuple[str, str]], fallback: str) -> NetconfRpcError:
+    def _to_rpc_error(
+        self, records: list[tuple[str, str]], fallback: str, *, validating: bool = True
+    ) -> NetconfRpcError:
         message, location = records[-1] if records else (fallback, "")
         match = _LOCATION.search(location)
         path = self.xml_path(match.group(1)) if match else None
         tag, app_tag = _classify(message)
+        if not validating and app_tag == "must-violation":
+            # Parsing alone never evaluates must: an unrecognised message is a type restriction
+            # (pattern, range, length) whose YANG error-message replaced libyang's text.
+            tag, app_tag = "invalid-value", None
         info: dict[str, str] = {}
         if tag == "unknown-element":
             name = re.search(r'Node "([^"]+)"', message)

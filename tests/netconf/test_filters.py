@@ -551,3 +551,12 @@ def test_large_list_filtering_is_linear() -> None:
         src, subtree(f'<top xmlns="{CFG}"><users><user><name>u19999</name></user></users></top>')
     )
     assert len(out[0][0]) == 1
+
+
+def test_deeply_nested_xpath_is_refused() -> None:
+    src = data()
+    expr = "//*" + "[count(//*" * 4 + ")>0]" * 4
+    with pytest.raises(NetconfRpcError) as err:
+        xpath_filter(src, expr, NS)
+    assert err.value.tag == "invalid-value"
+    xpath_filter(src, "//*[count(//*[count(//*)>0])>0]", NS)  # depth 4 is still served

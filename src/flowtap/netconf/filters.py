@@ -233,6 +233,13 @@ def _any_namespace(tokens: list[tuple[str, str]], i: int, name: str) -> str:
     return f"*[local-name()='{name}']"
 
 
+# Cache keys hold only the prefixes an expression can use, and only short expressions are cached:
+# keyed on every in-scope declaration of the request (up to the message cap each), 256 entries
+# grew the server by ~75 MB per request (SECURITY.md N5, N8).
+_PREFIX_USE: Final = re.compile(rf"({_NAME}):")
+_MAX_CACHED_SELECT: Final = 1024
+
+
 @lru_cache(maxsize=256)
 def _compile_xpath(select: str, namespaces: tuple[tuple[str, str], ...]) -> etree.XPath:
     return etree.XPath(
@@ -252,6 +259,24 @@ def _invalid_xpath(message: str) -> NetconfRpcError:
     )
 
 
+MAX_XPATH_NESTING = 6
+
+
+def _nesting(expr: str) -> int:
+    """Deepest nesting of brackets and parentheses outside string literals."""
+    depth = deepest = 0
+    for match in _TOKENS.finditer(expr):
+        text = match.group()
+        if match.lastgroup == "literal":
+            continue
+        if text in ("(", "["):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif text in (")", "]"):
+            depth -= 1
+    return deepest
+
+
 def xpath_filter(
     data: etree._Element,
     select: str,
@@ -259,10 +284,16 @@ def xpath_filter(
     key_names: KeyNames | None = None,
 ) -> etree._Element:
     """Apply an XPath filter; ``namespaces`` maps prefixes (the None key is ignored)."""
-    nsmap = tuple(sorted((p, u) for p, u in namespaces.items() if p))
+    if _nesting(select) > MAX_XPATH_NESTING:
+        # every nested predicate over // multiplies the work: bound it, the loop is shared
+        raise _invalid_xpath(f"XPath filter nests deeper than {MAX_XPATH_NESTING} levels")
+    used = set(_PREFIX_USE.findall(select))
+    nsmap = tuple(sorted((p, u) for p, u in namespaces.items() if p and p in used))
+    compile_xpath = (_compile_xpath if len(select) <= _MAX_CACHED_SELECT
+                     else _compile_xpath.__wrapped__)  # fmt: skip
     root: Any = [data]  # a node-set variable; lxml-stubs type the list invariantly
     try:
-        result = _compile_xpath(select, nsmap)(data, **{_ROOT_VAR: root})
+        result = compile_xpath(select, nsmap)(data, **{_ROOT_VAR: root})
     except etree.XPathError as exc:
         raise _invalid_xpath(f"invalid XPath filter: {exc}") from None
     if not isinstance(result, list):

@@ -46,6 +46,16 @@ def _skip_blanks(src: bytes | bytearray, pos: int) -> int:
     return match.end() if match else pos
 
 
+class FramingError(SessionTerminated):
+    """A framing violation. ``completed`` holds the messages that the same ``feed`` (or
+    ``start_chunked``) completed before the violation: they were validly framed, and whether they
+    are processed must not depend on how the byte stream happened to be sliced."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.completed: list[bytes] = []
+
+
 class _Mode(enum.Enum):
     HELLO = "hello"  # EOM framing, stop after the first message
     HELD = "held"  # hello returned; the bytes after it wait for the framing decision
@@ -88,19 +98,32 @@ class FrameDecoder:
             return bool(self._buf or self._parts or self._remaining)
         return bool(self._buf) and self._mode is not _Mode.HELD
 
+    @property
+    def broken(self) -> bool:
+        """True once a framing error was raised: every later feed raises too."""
+        return self._mode is _Mode.BROKEN
+
     def feed(self, data: bytes) -> list[bytes]:
         """Consume received bytes and return the messages they complete, in order.
 
-        ``feed(b"")`` decodes bytes held after the hello under EOM framing.
+        ``feed(b"")`` decodes bytes held after the hello under EOM framing. Raises
+        :class:`FramingError` (carrying the messages completed before the error).
         """
         mode = self._mode
         if mode is _Mode.BROKEN:
             raise SessionTerminated("NETCONF framing already failed")
         if mode is _Mode.HELD:
             self._mode = mode = _Mode.EOM
-        if mode is _Mode.CHUNKED:
-            return self._decode_chunked(data)
-        return self._decode_eom(data)
+        out: list[bytes] = []
+        try:
+            if mode is _Mode.CHUNKED:
+                self._decode_chunked(data, out)
+            else:
+                self._decode_eom(data, out)
+        except FramingError as exc:
+            exc.completed = out
+            raise
+        return out
 
     def start_chunked(self) -> list[bytes]:
         """Switch to chunked framing; return messages completed by bytes held since the hello."""
@@ -114,20 +137,27 @@ class FrameDecoder:
         held = bytes(self._buf)
         self._buf.clear()
         self._scan = 0
-        return self._decode_chunked(held) if held else []
+        out: list[bytes] = []
+        if held:
+            try:
+                self._decode_chunked(held, out)
+            except FramingError as exc:
+                exc.completed = out
+                raise
+        return out
 
     def encode(self, msg: bytes) -> bytes:
         """Frame an outgoing message for the framing currently in effect."""
         return encode_chunked(msg) if self._mode is _Mode.CHUNKED else encode_eom(msg)
 
-    def _fail(self, reason: str) -> SessionTerminated:
+    def _fail(self, reason: str) -> FramingError:
         self._mode = _Mode.BROKEN
         # Rebind rather than clear: a memoryview of the old buffer may still be open.
         self._buf = bytearray()
         self._parts = []
-        return SessionTerminated(reason)
+        return FramingError(reason)
 
-    def _decode_eom(self, data: bytes) -> list[bytes]:
+    def _decode_eom(self, data: bytes, out: list[bytes]) -> None:
         buf = self._buf
         if buf:
             buf += data
@@ -138,7 +168,6 @@ class FrameDecoder:
             # Nothing pending: search the caller's bytes directly and copy only the leftover.
             src = data
             scan = start = _skip_blanks(src, 0) if self._mode is _Mode.EOM else 0
-        out: list[bytes] = []
         end = len(src)
         limit = self.max_message
         with memoryview(src) as view:
@@ -177,15 +206,13 @@ class FrameDecoder:
                 buf += view[start:]
         if src is buf and start:
             del buf[:start]  # O(1) in CPython: bytearray moves its start pointer
-        return out
 
-    def _decode_chunked(self, data: bytes) -> list[bytes]:
+    def _decode_chunked(self, data: bytes, out: list[bytes]) -> None:
         if self._buf:
             src: bytes = bytes(self._buf) + data
             self._buf.clear()
         else:
             src = data
-        out: list[bytes] = []
         pos = 0
         end = len(src)
         whole = type(src) is bytes  # immutable, so a chunk spanning all of it needs no copy
@@ -218,7 +245,6 @@ class FrameDecoder:
                 out.append(parts[0] if len(parts) == 1 else b"".join(parts))
                 self._parts = []
                 self._msg_len = 0
-        return out
 
     def _parse_header(self, src: bytes, pos: int, end: int) -> tuple[int, int] | None:
         """Parse a chunk header or end-of-chunks at pos: (size or 0, next pos), None if incomplete.

@@ -266,6 +266,11 @@ async def commit(session: Session, op: etree._Element) -> Result:
         timeout = int(text)
     persist = _child(op, "persist")
     persist_id = _child(op, "persist-id")
+    if persist is not None and not (persist.text or "").strip():
+        raise NetconfRpcError(  # an empty token would let anyone confirm or cancel
+            tag="invalid-value", message="persist needs a non-empty token",
+            info={"bad-element": "persist"},
+        )  # fmt: skip
     await session.ctx.datastores.commit(
         session.principal,
         session.session_id,

@@ -19,7 +19,7 @@ from flowtap.auth.principal import Principal
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
-from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
+from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, encode_eom
 from flowtap.netconf.replies import NC_NS, error_reply, reply
 from flowtap.netconf.state import state_elements
 from flowtap.netconf.xmlparse import message_id, parse_message
@@ -148,6 +148,8 @@ class Session:
         # The partial-message deadline runs from when a message started, not from the last read:
         # a peer sending one byte at a time must not keep a partial message open forever.
         deadline: float | None = None
+        if self.decoder.broken:  # messages completed before a framing error were just handled
+            raise SessionTerminated("NETCONF framing error")
         while True:
             if self.decoder.in_message:
                 if deadline is None:
@@ -162,7 +164,12 @@ class Session:
                 raise SessionTerminated("read timeout") from None
             if not chunk:
                 raise SessionTerminated("end of input")
-            messages = self.decoder.feed(chunk)
+            try:
+                messages = self.decoder.feed(chunk)
+            except FramingError as exc:
+                if not exc.completed:
+                    raise
+                messages = exc.completed  # answered before the session ends
             if messages:
                 return messages
 
@@ -193,11 +200,16 @@ class Session:
         ):
             self.ctx.stats.in_bad_hellos += 1
             raise SessionTerminated("invalid client hello")  # RFC 6241 §8.1, N1/N2
-        if BASE_11 in caps:
-            self.chunked = True
-            rest += self.decoder.start_chunked()
-        else:
-            rest += self.decoder.feed(b"")
+        try:
+            if BASE_11 in caps:
+                self.chunked = True
+                rest += self.decoder.start_chunked()
+            else:
+                rest += self.decoder.feed(b"")
+        except FramingError as exc:
+            if not exc.completed:
+                raise
+            rest += exc.completed  # answered; the next read ends the session
         for message in rest:  # sent by a client that did not wait for our hello
             await self.handle(message)
 
@@ -228,6 +240,14 @@ class Session:
         except NetconfRpcError as exc:
             self._count_error()
             self.send(error_reply(attrs, [exc]))
+        except (SessionTerminated, asyncio.CancelledError):
+            raise
+        except Exception:
+            # a bug must cost one rpc-error, not the session; the traceback names no value
+            LOG.exception("session %d: unexpected failure in an RPC", self.session_id)
+            self._count_error()
+            self.send(error_reply(attrs, [NetconfRpcError(
+                tag="operation-failed", message="Internal error; see the server log")]))
 
     def _count_error(self) -> None:
         self.in_bad_rpcs += 1

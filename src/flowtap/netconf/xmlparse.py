@@ -14,7 +14,8 @@ Policy (SECURITY.md §5.1 N7-N9, N11 and §5.3):
   < 20 levels deep and the filter code recurses per level, so 64 leaves headroom while keeping
   recursion shallow. Checked only when the message has enough markup to be that deep.
 - More than ``max_attributes`` attributes in total, counted only when the message has that many
-  ``=`` characters (each attribute needs one).
+  ``=`` characters (each attribute needs one); likewise namespace declarations, counted in the
+  bytes before parsing (libxml2 keeps them all, and filters copy the in-scope ones).
 - Invalid UTF-8, NUL and other C0 controls are rejected by libxml2 itself.
 
 Every refusal is ``NetconfRpcError(tag="malformed-message", type="rpc")`` whose message names the
@@ -111,6 +112,8 @@ _BOMS: Final = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
 _PROLOG_BLANKS: Final = re.compile(rb"[ \t\r\n]*")
 _DECL_ENCODING: Final = re.compile(rb"""\sencoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _UTF8_NAMES: Final = (b"utf-8", b"utf8")
+# Every namespace declaration is preceded by whitespace; in text this only over-counts.
+_XMLNS_DECLARATION: Final = re.compile(rb"\sxmlns(?::[^\s=/>]+)?\s*=")
 
 
 def _malformed(message: str) -> NetconfRpcError:
@@ -171,6 +174,9 @@ def parse_message(
     markup = data.count(b"<")
     if markup > max_markup:
         raise _malformed("too many elements")
+    if (data.count(b"xmlns") > max_attributes
+            and len(_XMLNS_DECLARATION.findall(data)) > max_attributes):  # fmt: skip
+        raise _malformed("too many namespace declarations")
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
