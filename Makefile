@@ -6,7 +6,7 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 STATE_DIR   ?= state
 APT_PACKAGES := libyang2-dev libyang2-tools freeradius freeradius-utils tcpdump tshark \
-                iproute2 openssh-client ethtool procps
+                iproute2 openssh-client ethtool procps netsniff-ng gcc libc6-dev
 STAMP       := $(VENV)/.installed
 
 .PHONY: run test lint deps apt demo bench clean

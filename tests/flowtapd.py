@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from flowtap.auth.passwords import make_hash
 
@@ -27,9 +30,19 @@ def free_port() -> int:
 
 @dataclass
 class TestUser:
+    __test__ = False  # not a pytest test class
+
     name: str
-    password: str
+    password: str  # "" for none (a key-only user, or a RADIUS template such as ``remote``)
     login_class: str
+    public_keys: tuple[str, ...] = ()
+
+    def authentication(self) -> str:
+        password = (f"<encrypted-password>{make_hash(self.password, rounds=1000)}"
+                    "</encrypted-password>") if self.password else ""
+        keys = "".join(f"<ssh-ed25519><name>{key}</name></ssh-ed25519>"
+                       for key in self.public_keys)
+        return f"<authentication>{password}{keys}</authentication>" if password or keys else ""
 
 
 @dataclass
@@ -40,8 +53,18 @@ class Flowtapd:
     port: int
     users: dict[str, TestUser] = field(default_factory=dict)
     extra_config: str = ""
+    extra_classes: str = ""  # more <class> elements under system login
+    extra_system: str = ""  # more elements under system (authentication-order, radius-server)
+    system_services: str = ""  # more elements under system services (flow-tap-dtcp)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. FLOWTAP_DTCP_* tuning
+    dtcp_port: int = 0  # the flow-tap-dtcp port the test configured, if any
+    netns: str | None = None  # run inside this network namespace (``ip netns exec``)
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "audit" / "li-audit.log"
 
     def init_config(self) -> str:
         classes = """
@@ -53,16 +76,16 @@ class Flowtapd:
             <permissions>configure</permissions><permissions>flow-tap-control</permissions></class>
         """
         users = "".join(
-            f"<user><name>{u.name}</name><class>{u.login_class}</class><authentication>"
-            f"<encrypted-password>{make_hash(u.password, rounds=1000)}</encrypted-password>"
-            f"</authentication></user>"
+            f"<user><name>{u.name}</name><class>{u.login_class}</class>{u.authentication()}"
+            "</user>"
             for u in self.users.values()
         )
         return (
             f'<config xmlns="{NC}"><system xmlns="{SYS}"><host-name>test</host-name>'
-            f"<login>{classes}{users}</login><services><netconf><ssh><port>{self.port}</port>"
-            f"<listen-address>127.0.0.1</listen-address></ssh></netconf></services></system>"
-            f"{self.extra_config}</config>"
+            f"<login>{classes}{self.extra_classes}{users}</login>{self.extra_system}"
+            f"<services><netconf><ssh><port>{self.port}</port>"
+            f"<listen-address>127.0.0.1</listen-address></ssh></netconf>{self.system_services}"
+            f"</services></system>{self.extra_config}</config>"
         )
 
     def start(self, *, init: bool = True, timeout: float = 20.0) -> None:
@@ -73,8 +96,11 @@ class Flowtapd:
             cfg = self.state_dir.parent / f"{self.state_dir.name}-init.xml"
             cfg.write_text(self.init_config())
             args += ["--init-config", str(cfg)]
+        if self.netns is not None:
+            args = ["ip", "netns", "exec", self.netns, *args]  # exec: the pid stays flowtapd's
+        env = {**os.environ, **self.env} if self.env else None
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)  # fmt: skip
+                                     text=True, env=env)  # fmt: skip
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -83,9 +109,17 @@ class Flowtapd:
                 break
             self.output.append(line)
             if "flowtapd: ready" in line:
+                # keep draining: a chatty (DEBUG) daemon must never block on a full pipe
+                threading.Thread(target=self._drain, args=(self.proc.stdout,),
+                                 daemon=True).start()
                 return
         self.stop()
         raise RuntimeError("flowtapd did not start:\n" + "".join(self.output))
+
+    def _drain(self, stream: IO[str]) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for line in stream:
+                self.output.append(line)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -105,12 +139,15 @@ class Flowtapd:
     def connect(self, user: str = "admin", **kwargs: object):  # type: ignore[no-untyped-def]
         from ncclient import manager
 
+        from flowtap.dataplane.ffi import netns
+
         u = self.users[user]
-        return manager.connect(
-            host="127.0.0.1", port=self.port, username=u.name, password=u.password,
-            hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=30,
-            **kwargs,
-        )  # fmt: skip
+        with netns(self.netns):  # the socket keeps the namespace it was made in
+            return manager.connect(
+                host="127.0.0.1", port=self.port, username=u.name, password=u.password,
+                hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=30,
+                **kwargs,
+            )  # fmt: skip
 
 
 def env_ok() -> bool:

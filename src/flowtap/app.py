@@ -14,10 +14,19 @@ from pathlib import Path
 
 from lxml import etree
 
+from flowtap.audit import AuditError, AuditLog
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
+from flowtap.dataplane import Dataplane
+from flowtap.dataplane.service import FlowTapService
 from flowtap.datastores import Datastores
+from flowtap.dtcp.auditing import LiAudit
+from flowtap.dtcp.publisher import CriteriaSink
+from flowtap.dtcp.registry import Registry, RegistryLimits
+from flowtap.dtcp.service import DtcpService
+from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import NetconfRpcError
+from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService
 from flowtap.netconf.session_ops import install_notifier
@@ -28,6 +37,7 @@ from flowtap.txn import TransactionManager
 LOG = logging.getLogger(__name__)
 SYSTEM_NS = "urn:flowtap:yang:system"
 CREDENTIALS_FILE = "admin-credentials"
+AUDIT_LOG = Path("audit") / "li-audit.log"
 
 
 def factory_default_path() -> Path:
@@ -42,7 +52,19 @@ class BootError(Exception):
 
 
 class Appliance:
-    def __init__(self, state_dir: Path, init_config: Path | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        init_config: Path | None = None,
+        *,
+        dtcp_tuning: DtcpTuning | None = None,
+        criteria_sink: CriteriaSink | None = None,
+    ) -> None:
+        """``criteria_sink`` is the seam for the flow-tap service hook, which owns the dataplane
+        (capture interfaces from ``services flow-tap``) and hands it here; the DTCP registry
+        publishes criteria to it and reads its counters. Without one the appliance makes a
+        :class:`Dataplane` with no capture interface, whose packet/byte limits it wires to the
+        registry through :meth:`limit_reached`."""
         self.state_dir = state_dir
         self.init_config = init_config
         self.schema = Schema()
@@ -52,17 +74,54 @@ class Appliance:
         self.datastores: Datastores | None = None
         self.netconf: NetconfService | None = None
         self.generated_password: str | None = None
+        self.dtcp_tuning = dtcp_tuning or DtcpTuning.from_env()
+        self.dataplane: Dataplane | None = None
+        if criteria_sink is None:
+            self.dataplane = criteria_sink = Dataplane(on_limit=self.limit_reached)
+        self.criteria_sink: CriteriaSink = criteria_sink
+        # commit hook "flow-tap": starts/stops/rebinds the dataplane's capture interfaces
+        self.flow_tap = FlowTapService(dataplane=self.dataplane)
+        self.audit_log: AuditLog | None = None
+        self.li_audit = LiAudit(None)
+        self.registry: Registry | None = None
+        self.dtcp: DtcpService | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def limit_reached(self, criteria_id: int) -> None:
+        """The dataplane's ``on_limit`` (capture thread): hand it to the registry's loop."""
+        loop, registry = self._loop, self.registry
+        if loop is not None and registry is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(registry.expire_by_limit, criteria_id)
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         running = self.state.load_running()
         first_boot = running is None
         if running is None:
             running = self._initial_config()
+        try:
+            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG)
+        except (AuditError, OSError) as exc:
+            raise BootError(f"LI audit log: {exc}") from None
+        self.li_audit = LiAudit(self.audit_log)
+        self.registry = Registry(self.criteria_sink, RegistryLimits.of(self.dtcp_tuning))
+        self.registry.on_removed.append(self.li_audit.removal_listener())
         self.datastores = Datastores(self.txn)
         self.ctx = ServerContext(self.schema, self.txn, self.datastores)
         install_notifier(self.ctx)
-        self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator)
+        self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
+                                      on_auth=self.li_audit.auth_listener())  # fmt: skip
+        self.txn.add_hook(self.flow_tap)  # before NETCONF: capture devices fail the commit first
         self.txn.add_hook(self.netconf)
+        self.dtcp = DtcpService(
+            state_dir=self.state_dir, authenticator=self.authenticator,
+            config=lambda: self.txn.config, registry=self.registry, audit=self.li_audit,
+            tuning=self.dtcp_tuning,
+        )  # fmt: skip
+        self.txn.add_hook(self.dtcp)
+        registry, dtcp = self.registry, self.dtcp
+        self.ctx.state_providers.append(flowtap_state.provider(
+            self.flow_tap, lambda: len(registry), lambda: dtcp.session_count))  # fmt: skip
         try:
             await self.txn.boot(running, persist=first_boot)
             if first_boot:
@@ -101,10 +160,20 @@ class Appliance:
         return path if path.exists() else None
 
     async def stop(self) -> None:
+        if self.dtcp is not None:
+            await self.dtcp.stop()
         if self.netconf is not None and self.netconf.listener is not None:
             self.netconf.listener.close()
         for session in list(self.ctx.sessions.values()):
             await session.end()
+        if self.registry is not None:
+            self.registry.clear("service stopped")  # recorded: criteria do not survive
+            await self.registry.publisher.close()
+        if self.dataplane is not None:
+            await asyncio.to_thread(self.dataplane.stop)
+        await self.li_audit.drain()
+        if self.audit_log is not None:
+            await self.audit_log.close()
 
 
 async def serve(
@@ -115,6 +184,9 @@ async def serve(
     port = appliance.netconf.port if appliance.netconf else None
     creds = appliance.credentials_path()
     print(f"flowtapd: NETCONF over SSH on port {port} (subsystem netconf)", flush=True)
+    if appliance.dtcp is not None and appliance.dtcp.port is not None:
+        print(f"flowtapd: DTCP over SSH on port {appliance.dtcp.port} (subsystem flow-tap-dtcp)",
+              flush=True)  # fmt: skip
     if creds is not None:
         mode = oct(os.stat(creds).st_mode & 0o777)
         print(f"flowtapd: admin credentials in {creds} (mode {mode})", flush=True)

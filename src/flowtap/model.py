@@ -23,6 +23,11 @@ DEFAULT_NETCONF_PORT = 830
 DEFAULT_DTCP_PORT = 32001
 DEFAULT_CONNECTION_LIMIT = 75
 DEFAULT_RATE_LIMIT = 150
+HMAC_LENIENT = "lenient"
+HMAC_STRICT = "strict"
+DEFAULT_HMAC_POLICY = HMAC_LENIENT
+"""Junos-compatible: the SSH key is the public string "Juniper" and Junos' own reaction to a bad
+digest is undocumented, so mismatches are served and audit-logged unless ``strict``."""
 DEFAULT_RADIUS_PORT = 1812
 DEFAULT_RADIUS_TIMEOUT = 3
 DEFAULT_RADIUS_RETRY = 3
@@ -60,6 +65,7 @@ class DtcpService:
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     rate_limit: int = DEFAULT_RATE_LIMIT
     listen_addresses: tuple[str, ...] = ()
+    hmac_policy: str = DEFAULT_HMAC_POLICY  # HMAC_LENIENT or HMAC_STRICT
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +246,7 @@ def from_tree(root: etree._Element) -> Config:
             connection_limit=_int(dt, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
             rate_limit=_int(dt, "rate-limit", s, DEFAULT_RATE_LIMIT),
             listen_addresses=_texts(dt, "listen-address", s),
+            hmac_policy=_text(dt, "hmac-policy", s) or DEFAULT_HMAC_POLICY,
         )
 
     i = NS_INTERFACES

@@ -7,6 +7,7 @@ they differ only in the subsystem they serve and in who may open it.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import stat
@@ -31,7 +32,10 @@ SIGNATURE_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha
 LOGIN_TIMEOUT = 30
 SERVER_VERSION = "flowtap"
 
-AuthListener = Callable[[AuthDecision, str], None]
+AuthListener = Callable[[AuthDecision, str], Awaitable[None] | None]
+"""Told every authentication decision (and the service name). When it returns an awaitable,
+the decision is reported to the client only after it completes (the LI audit log makes the
+record durable first); if it raises, the login is refused (fail closed)."""
 Admission = Callable[[asyncssh.SSHServerConnection], str | None]
 
 
@@ -108,19 +112,36 @@ class ServerConnection(asyncssh.SSHServer):
         self._pending = decision.principal
         return decision.principal is not None
 
-    def auth_completed(self) -> None:
+    async def auth_completed(self) -> None:
         if self._conn is not None and self._conn not in self._principals and self._pending:
+            decision = AuthDecision(
+                self._pending.user, self._peer, self._pending, "public-key",
+                self._pending.template_user, None, ("public-key:accept",),
+            )  # fmt: skip
+            # The client may open its channel at once: register first. ``on_auth`` starts its
+            # record before its first suspension, so a later record (a request served on the
+            # channel) cannot be durable before this one; a failure closes the connection.
             self._principals[self._conn] = self._pending
-            if self._on_auth is not None:
-                decision = AuthDecision(
-                    self._pending.user, self._peer, self._pending, "public-key",
-                    self._pending.template_user, None, ("public-key:accept",),
-                )  # fmt: skip
-                self._on_auth(decision, self._service)
+            if not await self._notify(decision):
+                self._principals.pop(self._conn, None)
+                self._conn.abort()
+
+    async def _notify(self, decision: AuthDecision) -> bool:
+        """Report a decision to ``on_auth``; False when it failed (the login must not proceed)."""
+        if self._on_auth is None:
+            return True
+        try:
+            result = self._on_auth(decision, self._service)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            LOG.exception("%s: authentication listener failed; login refused", self._service)
+            return False
+        return True
 
     async def _decide(self, decision: AuthDecision) -> bool:
-        if self._on_auth is not None:
-            self._on_auth(decision, self._service)
+        if not await self._notify(decision):
+            return False
         if decision.principal is None:
             await self._tries.failed()
             return False
@@ -143,8 +164,12 @@ async def listen(
     authenticator: Authenticator,
     admit: Admission | None = None,
     on_auth: AuthListener | None = None,
+    login_timeout: float = LOGIN_TIMEOUT,
 ) -> asyncssh.SSHAcceptor:
-    """Bind an SSH listener that serves exactly one subsystem."""
+    """Bind an SSH listener that serves exactly one subsystem.
+
+    ``login_timeout`` closes connections that have not authenticated by then (slowloris).
+    """
     principals: dict[asyncssh.SSHServerConnection, Principal] = {}
 
     async def process(proc: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -177,7 +202,7 @@ async def listen(
         "mac_algs": MAC_ALGS,
         "signature_algs": SIGNATURE_ALGS,
         "compression_algs": None,
-        "login_timeout": LOGIN_TIMEOUT,
+        "login_timeout": login_timeout,
         "keepalive_interval": 30,
         "keepalive_count_max": 3,
         "server_version": SERVER_VERSION,

@@ -13,7 +13,8 @@ class OutOfBounds(Exception):
     pass
 
 
-def _load(pkt: bytes, off: int, size: int, protocol: int, pkttype: int) -> int:
+def _load(pkt: bytes, off: int, size: int, protocol: int, pkttype: int,
+          trace: list[int] | None = None) -> int:
     if off >= SKF_AD_OFF:
         ad = off - SKF_AD_OFF
         if ad == SKF_AD_PROTOCOL:
@@ -21,13 +22,17 @@ def _load(pkt: bytes, off: int, size: int, protocol: int, pkttype: int) -> int:
         if ad == SKF_AD_PKTTYPE:
             return pkttype
         raise ValueError(f"ancillary {ad}")
+    if trace is not None:
+        trace.append(off)
     if off < 0 or off + size > len(pkt):
         raise OutOfBounds
     return int.from_bytes(pkt[off:off + size], "big")
 
 
-def run(prog: tuple[Insn, ...], pkt: bytes, protocol: int, pkttype: int = 0) -> int:
-    """Return value of the program (0 = drop). Out-of-bounds loads return 0 like the kernel."""
+def run(prog: tuple[Insn, ...], pkt: bytes, protocol: int, pkttype: int = 0,
+        trace: list[int] | None = None) -> int:
+    """Return value of the program (0 = drop). Out-of-bounds loads return 0 like the kernel.
+    ``trace`` collects the offsets of the packet loads (LD/LDX from the packet)."""
     a = x = 0
     mem = [0] * 16
     pc = 0
@@ -45,9 +50,9 @@ def run(prog: tuple[Insn, ...], pkt: bytes, protocol: int, pkttype: int = 0) -> 
                 if mode == 0x00:
                     a = k
                 elif mode == 0x20:
-                    a = _load(pkt, k, width, protocol, pkttype)
+                    a = _load(pkt, k, width, protocol, pkttype, trace)
                 elif mode == 0x40:
-                    a = _load(pkt, (x + k) & M32, width, protocol, pkttype)
+                    a = _load(pkt, (x + k) & M32, width, protocol, pkttype, trace)
                 elif mode == 0x60:
                     a = mem[k]
                 elif mode == 0x80:
@@ -59,7 +64,7 @@ def run(prog: tuple[Insn, ...], pkt: bytes, protocol: int, pkttype: int = 0) -> 
                 if mode == 0x00:
                     x = k
                 elif mode == 0xA0:
-                    x = (_load(pkt, k, 1, protocol, pkttype) & 0x0F) * 4
+                    x = (_load(pkt, k, 1, protocol, pkttype, trace) & 0x0F) * 4
                 elif mode == 0x80:
                     x = len(pkt)
                 elif mode == 0x60:

@@ -122,8 +122,40 @@ def test_ipv6_extension_headers_go_to_userspace():
     assert accepts(f, bytes(p))
     q = bytearray(udp_packet("2001:db8::1", "2001:db8::3", 1, 2, 80))
     assert not accepts(f, bytes(q))
-    q[6] = 0  # hop-by-hop first: the program cannot see the ports, accepts
-    assert accepts(f, bytes(q))
+    p[6] = q[6] = 0  # hop-by-hop first: the program cannot see the ports, accepts...
+    assert accepts(f, bytes(p))
+    p[42] = 7  # ... whatever the bytes where the port would be
+    assert accepts(f, bytes(p))
+    assert not accepts(f, bytes(q))  # but the addresses are always where they are
+
+
+def test_other_hosts_are_rejected_after_one_packet_load():
+    """The forwarding CPU's cost for non-matching traffic: on skbs whose headers are not
+    linear each packet load is a helper call, so the address test comes first."""
+    f = bpf.compile_filter([Match(dest_address=addr("198.19.0.1"), protocol=vals("17"),
+                                  dest_port=vals("20000"))], inet6=False)
+    assert f.kind == "exact"
+    loads = []
+    pkt = udp_packet("198.18.1.2", "198.19.0.2", 10000, 20000, 46)
+    assert run(f.insns, pkt, 0x0800, trace=loads) == 0
+    assert loads == [16]  # only the destination address was read
+    loads.clear()
+    assert run(f.insns, udp_packet("198.18.1.2", "198.19.0.1", 10000, 20000, 46), 0x0800,
+               trace=loads) > 0
+    assert len(loads) <= 6
+
+
+def test_ten_thousand_hosts_fit_a_coarsened_tree():
+    rng = random.Random(3)
+    hosts = rng.sample(range(0x0A000000, 0x0B000000), 10_000)
+    ms = [Match(dest_address=AddressFilter(4, (Span(h, h),)), dest_port=vals("80"))
+          for h in hosts] + [Match(dest_address=addr("198.19.0.1"))]
+    f = bpf.compile_filter(ms, inet6=False)
+    assert f.kind == "coarse" and len(f) <= bpf.BPF_MAXINSNS
+    for h in [*hosts[::97], 0xC6130001]:  # every criterion's host still passes
+        assert accepts(f, udp_packet("192.0.2.1", str(ipaddress.ip_address(h)), 9, 80, 60))
+    for other in ("198.19.0.2", "192.0.2.7", "11.0.0.1", "9.255.255.255"):
+        assert not accepts(f, udp_packet("192.0.2.1", other, 9, 80, 60))
 
 
 def test_large_sets_degrade_to_coarse_then_broad_and_always_fit():
@@ -138,8 +170,14 @@ def test_large_sets_degrade_to_coarse_then_broad_and_always_fit():
         pkt = udp_packet("192.0.2.1", str(ipaddress.ip_address(h)), 9, 80, 60)
         assert table.lookup(*parse(pkt, 0, len(pkt))) and accepts(f, pkt)
     many = [Match(dest_address=AddressFilter(4, (Span(h, h),))) for h in hosts]
-    g = bpf.compile_filter(many, inet6=False)
-    assert g.kind == "broad" and len(g) < 40
+    g = bpf.compile_filter(many, inet6=False)  # coarsened: the smallest gaps are filled
+    assert g.kind == "coarse" and len(g) <= bpf.BPF_MAXINSNS
+    for h in hosts[::101]:
+        assert accepts(g, udp_packet("192.0.2.1", str(ipaddress.ip_address(h)), 9, 80, 60))
+    # a criterion without any positive address: the tree accepts the whole family
+    assert bpf.compile_filter(many + [Match(dest_port=vals("80"))] * 60,
+                              inet6=False, exact_budget=0).kind == "coarse"
+    assert bpf.broad_filter(False).kind == "broad" and len(bpf.broad_filter(False)) < 40
     # consecutive hosts merge into one interval: 10,000 criteria, a tiny program
     seq = [Match(dest_address=AddressFilter(4, (Span(0x0A000000 + i, 0x0A000000 + i),)))
            for i in range(10_000)]

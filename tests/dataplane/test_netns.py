@@ -271,3 +271,23 @@ def test_rebind_keeps_criteria_and_scopes_input_interface(topo, dp, tmp_path):
     s.close()
     settle(dp.counters, 100)
     assert dp.counters()[1].packets == 100
+
+
+def _running(topo: Topology) -> list[int]:
+    """1 for each router packet socket on a device's receive path (ETH_P_ALL, running)."""
+    out = subprocess.run(["ip", "netns", "exec", topo.ns("rtr"), "cat", "/proc/net/packet"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [r.split() for r in out.splitlines()[1:]]
+    return sorted(int(r[3] == "0003" and r[4] != "0" and r[5] == "1") for r in rows)
+
+
+def test_rings_without_criteria_are_off_the_receive_path(topo, dp):
+    start(topo, dp, [])
+    assert _running(topo) == [0, 0, 0]  # idle flow-tap costs forwarding nothing
+    scoped = crit(1, Match(input_interfaces=("ge-0/0/0",), protocol=vals("17")), cd())
+    with ffi.netns(topo.ns("rtr")):
+        dp.set_criteria([scoped])
+    assert _running(topo) == [0, 0, 1]  # only the interface the criterion is scoped to
+    with ffi.netns(topo.ns("rtr")):
+        dp.set_criteria([])
+    assert _running(topo) == [0, 0, 0]

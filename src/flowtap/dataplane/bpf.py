@@ -45,8 +45,9 @@ SKF_AD_PKTTYPE = 4
 
 BPF_MAXINSNS = 4096
 EXACT_BUDGET = 320  # instructions; beyond that the linear program costs the forwarding CPU
+COARSE_LIMITS = (None, 1600, 1000, 700, 450, 250, 100)  # intervals per tree, tried in order
 ACCEPT = 0x40000  # snap length returned for accepted packets (whole packet)
-L4_AVAIL = 0  # scratch slot: bytes after the IP header
+M_TMP, M_DST, M_SRC = 0, 1, 2  # scratch slots
 
 
 class _TooFar(Exception):
@@ -131,19 +132,26 @@ def compile_filter(matches: Iterable[Match], *, inet6: bool,
            6: [m for m in matches if applies(m, 6, None)] if inet6 else []}
     if not fam[4] and not fam[6]:
         return drop_all()
-    for kind in ("exact", "coarse", "broad"):
-        if kind == "exact" and len(matches) * 6 > exact_budget:
-            continue  # cheap early out: cannot fit
+    if len(matches) * 6 <= exact_budget:  # cheap early out: cannot fit
         try:
-            insns = _program(kind, fam)
+            insns = _program("exact", fam)
+        except _TooFar:
+            pass
+        else:
+            if len(insns) <= exact_budget:
+                return Filter(insns, "exact")
+    for limit in COARSE_LIMITS:
+        try:
+            insns = _program("coarse", fam, limit)
         except _TooFar:
             continue
-        if len(insns) <= (exact_budget if kind == "exact" else BPF_MAXINSNS):
-            return Filter(insns, kind)
-    raise AssertionError("the broad program always fits")
+        if len(insns) <= BPF_MAXINSNS:
+            return Filter(insns, "coarse")
+    return broad_filter(inet6)
 
 
-def _program(kind: str, fam: dict[int, list[Match]]) -> tuple[Insn, ...]:
+def _program(kind: str, fam: dict[int, list[Match]],
+             limit: int | None = None) -> tuple[Insn, ...]:
     a = Asm()
     a.op(LD | W | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)
     a.when(JEQ, 4, 0)  # PACKET_OUTGOING (belt and braces: the socket ignores them)
@@ -156,54 +164,64 @@ def _program(kind: str, fam: dict[int, list[Match]]) -> tuple[Insn, ...]:
         a.jmp(JEQ, 0x86DD, 0, 1)
         a.ja("v6")
     a.ret(0)
+    for version in (4, 6):
+        if fam[version]:
+            a.label(f"v{version}")
+            _family_body(a, kind, fam[version], version, limit)
     if fam[4]:
-        a.label("v4")
-        a.op(LD | B | ABS, 0)
-        a.op(ALU | AND | K, 0xF0)
-        a.unless(JEQ, 0x40, 0)
-        a.op(LD | H | ABS, 6)
-        a.when(JSET, 0x1FFF, 0)  # later fragments are never copied
-        a.op(LDX | B | MSH, 0)  # X = IHL * 4
+        # Reached only by packets whose addresses, protocol and ports matched: the header
+        # checks of packet.parse() cost two more loads here instead of on every packet.
+        a.label("accept4")
+        a.op(LD | W | ABS, 0)  # version/IHL, TOS, total length
+        a.jmp(JGE, 0x40000000, 0, "reject")
+        a.jmp(JGT, 0x4FFFFFFF, "reject", 0)
+        a.op(ST, M_TMP)
+        a.op(ALU | RSH | K, 22)
+        a.op(ALU | AND | K, 0x3C)
+        a.op(MISC | TAX)  # X = IHL * 4
         a.op(MISC | TXA)
-        a.unless(JGE, 20, 0)
+        a.jmp(JGE, 20, 0, "reject")
+        a.op(LD | MEM, M_TMP)
+        a.op(ALU | AND | K, 0xFFFF)
+        a.code.append((JMP | JGE | X, 0, "reject", 0))  # total length >= IHL
         a.op(LD | W | LEN)
-        a.code.append((JMP | JGE | X, 1, 0, 0))  # length >= IHL
-        a.ret(0)
-        a.op(ALU | SUB | X)
-        a.op(ST, L4_AVAIL)
-        _family_body(a, kind, fam[4], 4)
+        a.code.append((JMP | JGE | X, 0, "reject", 0))  # captured length >= IHL
+        a.op(LD | H | ABS, 6)
+        a.jmp(JSET, 0x1FFF, "reject", 0)  # later fragments are never copied
+        a.ret(ACCEPT)
     if fam[6]:
-        a.label("v6")
+        a.label("accept6")
         a.op(LD | B | ABS, 0)
         a.op(ALU | AND | K, 0xF0)
-        a.unless(JEQ, 0x60, 0)
+        a.jmp(JEQ, 0x60, 0, "reject")
         a.op(LD | W | LEN)
-        a.unless(JGE, 40, 0)
-        a.op(ALU | SUB | K, 40)
-        a.op(ST, L4_AVAIL)
-        a.op(LDX | IMM, 40)
-        a.op(LD | B | ABS, 6)
-        ext = sorted(IPV6_EXTENSIONS)
-        for i, nh in enumerate(ext):
-            a.jmp(JEQ, nh, len(ext) - i, 0)  # header chain: userspace decides
-        a.code.append((JMP | JA, 0, 0, 1))  # no extension header: skip the ret below
+        a.jmp(JGE, 40, 0, "reject")
         a.ret(ACCEPT)
-        _family_body(a, kind, fam[6], 6)
-    a.label("accept")
-    a.ret(ACCEPT)
     a.label("reject")
     a.ret(0)
     return a.assemble()
 
 
-def _family_body(a: Asm, kind: str, rules: list[Match], version: int) -> None:
+def _family_body(a: Asm, kind: str, rules: list[Match], version: int,
+                 limit: int | None) -> None:
+    """Address tests first: a packet of another host costs one packet load (with skbs whose
+    headers are not linear, as an AF_PACKET TX ring makes them, each load is a helper call)."""
+    accept = f"accept{version}"
+    dst_off, src_off = (24, 8) if version == 6 else (16, 12)
     if kind == "broad":
-        a.ja("accept")
+        a.ja(accept)
         return
     if kind == "exact":
+        if any(not m.dest_address.is_wildcard for m in rules):
+            a.op(LD | W | ABS, dst_off)
+            a.op(ST, M_DST)
+        cache_src = sum(not m.source_address.is_wildcard for m in rules) > 1
+        if cache_src:
+            a.op(LD | W | ABS, src_off)
+            a.op(ST, M_SRC)
         for m in rules:
             fail = a.new("next")
-            _rule_block(a, m, version, fail)
+            _rule_block(a, m, version, fail, cache_src)
             a.label(fail)
         a.ja("reject")
         return
@@ -215,16 +233,16 @@ def _family_body(a: Asm, kind: str, rules: list[Match], version: int) -> None:
         elif spans := _approx(m.source_address, version):
             src.extend(spans)
         else:
-            a.ja("accept")  # a criterion with no positive address: the whole family
+            a.ja(accept)  # a criterion with no positive address: the whole family
             return
     src_label = a.new("src")
     if dst:
-        a.op(LD | W | ABS, 24 if version == 6 else 16)
-        _tree(a, _merge(dst), src_label if src else "reject")
+        a.op(LD | W | ABS, dst_off)
+        _tree(a, _coarsen(_merge(dst), limit), accept, src_label if src else "reject")
     a.label(src_label)
     if src:
-        a.op(LD | W | ABS, 8 if version == 6 else 12)
-        _tree(a, _merge(src), "reject")
+        a.op(LD | W | ABS, src_off)
+        _tree(a, _coarsen(_merge(src), limit), accept, "reject")
     else:
         a.ja("reject")
 
@@ -245,8 +263,26 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _tree(a: Asm, intervals: list[tuple[int, int]], miss: str) -> None:
-    """Binary search of A over disjoint sorted intervals; hit -> accept, else ``ja miss``."""
+def _coarsen(intervals: list[tuple[int, int]],
+             limit: int | None) -> list[tuple[int, int]]:
+    """At most ``limit`` intervals covering ``intervals``: the smallest gaps are filled (the
+    program then accepts a few more addresses; userspace re-checks every packet)."""
+    if limit is None or len(intervals) <= limit:
+        return intervals
+    gaps = sorted(range(len(intervals) - 1),
+                  key=lambda i: intervals[i + 1][0] - intervals[i][1])
+    fill = set(gaps[:len(intervals) - limit])
+    out: list[tuple[int, int]] = []
+    for i, (lo, hi) in enumerate(intervals):
+        if i - 1 in fill:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _tree(a: Asm, intervals: list[tuple[int, int]], hit: str, miss: str) -> None:
+    """Binary search of A over disjoint sorted intervals: ``ja hit`` or ``ja miss``."""
     starts: list[int] = []
     hits: list[bool] = []
     pos = 0
@@ -273,10 +309,7 @@ def _tree(a: Asm, intervals: list[tuple[int, int]], miss: str) -> None:
 
     def emit(lo: int, hi: int) -> None:
         if hi - lo == 1:
-            if hits[lo]:
-                a.ja("accept")
-            else:
-                a.ja(miss)
+            a.ja(hit if hits[lo] else miss)
             return
         mid = (lo + hi) // 2
         right = a.new("r")
@@ -330,46 +363,73 @@ def _protocols_within(vf: ValueFilter, allowed: frozenset[int]) -> bool:
     return exact is not None and set(exact) <= allowed
 
 
-def _rule_block(a: Asm, m: Match, version: int, fail: str) -> None:
-    proto_off = 6 if version == 6 else 9
-    if not m.protocol.is_wildcard:
-        a.op(LD | B | ABS, proto_off)
-        _spans(a, _vals(m.protocol), fail)
+def _rule_block(a: Asm, m: Match, version: int, fail: str, cache_src: bool) -> None:
+    """One criterion: addresses (destination cached in M_DST), protocol, then ports or ICMP
+    type/code. An L4 load past the end of the packet makes the kernel return 0, exactly as
+    packet.parse() then has no ports (ICMP fields) and the filter cannot match."""
+    v6 = version == 6
+    accept = f"accept{version}"
+    for af, slot, off in ((m.dest_address, M_DST, 24 if v6 else 16),
+                          (m.source_address, M_SRC, 8 if v6 else 12)):
+        if af.is_wildcard:
+            continue
+        cached = slot == M_DST or cache_src
+        if not v6:
+            a.op(LD | MEM, slot) if cached else a.op(LD | W | ABS, off)
+            _spans(a, [(s.lo, s.hi, s.negated) for s in af.spans], fail)
+            continue
+        host = af.exact_values()
+        if host is not None and len(host) == 1:
+            for word in range(4):
+                if word == 0 and cached:
+                    a.op(LD | MEM, slot)
+                else:
+                    a.op(LD | W | ABS, off + 4 * word)
+                a.jmp(JEQ, (host[0] >> (96 - 32 * word)) & 0xFFFFFFFF, 0, fail)
+        elif approx := _approx(af, 6):
+            a.op(LD | MEM, slot) if cached else a.op(LD | W | ABS, off)
+            _spans(a, [(lo, hi, False) for lo, hi in approx], fail)
     needs_ports = not (m.source_port.is_wildcard and m.dest_port.is_wildcard)
     needs_icmp = not (m.icmp_type.is_wildcard and m.icmp_code.is_wildcard)
-    for needed, allowed, avail in ((needs_ports, PORT_PROTOCOLS, 4),
-                                   (needs_icmp, ICMP_PROTOCOLS, 2)):
-        if not needed:
-            continue
-        if not _protocols_within(m.protocol, allowed):
-            a.op(LD | B | ABS, proto_off)
+    if m.protocol.is_wildcard and not needs_ports and not needs_icmp:
+        a.ja(accept)
+        return
+    a.op(LD | B | ABS, 6 if v6 else 9)
+    if v6:  # an extension header hides the protocol and ports: userspace walks the chain
+        ext, plain = a.new("ext"), a.new("plain")
+        for nh in sorted(IPV6_EXTENSIONS):
+            a.jmp(JEQ, nh, ext, 0)
+        a.ja(plain)
+        a.label(ext)
+        a.ja(accept)
+        a.label(plain)
+    if not m.protocol.is_wildcard:
+        _spans(a, _vals(m.protocol), fail)
+    for needed, allowed in ((needs_ports, PORT_PROTOCOLS), (needs_icmp, ICMP_PROTOCOLS)):
+        if needed and not _protocols_within(m.protocol, allowed):
             ok = a.new("p")
             for p in sorted(allowed):
                 a.jmp(JEQ, p, ok)
             a.ja(fail)
             a.label(ok)
-        a.op(LD | MEM, L4_AVAIL)
-        a.jmp(JGE, avail, 0, fail)
-    for af, off in ((m.source_address, 12), (m.dest_address, 16)):
-        if af.is_wildcard:
+    l4 = ((needs_ports, W, 16, 0xFFFF, m.source_port, m.dest_port),
+          (needs_icmp, H, 8, 0xFF, m.icmp_type, m.icmp_code))
+    for needed, size, shift, mask, high, low in l4:
+        if not needed:
             continue
-        if version == 4:
-            a.op(LD | W | ABS, off)
-            _spans(a, [(s.lo, s.hi, s.negated) for s in af.spans], fail)
-            continue
-        off6 = 8 if off == 12 else 24
-        host = af.exact_values()
-        if host is not None and len(host) == 1:
-            for word in range(4):
-                a.op(LD | W | ABS, off6 + 4 * word)
-                a.jmp(JEQ, (host[0] >> (96 - 32 * word)) & 0xFFFFFFFF, 0, fail)
-        elif approx := _approx(af, 6):
-            a.op(LD | W | ABS, off6)
-            _spans(a, [(lo, hi, False) for lo, hi in approx], fail)
-    for vf, code, off in ((m.source_port, H, 0), (m.dest_port, H, 2),
-                          (m.icmp_type, B, 0), (m.icmp_code, B, 1)):
-        if not vf.is_wildcard:
-            a.op(LD | code | IND, off)
-            _spans(a, _vals(vf), fail)
-    a.ja("accept")
-
+        if v6:
+            a.op(LD | size | ABS, 40)
+        else:
+            a.op(LDX | B | MSH, 0)
+            a.op(LD | size | IND, 0)
+        if not high.is_wildcard and not low.is_wildcard:
+            a.op(ST, M_TMP)
+        if not high.is_wildcard:
+            a.op(ALU | RSH | K, shift)
+            _spans(a, _vals(high), fail)
+            if not low.is_wildcard:
+                a.op(LD | MEM, M_TMP)
+        if not low.is_wildcard:
+            a.op(ALU | AND | K, mask)
+            _spans(a, _vals(low), fail)
+    a.ja(accept)

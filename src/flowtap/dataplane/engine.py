@@ -260,6 +260,10 @@ class Dataplane:
                 LOG.exception("BPF program (%s, %d insns) refused; accepting all IP",
                               prog.kind, len(prog))
                 ring.attach(bpf.broad_filter(capture.inet6))
+            try:  # no criteria for this interface: off the receive path altogether
+                ring.hook(prog.kind != "drop")
+            except CaptureError:
+                LOG.exception("capture interface %s cannot be hooked", ring.iface.name)
         self.filters = programs
         LOG.debug("dataplane generation %d: %d criteria, %d destinations",
                   st.generation + 1, len(criteria), len(sinks))

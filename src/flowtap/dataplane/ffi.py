@@ -53,6 +53,9 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _sendmmsg = _libc.sendmmsg
 _sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
 _sendmmsg.restype = ctypes.c_int
+_bind = _libc.bind
+_bind.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_bind.restype = ctypes.c_int
 _setns = _libc.setns
 _setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _setns.restype = ctypes.c_int
@@ -103,6 +106,20 @@ def attach_filter(sock: socket.socket, program: Sequence[tuple[int, int, int, in
     insns = (SockFilter * len(program))(*(SockFilter(*i) for i in program))
     fprog = SockFprog(len(program), ctypes.cast(insns, ctypes.POINTER(SockFilter)))
     sock.setsockopt(SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))  # copied by the kernel
+
+
+def bind_packet(sock: socket.socket, ifindex: int, protocol: int) -> None:
+    """``bind()`` an AF_PACKET socket by interface index (0: every device), which Python's
+    address tuple cannot express.
+
+    Raises:
+        OSError: the kernel refused (no such device).
+    """
+    sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(protocol), ifindex, 0, 0, 0,
+                      b"")
+    if _bind(sock.fileno(), sll, len(sll)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def sendmmsg(fd: int, vec: ctypes.Array[MMsgHdr], count: int) -> int:

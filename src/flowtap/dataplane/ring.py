@@ -1,8 +1,9 @@
 """AF_PACKET TPACKET_V3 receive ring on one interface (I/O).
 
 Opening order (DATAPLANE.md §3): socket with protocol 0 (receives nothing), drop-all filter,
-TPACKET_V3, PACKET_IGNORE_OUTGOING, ring + mmap, then bind to the device with ETH_P_ALL. The
-real filter is attached later by the engine; there is never an unfiltered window. SOCK_DGRAM
+TPACKET_V3, PACKET_IGNORE_OUTGOING, ring + mmap, then bind to the device with protocol 0
+(checks the device, still receives nothing). The engine attaches the real filter, then hooks
+the socket in with ETH_P_ALL (:meth:`Ring.hook`); there is never an unfiltered window. SOCK_DGRAM
 makes the filter and the ring see the packet from its network header on any link type.
 """
 
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from flowtap.dataplane import ffi
 from flowtap.dataplane.bpf import Filter, drop_all
 
-BLOCK_SIZE = 1 << 17  # 128 KiB
-BLOCK_COUNT = 32  # 4 MiB per interface
+BLOCK_SIZE = 1 << 18  # 256 KiB
+BLOCK_COUNT = 64  # 16 MiB per interface
 RETIRE_MS = 10  # a partly filled block is handed over after at most this long
+PARK_PROTOCOL = 0x88B5  # IEEE local experimental EtherType: ptype bucket 5, not 0/13/6
 
 _BLOCK_HDR = struct.Struct("=II")  # num_pkts, offset_to_first_pkt (at offset 12)
 _STATUS = struct.Struct("=I")  # block_status (at offset 8)
@@ -27,7 +29,15 @@ _STATS = struct.Struct("=III")  # tp_packets, tp_drops, tp_freeze_q_cnt
 
 
 class CaptureError(OSError):
-    """A capture interface cannot be opened (missing device, no privilege)."""
+    """A capture interface cannot be opened (missing device, no privilege).
+
+    ``interface`` is the IFL name of the capture interface and ``reason`` the cause alone.
+    """
+
+    def __init__(self, interface: str, reason: str) -> None:
+        super().__init__(f"capture interface {interface}: {reason}")
+        self.interface = interface
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +64,11 @@ class Ring:
         self.next_block = 0
         self.packets = 0
         self.drops = 0
+        self.hooked = False
         try:
-            socket.if_nametoindex(iface.device)
+            self.ifindex = socket.if_nametoindex(iface.device)
         except OSError as exc:
-            raise CaptureError(f"capture interface {iface.name}: device {iface.device!r} "
-                               "not found") from exc
+            raise CaptureError(iface.name, f"device {iface.device!r} not found") from exc
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
         try:
             self.attach(drop_all())
@@ -70,15 +80,32 @@ class Ring:
             self.map = mmap.mmap(self.sock.fileno(), block_size * block_count,
                                  mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             self.base = ffi.buffer_address(self.map)
-            self.sock.bind((iface.device, ffi.ETH_P_ALL))
+            self.sock.bind((iface.device, 0))  # checks the device; no hook yet (see hook())
         except OSError as exc:
             self.sock.close()
-            raise CaptureError(f"capture interface {iface.name}: {exc.strerror or exc}") from exc
+            raise CaptureError(iface.name, str(exc.strerror or exc)) from exc
         self.fd = self.sock.fileno()
 
     def attach(self, program: Filter) -> None:
         """Replace the socket filter (atomic in the kernel)."""
         ffi.attach_filter(self.sock, program.insns)
+
+    def hook(self, on: bool) -> None:
+        """Put the socket on the device's receive path (bound to it with ETH_P_ALL) or take it
+        off. Off, the forwarding CPU pays nothing for it, not even the call that runs the
+        drop-all program: rings are hooked only while they have criteria. (Binding with
+        protocol 0 would keep the old protocol, so "off" parks the socket on every device with
+        an EtherType that IPv4/IPv6/ARP never meet: it sits in another ptype hash bucket.)"""
+        if on == self.hooked:
+            return
+        try:
+            if on:
+                self.sock.bind((self.iface.device, ffi.ETH_P_ALL))
+            else:
+                ffi.bind_packet(self.sock, 0, PARK_PROTOCOL)
+        except OSError as exc:
+            raise CaptureError(self.iface.name, str(exc.strerror or exc)) from exc
+        self.hooked = on
 
     def ready(self) -> int:
         """Offset of the next block if user space owns it, else -1."""

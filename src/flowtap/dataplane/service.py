@@ -1,0 +1,298 @@
+"""The flow-tap service as a commit hook: ``services flow-tap`` reconciled into the dataplane.
+
+What runs, decided here (dataplane/ENCAP.md, "Capture interfaces", says the same for operators):
+
+* flow-tap runs while ``services flow-tap`` is configured, with ``interface sp-F/P/N.U``
+  (classic flow-tap) or ``tunnel-interface vt-F/P/N.U`` (FlowTapLite). Both drive the same
+  dataplane: Linux has no services PIC and no tunnel PFE, so the only differences are the
+  service unit's name and where ``family inet6`` is read from. A ``disable``d service interface
+  is a PIC that is down: flow-tap is stopped (criteria dropped) until it is enabled again.
+* Captured: every configured interface that is not ``disable``d and is not a services PIC or
+  tunnel interface (``sp-``, ``vt-``, ``fti-``: the service engines, the flow-tap one and any
+  spare, not where subscriber traffic enters), ingress only, on its ``host-device`` (or on
+  the Linux device named like the interface). Its IFL name, the name
+  ``X-JTap-Input-Interface`` scopes to, is ``NAME.U`` for its lowest configured unit (``NAME.0``
+  without units): a Linux device carries one IFL here. The service interface's own
+  ``host-device`` is never captured: copies are routed by the kernel, not sent through it.
+* IPv4 always; IPv6 iff the service unit has ``family inet6`` (FlowTapLite: the tunnel unit, if
+  it is configured under ``interfaces``; otherwise IPv4 only).
+* Refused at commit: two capture interfaces on one Linux device (each packet would be copied
+  twice; ``invalid-value``) and a capture device that does not exist or cannot be opened
+  (``resource-denied``, path to the interface's ``host-device``). The one exception is boot:
+  the first commit of the process captures the devices that exist and logs the missing ones,
+  so a vanished device cannot lock the operator out of the appliance; the next commit that
+  changes what is captured reports the missing device.
+
+Lifecycle on commit (criteria are DTCP runtime state, never configuration):
+
+* start    flow-tap newly configured: the dataplane starts capturing, with no criteria (the
+           stop before dropped them; the registry installs new ones over DTCP);
+* rebind   capture interfaces or ``family inet6`` changed, same service unit (or a captured
+           device was re-created with a new ifindex): new rings are opened in prepare and
+           swapped in at commit, every criterion kept;
+* restart  the service unit changed (another ``sp-`` unit, or classic <-> FlowTapLite):
+           criteria dropped, the dataplane starts anew;
+* stop     flow-tap removed, or its interface disabled: rings and sockets closed, criteria
+           dropped.
+
+On restart and stop the ``on_stop`` listeners run (in commit, on the event loop) so the DTCP
+registry forgets its criteria too, as Junos drops every dynamic filter when flow-tap restarts
+or is removed.
+
+For the DTCP registry: :attr:`FlowTapService.dataplane` is the live :class:`Dataplane` (its
+``CriteriaSink``: ``set_criteria``, ``counters``, ``check``) while flow-tap runs and None
+otherwise. An appliance that builds the :class:`Dataplane` itself (to give the registry one
+sink for its whole life) passes it in with ``dataplane=``: the hook then only opens, swaps and
+closes its rings, and ``stop`` clears its criteria; the registry must forget its own in an
+``on_stop`` listener, or its next publication would bring them back. ``on_limit`` listeners
+get a criteria id, **on the event loop**, when a packet or byte limit stopped its copies (only
+for a dataplane the hook made; an injected one reports to its own ``on_limit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from flowtap import model
+from flowtap.dataplane.counters import KernelStats
+from flowtap.dataplane.engine import Dataplane, PreparedCapture
+from flowtap.dataplane.ring import CaptureError, CaptureInterface
+from flowtap.errors import CommitFailed
+
+LOG = logging.getLogger(__name__)
+
+SERVICE_PATH = "/ftsvc:services/ftsvc:flow-tap"
+SERVICE_TYPES = ("sp-", "vt-", "fti-")  # services PIC and tunnel interfaces: never captured
+Action = Literal["keep", "start", "rebind", "restart", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePlan:
+    """What flow-tap captures for one configuration."""
+
+    service: str  # the service unit: sp-0/0/0.0 (classic) or vt-0/0/0.0 (FlowTapLite)
+    lite: bool  # FlowTapLite (tunnel-interface)
+    interfaces: tuple[CaptureInterface, ...]
+    inet6: bool
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(i.device for i in self.interfaces)
+
+
+def interface_path(name: str, leaf: str | None = None) -> str:
+    path = f"/fti:interfaces/fti:interface[fti:name='{name}']"
+    return f"{path}/fti:{leaf}" if leaf else path
+
+
+def plan(config: model.Config) -> CapturePlan | None:
+    """The capture plan of ``config``, or None when flow-tap does not run. Pure."""
+    ft = config.flow_tap
+    if ft is None:
+        return None
+    lite = ft.interface is None
+    service = ft.interface if ft.interface is not None else ft.tunnel_interface
+    if service is None:
+        return None  # YANG requires one of the two
+    name, _, unit = service.partition(".")
+    own = config.interfaces.get(name)
+    if own is not None and own.disabled:
+        return None  # the services PIC (tunnel) is down
+    inet6 = False
+    if own is not None and unit.isdigit() and int(unit) in own.units:
+        inet6 = own.units[int(unit)].inet6
+    captures = []
+    for iface in sorted(config.interfaces.values(), key=lambda i: i.name):
+        if iface.name == name or iface.disabled or iface.name.startswith(SERVICE_TYPES):
+            continue
+        ifl = f"{iface.name}.{min(iface.units) if iface.units else 0}"
+        captures.append(CaptureInterface(ifl, iface.host_device))
+    return CapturePlan(service, lite, tuple(captures), inet6)
+
+
+def check(config: model.Config) -> None:
+    """Refuse configurations no dataplane can serve (pure).
+
+    Raises:
+        CommitFailed: two capture interfaces on one Linux device.
+    """
+    p = plan(config)
+    if p is None:
+        return
+    seen: dict[str, str] = {}
+    for ci in p.interfaces:
+        ifd = ci.name.rpartition(".")[0]
+        if ci.device in seen:
+            raise CommitFailed(
+                f"flow-tap: interfaces {seen[ci.device]} and {ifd} both use host-device "
+                f"{ci.device}: every packet would be copied twice",
+                tag="invalid-value", path=interface_path(ifd, "host-device"))
+        seen[ci.device] = ifd
+
+
+def _ifindex(device: str) -> int | None:
+    try:
+        return socket.if_nametoindex(device)
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    action: Action
+    plan: CapturePlan | None = None
+    capture: PreparedCapture | None = None
+    ifindexes: tuple[int, ...] = ()
+
+
+class FlowTapService:
+    """Commit hook ``flow-tap``: owns the :class:`Dataplane` and reconciles it."""
+
+    name = "flow-tap"
+
+    def __init__(self, *, cpu: int | None = None, dataplane: Dataplane | None = None) -> None:
+        """Args:
+            cpu: pin the capture thread to this CPU (keep it off the forwarding CPU).
+            dataplane: use this instance (tests); by default one is made here.
+        """
+        self._dp = dataplane if dataplane is not None else Dataplane(cpu=cpu,
+                                                                     on_limit=self._limit)
+        self._plan: CapturePlan | None = None
+        self._ifindexes: tuple[int, ...] = ()
+        self._committed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_stop: list[Callable[[], None]] = []
+        self.on_limit: list[Callable[[int], None]] = []
+
+    # ---- what others read ----
+
+    @property
+    def dataplane(self) -> Dataplane | None:
+        """The live dataplane while flow-tap runs, else None (do not keep the reference)."""
+        return self._dp if self._plan is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._plan is not None
+
+    @property
+    def plan(self) -> CapturePlan | None:
+        """What is captured now (None: flow-tap is not running)."""
+        return self._plan
+
+    def kernel_stats(self) -> KernelStats:
+        return self._dp.kernel_stats()
+
+    # ---- Hook ----
+
+    def validate(self, old: model.Config, new: model.Config) -> None:
+        check(new)
+
+    async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
+        self._loop = asyncio.get_running_loop()
+        wanted = plan(new)
+        current = self._plan
+        if wanted is None:
+            return _Prepared("keep" if current is None else "stop")
+        if not self._committed:
+            wanted = self._existing_only(wanted)  # boot: see the module docstring
+        if wanted == current and not self._stale():
+            return _Prepared("keep")
+        for ci in wanted.interfaces:
+            if _ifindex(ci.device) is None:
+                raise self._error(ci, f"device {ci.device!r} does not exist")
+        action: Action = "start"
+        if current is not None:
+            same = (current.service, current.lite) == (wanted.service, wanted.lite)
+            action = "rebind" if same else "restart"
+        try:
+            capture = self._dp.prepare(wanted.interfaces, wanted.inet6)
+        except CaptureError as exc:
+            bad = next((ci for ci in wanted.interfaces if ci.name == exc.interface), None)
+            if bad is None:
+                raise CommitFailed(f"flow-tap: {exc}", tag="resource-denied",
+                                   path=SERVICE_PATH) from None
+            raise self._error(bad, exc.reason) from None
+        ifindexes = tuple(r.ifindex for r in capture.rings)
+        return _Prepared(action, wanted, capture, ifindexes)
+
+    async def commit(self, handle: _Prepared) -> None:
+        self._committed = True
+        if handle.action == "keep":
+            return
+        dropped = handle.action in ("stop", "restart")
+        if dropped:
+            self._dp.stop()  # rings and sockets closed, criteria forgotten
+        if handle.capture is not None:
+            self._dp.commit(handle.capture)
+        self._plan = handle.plan
+        self._ifindexes = handle.ifindexes
+        if handle.plan is None:
+            LOG.info("flow-tap stopped")
+        else:
+            LOG.info("flow-tap %s on %s: capturing %s (IPv6 %s)", handle.action,
+                     handle.plan.service, ", ".join(handle.plan.devices) or "nothing",
+                     "on" if handle.plan.inet6 else "off")
+        if dropped:
+            for listener in list(self.on_stop):
+                try:
+                    listener()
+                except Exception:
+                    LOG.exception("flow-tap on_stop listener failed")
+
+    async def abort(self, handle: _Prepared) -> None:
+        if handle.capture is not None:
+            self._dp.abort(handle.capture)
+
+    def close(self) -> None:
+        """Stop capturing (appliance shutdown); the hook stays usable."""
+        was = self._plan is not None
+        self._dp.stop()
+        self._plan, self._ifindexes = None, ()
+        if was:
+            for listener in list(self.on_stop):
+                with contextlib.suppress(Exception):
+                    listener()
+
+    # ---- internals ----
+
+    def _existing_only(self, wanted: CapturePlan) -> CapturePlan:
+        present = []
+        for ci in wanted.interfaces:
+            if _ifindex(ci.device) is None:
+                LOG.warning("flow-tap: capture interface %s: device %r does not exist; not "
+                            "captured until a commit changes the capture interfaces",
+                            ci.name, ci.device)
+            else:
+                present.append(ci)
+        return CapturePlan(wanted.service, wanted.lite, tuple(present), wanted.inet6)
+
+    def _stale(self) -> bool:
+        """A captured device vanished or was re-created (new ifindex) since it was bound."""
+        if self._plan is None:
+            return False
+        now = tuple(_ifindex(d) for d in self._plan.devices)
+        return now != self._ifindexes
+
+    @staticmethod
+    def _error(ci: CaptureInterface, reason: str) -> CommitFailed:
+        ifd = ci.name.rpartition(".")[0]
+        leaf = None if ci.device == ifd else "host-device"
+        return CommitFailed(f"flow-tap: cannot capture on interface {ifd}: {reason}",
+                            tag="resource-denied", path=interface_path(ifd, leaf))
+
+    def _limit(self, criteria_id: int) -> None:
+        """Capture thread: hand the notification to the event loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        for listener in list(self.on_limit):
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(listener, criteria_id)
+

@@ -1,0 +1,226 @@
+"""What each DTCP method does to the registry, and its reply: the dispatch table of a session.
+
+Every handler is synchronous and returns an :class:`Outcome`: the signed reply, the LI audit
+record, and how to ``confirm`` (after the record is durable) or ``undo`` (when it cannot be
+written) its change. Handlers never await, so a pipelined batch is applied in arrival order and
+its records share one fsync. ``DtcpError`` (raised by the codec and the registry) becomes an
+error reply echoing the offending header.
+
+Checks left to this layer (the codec only reads the request):
+- 901 JTap-Failure: an ``X-JTap-Input-Interface`` that names no configured interface unit, and
+  a content destination the dataplane cannot serve (``Dataplane.check``: TTL 0, ...);
+- 430 Unknown Content Destination: a LIST whose Cdest-ID names none of the source's
+  destinations (see :mod:`flowtap.dtcp.registry` for the DELETE/REFRESH counterpart);
+- 431, 550, 551: from the registry.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flowtap.audit import AuditRecord
+from flowtap.auth.principal import Principal
+from flowtap.criteria import Criterion, Flag
+from flowtap.dataplane.engine import Dataplane
+from flowtap.dtcp.auditing import render_criterion, render_request
+from flowtap.dtcp.fields import (
+    DtcpRequestError,
+    RequestIdentity,
+    parse_add,
+    parse_delete,
+    parse_list,
+    parse_noop,
+    parse_refresh,
+)
+from flowtap.dtcp.headers import INPUT_INTERFACE
+from flowtap.dtcp.message import Request
+from flowtap.dtcp.registry import Registry
+from flowtap.dtcp.replies import (
+    add_reply,
+    count_reply,
+    dtcp_error_reply,
+    list_reply,
+    noop_reply,
+)
+from flowtap.dtcp.status import reason_phrase
+from flowtap.errors import DtcpError
+from flowtap.model import Config
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one message; ``reply`` None means it is not answered (dropped)."""
+
+    status: int
+    reply: bytes | None
+    record: AuditRecord
+    version: str = "0.7"
+    seq: int | None = None
+    confirm: Callable[[], None] | None = None
+    undo: Callable[[], None] | None = None
+    close: bool = False
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a handler may use besides the request: one per session."""
+
+    registry: Registry
+    principal: Principal
+    peer: str
+    session: str
+    config: Callable[[], Config]
+
+    def record(
+        self, method: str | None, result: str, *, reason: str | None = None,
+        criteria_id: int | str | None = None, cdest_id: str | None = None,
+        target: str | None = None,
+    ) -> AuditRecord:  # fmt: skip
+        return AuditRecord(
+            event="dtcp", result=result, principal=self.principal.user,
+            template=self.principal.template_user, peer=self.peer, session=self.session,
+            method=method, criteria_id=criteria_id, cdest_id=cdest_id, target=target,
+            reason=reason,
+        )  # fmt: skip
+
+
+Handler = Callable[[RequestContext, Request, RequestIdentity, str], Outcome]
+
+
+def status_line(status: int) -> str:
+    return f"{status} {reason_phrase(status)}"
+
+
+def refused(
+    ctx: RequestContext, request: Request, ident: RequestIdentity | None, note: str,
+    error: DtcpError, target: str | None = None,
+) -> Outcome:  # fmt: skip
+    """The error reply (and record) for ``error``; ``ident`` None when it could not be read."""
+    seq = ident.seq if ident is not None else None
+    reply = dtcp_error_reply(error, request.version, seq, datetime.now())
+    record = ctx.record(
+        request.method, status_line(error.status), reason=f"{note}; {error.detail or ''}",
+        criteria_id=request.headers.get("criteria-id"), cdest_id=request.headers.get("cdest-id"),
+        target=target,
+    )  # fmt: skip
+    return Outcome(error.status, reply, record, request.version, seq)
+
+
+def add(ctx: RequestContext, request: Request, ident: RequestIdentity, note: str) -> Outcome:
+    registry = ctx.registry
+    try:
+        criterion = parse_add(request, ident.csource_id, registry.next_id(ident.csource_id))
+        _check_interfaces(criterion, ctx.config(), request)
+        _check_dataplane(criterion)
+        entry = registry.add(criterion, ctx.peer)
+    except DtcpError as error:
+        return refused(ctx, request, ident, note, error, render_request(request))
+    reply = add_reply(request.version, ident.seq, entry.criteria_id, datetime.now())
+    record = ctx.record(
+        "ADD", "200 OK", reason=note, criteria_id=entry.criteria_id,
+        cdest_id=",".join(entry.cdest_ids), target=render_criterion(criterion),
+    )  # fmt: skip
+    return Outcome(200, reply, record, request.version, ident.seq,
+                   confirm=functools.partial(registry.confirm, entry),
+                   undo=functools.partial(registry.discard, entry))  # fmt: skip
+
+
+def delete(ctx: RequestContext, request: Request, ident: RequestIdentity, note: str) -> Outcome:
+    registry = ctx.registry
+    try:
+        params = parse_delete(request)
+        found = registry.select(ident.csource_id, params.criteria, params.cdest_id,
+                                request.headers.get("criteria-id"))  # fmt: skip
+    except DtcpError as error:
+        return refused(ctx, request, ident, note, error)
+    targets = [e for e in found if params.static or not e.criterion.static]
+    epoch = registry.delete(targets)
+    reply = count_reply(request.version, ident.seq, len(targets), datetime.now())
+    record = ctx.record(
+        "DELETE", "200 OK", reason=f"{note}; deleted {len(targets)}",
+        criteria_id=",".join(str(e.criteria_id) for e in targets) or None,
+        cdest_id=params.cdest_id,
+    )  # fmt: skip
+    return Outcome(200, reply, record, request.version, ident.seq,
+                   undo=functools.partial(registry.restore, targets, epoch))  # fmt: skip
+
+
+def refresh(ctx: RequestContext, request: Request, ident: RequestIdentity, note: str) -> Outcome:
+    registry = ctx.registry
+    try:
+        params = parse_refresh(request)
+        found = registry.select(ident.csource_id, params.criteria, params.cdest_id,
+                                request.headers.get("criteria-id"))  # fmt: skip
+    except DtcpError as error:
+        return refused(ctx, request, ident, note, error)
+    saved = registry.refresh(found, params.timeouts)
+    reply = count_reply(request.version, ident.seq, len(saved), datetime.now())
+    record = ctx.record(
+        "REFRESH", "200 OK", reason=f"{note}; refreshed {len(saved)}",
+        criteria_id=",".join(str(s.entry.criteria_id) for s in saved) or None,
+        cdest_id=params.cdest_id, target=render_request(request),
+    )  # fmt: skip
+    return Outcome(200, reply, record, request.version, ident.seq,
+                   undo=functools.partial(registry.unrefresh, saved))  # fmt: skip
+
+
+def list_(ctx: RequestContext, request: Request, ident: RequestIdentity, note: str) -> Outcome:
+    registry = ctx.registry
+    try:
+        params = parse_list(request)
+        if params.cdest_id is not None and not registry.knows_cdest(
+            ident.csource_id, params.cdest_id
+        ):
+            raise DtcpRequestError(430, "cdest-id: unknown",
+                                   ("cdest-id", request.headers.get("cdest-id") or ""))  # fmt: skip
+        found = registry.select(ident.csource_id, params.criteria, params.cdest_id,
+                                request.headers.get("criteria-id"))  # fmt: skip
+    except DtcpError as error:
+        return refused(ctx, request, ident, note, error)
+    rows = registry.list_entries(found, stats=bool(params.flags & Flag.STATS))
+    reply = list_reply(request.version, ident.seq, rows, params.flags, datetime.now())
+    record = ctx.record(
+        "LIST", "200 OK", reason=f"{note}; listed {len(rows)}",
+        criteria_id=request.headers.get("criteria-id"), cdest_id=params.cdest_id,
+    )  # fmt: skip
+    return Outcome(200, reply, record, request.version, ident.seq)
+
+
+def noop(ctx: RequestContext, request: Request, ident: RequestIdentity, note: str) -> Outcome:
+    """NOOP. ``Flags: SendAsync`` asks for a NoOp notification, which only exists over UDP
+    (no notification target is configurable here): it is accepted and has no effect."""
+    try:
+        parse_noop(request)
+    except DtcpError as error:
+        return refused(ctx, request, ident, note, error)
+    reply = noop_reply(request.version, ident.seq, datetime.now())
+    return Outcome(200, reply, ctx.record("NOOP", "200 OK", reason=note), request.version,
+                   ident.seq)  # fmt: skip
+
+
+HANDLERS: dict[str, Handler] = {
+    "ADD": add,
+    "DELETE": delete,
+    "REFRESH": refresh,
+    "LIST": list_,
+    "NOOP": noop,
+}
+
+
+def _check_interfaces(criterion: Criterion, config: Config, request: Request) -> None:
+    for name in criterion.match.input_interfaces:
+        device, _, unit = name.partition(".")
+        iface = config.interfaces.get(device)
+        if iface is None or not unit.isdigit() or int(unit) not in iface.units:
+            raise DtcpRequestError(901, f"{INPUT_INTERFACE}: unknown interface",
+                                   (INPUT_INTERFACE, request.headers.get(INPUT_INTERFACE) or ""))
+
+
+def _check_dataplane(criterion: Criterion) -> None:
+    try:
+        Dataplane.check(criterion)
+    except ValueError:
+        raise DtcpRequestError(901, "content destination cannot be served") from None

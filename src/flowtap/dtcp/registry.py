@@ -1,0 +1,426 @@
+"""The criteria registry: every installed intercept, by control source. Runtime state only.
+
+Decisions (DTCP.md §2.3-2.7, §7; draft §5.5-5.11):
+- A control source is the authenticated SSH user; the session refuses a Csource-ID naming
+  anyone else before the registry is consulted. Each source sees, lists, refreshes and deletes
+  only its own criteria.
+- Criteria-IDs are numbered per control source, 1, 2, 3 ..., and never reused while the process
+  runs, even after the flow-tap service clears the table (draft §5.5: unique per source, never
+  reuse a recently freed ID). Per-source numbering is deliberate: a global counter would tell
+  one agency how many criteria the others add (LI-1), and an ID of another source is then simply
+  an unknown ID (LI-3). The dataplane sees a separate global key (``Entry.key``).
+- Limits (``RegistryLimits``): criteria per source and in all -> 550; content destinations
+  (mediation devices: distinct Cdest-IDs of a source in use by its criteria) per source and in
+  all -> 551. Identical ADDs are not merged: each gets its own ID (criteria are independent),
+  so a flood of duplicates ends at the per-source limit.
+- DELETE/REFRESH/LIST: a listed single Criteria-ID unknown to the source -> 431 and nothing
+  changes, echoing the Criteria-ID header; ranges and ``*`` may match nothing. STATIC criteria
+  are deleted only with ``Flags: Static`` and are never refreshed (not counted). A Cdest-ID in
+  DELETE or REFRESH that matches nothing counts 0 (draft §5.7, §5.9); in LIST it is 430, the
+  only place the draft leaves for "Unknown Content Destination" over SSH.
+- REFRESH replaces, for each timeout it carries, that timeout's remaining value; the others keep
+  running. Packet and byte limits restart from the counters at the time of the REFRESH. LIST
+  shows the timeouts as last specified (by the ADD, then by REFRESHes).
+- Restart: criteria are runtime state, so a new process starts empty and numbers from 1 again
+  (Junos drops all filters and disconnects the mediation devices when flow-tap restarts).
+- An ADD is *pending* until its audit record is durable (``confirm``): it counts against the
+  limits and shows in the source's LIST, but it is not published to the dataplane. ``discard``
+  and ``restore``/``unrefresh`` undo a request whose audit record could not be written.
+
+Complexity: ADD, confirm and DELETE by ID or Cdest-ID are O(1) per criterion (dicts and an
+index per source); LIST and range selectors are O(criteria of the source); the table given to
+the publisher is a dict copied in C.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flowtap.criteria import Criterion, Timeouts
+from flowtap.dtcp.expiry import IDLE, TOTAL, Due, ExpiryQueue
+from flowtap.dtcp.fields import DtcpRequestError
+from flowtap.dtcp.filters import CriteriaSelector
+from flowtap.dtcp.publisher import CriteriaSink, Publisher
+from flowtap.dtcp.replies import CriterionStats, ListEntry
+from flowtap.dtcp.stats import list_rows
+from flowtap.dtcp.tuning import (
+    MAX_CRITERIA,
+    MAX_CRITERIA_PER_SOURCE,
+    MAX_DESTINATIONS,
+    MAX_DESTINATIONS_PER_SOURCE,
+    DtcpTuning,
+)
+
+MAX_CRITERIA_ID = 2**32 - 1  # replies carry 32-bit IDs (draft §8)
+
+DELETED = "deleted"
+CLEARED = "cleared"
+REJECTED = "install-failed"
+LIMIT = "timeout-packets-or-bytes"
+
+RemovalListener = Callable[[Sequence["Entry"], str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLimits:
+    per_source: int = MAX_CRITERIA_PER_SOURCE
+    total: int = MAX_CRITERIA
+    destinations_per_source: int = MAX_DESTINATIONS_PER_SOURCE
+    destinations: int = MAX_DESTINATIONS
+
+    @classmethod
+    def of(cls, tuning: DtcpTuning) -> RegistryLimits:
+        return cls(tuning.max_criteria_per_source, tuning.max_criteria,
+                   tuning.max_destinations_per_source, tuning.max_destinations)  # fmt: skip
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One criterion as the registry keeps it; ``criterion`` is what its source sees."""
+
+    key: int
+    source: str
+    criterion: Criterion
+    peer: str
+    added: datetime
+    last_refresh: datetime
+    timeouts: Timeouts
+    total_deadline: float | None = None
+    idle_start: float = 0.0
+    packet_limit: int | None = None  # absolute, on the dataplane's counter
+    byte_limit: int | None = None
+    num_refresh: int = 0
+    version: int = 0
+    active: bool = False
+    published: Criterion | None = None
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes), newest last
+
+    @property
+    def criteria_id(self) -> int:
+        return self.criterion.criteria_id
+
+    @property
+    def cdest_ids(self) -> tuple[str, ...]:
+        return tuple(d.cdest_id for d in self.criterion.destinations)
+
+
+@dataclass(slots=True)
+class _Source:
+    next_id: int = 1
+    entries: dict[int, Entry] = field(default_factory=dict)
+    cdests: dict[str, set[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    entry: Entry
+    state: tuple[object, ...]
+
+
+_TIMING = ("criterion", "timeouts", "total_deadline", "idle_start", "packet_limit", "byte_limit",
+           "num_refresh", "last_refresh", "version", "published")  # fmt: skip
+
+
+class Registry:
+    """Criteria by control source; publishes to a :class:`CriteriaSink` through a Publisher."""
+
+    def __init__(
+        self,
+        sink: CriteriaSink,
+        limits: RegistryLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        granularity: float = 0.2,
+    ) -> None:
+        self.limits = limits or RegistryLimits()
+        self.sink = sink
+        self.clock = clock
+        self.publisher = Publisher(sink, self.snapshot, self._reject)
+        self.on_removed: list[RemovalListener] = []
+        self.on_clear: list[Callable[[], None]] = []
+        self._sources: dict[str, _Source] = {}
+        self._by_key: dict[int, Entry] = {}
+        self._published: dict[int, Criterion] = {}
+        self._cdest_total = 0
+        self._next_key = 1
+        self._epoch = 0
+        self._expiry = ExpiryQueue(self._due, clock, granularity)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def snapshot(self) -> tuple[Criterion, ...]:
+        """The immutable table for the dataplane: confirmed criteria, keyed by ``Entry.key``."""
+        return tuple(self._published.values())
+
+    def next_id(self, source: str) -> int:
+        """The Criteria-ID the next ADD of ``source`` gets (consumed only by :meth:`add`)."""
+        src = self._sources.get(source)
+        return 1 if src is None else src.next_id
+
+    def entries(self, source: str) -> list[Entry]:
+        src = self._sources.get(source)
+        return [] if src is None else list(src.entries.values())
+
+    def knows_cdest(self, source: str, cdest_id: str) -> bool:
+        src = self._sources.get(source)
+        return src is not None and cdest_id in src.cdests
+
+    def select(
+        self, source: str, selector: CriteriaSelector | None, cdest_id: str | None, raw: str | None
+    ) -> list[Entry]:
+        """The source's criteria matching both selectors (None = any), in ID order.
+
+        Raises:
+            DtcpRequestError: 431 when a listed single ID is not one of the source's criteria
+                (``raw`` is the Criteria-ID header to echo).
+        """
+        src = self._sources.get(source) or _Source()
+        if selector is not None:
+            for criteria_id in selector.listed_ids:
+                if criteria_id not in src.entries:
+                    parameter = None if raw is None else ("criteria-id", raw)
+                    raise DtcpRequestError(431, "criteria-id: unknown", parameter)
+        if cdest_id is not None:
+            ids: Iterable[int] = sorted(src.cdests.get(cdest_id, ()))
+            found = [src.entries[i] for i in ids]
+            return [e for e in found if selector is None or selector.matches(e.criteria_id)]
+        if selector is not None and not selector.is_wildcard and len(selector.filter.spans) == len(
+            selector.listed_ids
+        ):
+            return [src.entries[i] for i in sorted(set(selector.listed_ids))]
+        return [e for e in src.entries.values() if selector is None or selector.matches(
+            e.criteria_id)]  # fmt: skip
+
+    def list_entries(self, entries: Sequence[Entry], stats: bool) -> list[ListEntry]:
+        """LIST rows, a consistent snapshot taken now (one counters call when ``stats``)."""
+        if not stats:
+            return [ListEntry(e.criterion, e.peer, CriterionStats(e.last_refresh)) for e in entries]
+        return list_rows(entries, self.sink.counters() if entries else {}, self.clock())
+
+    # ---- changing --------------------------------------------------------------------------
+
+    def add(self, criterion: Criterion, peer: str) -> Entry:
+        """Insert a pending criterion for ``criterion.csource_id`` numbered ``next_id``.
+
+        Raises:
+            DtcpRequestError: 550 or 551 when a limit would be exceeded (nothing changes).
+        """
+        name = criterion.csource_id
+        src = self._sources.setdefault(name, _Source())
+        if criterion.criteria_id != src.next_id:
+            raise ValueError("criterion must carry next_id(source)")
+        if len(src.entries) >= self.limits.per_source or len(self) >= self.limits.total:
+            raise DtcpRequestError(550, "criteria limit reached")
+        new = {d.cdest_id for d in criterion.destinations} - src.cdests.keys()
+        if new and (len(src.cdests) + len(new) > self.limits.destinations_per_source
+                    or self._cdest_total + len(new) > self.limits.destinations):  # fmt: skip
+            raise DtcpRequestError(551, "content destination limit reached")
+        if src.next_id > MAX_CRITERIA_ID:
+            raise DtcpRequestError(550, "criteria IDs of this source exhausted")
+        src.next_id += 1
+        now = datetime.now()
+        entry = Entry(self._next_key, name, criterion, peer, now, now, criterion.timeouts)
+        self._next_key += 1
+        self._insert(src, entry)
+        self._set_timeouts(entry, criterion.timeouts, {}, initial=True)
+        return entry
+
+    def confirm(self, entry: Entry) -> None:
+        """The ADD is audited: publish it and start its timers."""
+        if self._by_key.get(entry.key) is not entry or entry.active:
+            return
+        entry.active = True
+        entry.samples = [(self.clock(), 0)]
+        self._publish(entry)
+        self._schedule(entry)
+
+    def discard(self, entry: Entry) -> None:
+        """Undo a pending ADD (its ID stays consumed)."""
+        if self._by_key.get(entry.key) is entry and not entry.active:
+            self._remove(entry)
+
+    def delete(self, entries: Sequence[Entry]) -> int:
+        """Remove ``entries``; returns the epoch to pass to :meth:`restore`."""
+        changed = False
+        for entry in entries:
+            if self._by_key.get(entry.key) is entry:
+                changed |= entry.active
+                self._remove(entry)
+        if changed:
+            self.publisher.changed()
+        return self._epoch
+
+    def restore(self, entries: Sequence[Entry], epoch: int) -> None:
+        """Undo :meth:`delete` (unless the table was cleared meanwhile)."""
+        if epoch != self._epoch:
+            return
+        for entry in entries:
+            if entry.key not in self._by_key:
+                self._insert(self._sources.setdefault(entry.source, _Source()), entry)
+                if entry.active:
+                    entry.version += 1
+                    self._publish(entry, notify=False)
+                    self._schedule(entry)
+        self.publisher.changed()
+
+    def refresh(self, entries: Sequence[Entry], timeouts: Timeouts) -> list[_Saved]:
+        """Replace the given timeouts of non-static ``entries``; returns what :meth:`unrefresh`
+        needs. Packet and byte limits restart from the counters now."""
+        targets = [e for e in entries if not e.criterion.static]
+        counters = self.sink.counters() if timeouts.packets or timeouts.bytes else {}
+        saved = []
+        for entry in targets:
+            saved.append(_Saved(entry, tuple(getattr(entry, a) for a in _TIMING)))
+            c = counters.get(entry.key)
+            self._set_timeouts(entry, timeouts, {"packets": c.packets if c else 0,
+                                                 "bytes": c.bytes if c else 0})  # fmt: skip
+            entry.criterion = dataclasses.replace(entry.criterion, timeouts=entry.timeouts)
+            entry.num_refresh += 1
+            entry.last_refresh = datetime.now()
+            entry.version += 1
+            if entry.active:
+                self._publish(entry, notify=False)
+                self._schedule(entry)
+        if any(s.entry.active for s in saved):
+            self.publisher.changed()
+        return saved
+
+    def unrefresh(self, saved: Sequence[_Saved]) -> None:
+        for item in reversed(saved):
+            for attribute, value in zip(_TIMING, item.state, strict=True):
+                setattr(item.entry, attribute, value)
+            item.entry.version += 1
+            if item.entry.active and item.entry.key in self._by_key:
+                self._publish(item.entry, notify=False)
+                self._schedule(item.entry)
+        self.publisher.changed()
+
+    def expire_by_limit(self, key: int) -> None:
+        """The dataplane stopped copies for ``key`` (packet or byte limit): delete it. Call on
+        the event loop (``loop.call_soon_threadsafe`` from the capture thread)."""
+        entry = self._by_key.get(key)
+        if entry is not None and entry.active:
+            self._expire([entry], LIMIT)
+
+    def clear(self, reason: str = CLEARED) -> int:
+        """Drop every criterion (flow-tap removed or restarted) and close every DTCP session."""
+        dropped = list(self._by_key.values())
+        for src in self._sources.values():
+            src.entries.clear()
+            src.cdests.clear()
+        self._by_key.clear()
+        self._published.clear()
+        self._cdest_total = 0
+        self._epoch += 1
+        self._expiry.clear()
+        self.publisher.changed()
+        if dropped:
+            self._notify(dropped, reason)
+        for listener in list(self.on_clear):
+            listener()
+        return len(dropped)
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _insert(self, src: _Source, entry: Entry) -> None:
+        src.entries[entry.criteria_id] = entry
+        for cdest in entry.cdest_ids:
+            users = src.cdests.setdefault(cdest, set())
+            if not users:
+                self._cdest_total += 1
+            users.add(entry.criteria_id)
+        self._by_key[entry.key] = entry
+
+    def _remove(self, entry: Entry) -> None:
+        src = self._sources[entry.source]
+        del src.entries[entry.criteria_id]
+        for cdest in entry.cdest_ids:
+            users = src.cdests[cdest]
+            users.discard(entry.criteria_id)
+            if not users:
+                del src.cdests[cdest]
+                self._cdest_total -= 1
+        del self._by_key[entry.key]
+        self._published.pop(entry.key, None)
+        entry.version += 1
+
+    def _publish(self, entry: Entry, notify: bool = True) -> None:
+        entry.published = dataclasses.replace(
+            entry.criterion, criteria_id=entry.key,
+            timeouts=Timeouts(packets=entry.packet_limit, bytes=entry.byte_limit),
+        )  # fmt: skip
+        self._published[entry.key] = entry.published
+        if notify:
+            self.publisher.changed()
+
+    def _set_timeouts(
+        self, entry: Entry, given: Timeouts, counted: dict[str, int], initial: bool = False
+    ) -> None:
+        now = self.clock()
+        if initial:
+            entry.timeouts = given
+        else:
+            entry.timeouts = Timeouts(*(new if new is not None else old for new, old in zip(
+                dataclasses.astuple(given), dataclasses.astuple(entry.timeouts), strict=True)))
+        if given.total is not None:
+            entry.total_deadline = now + given.total
+        if given.idle is not None:
+            entry.idle_start = now
+        if given.packets is not None:
+            entry.packet_limit = counted.get("packets", 0) + given.packets
+        if given.bytes is not None:
+            entry.byte_limit = counted.get("bytes", 0) + given.bytes
+
+    def _schedule(self, entry: Entry) -> None:
+        if entry.criterion.static:
+            return
+        if entry.total_deadline is not None:
+            self._expiry.push(entry.total_deadline, entry.key, entry.version, TOTAL)
+        if entry.timeouts.idle is not None:
+            self._expiry.push(entry.idle_start + entry.timeouts.idle, entry.key, entry.version,
+                              IDLE)  # fmt: skip
+
+    def _due(self, due: list[Due]) -> None:
+        counters = None
+        now = self.clock()
+        expired: dict[str, list[Entry]] = {}
+        for key, version, kind in due:
+            entry = self._by_key.get(key)
+            if entry is None or entry.version != version or not entry.active:
+                continue
+            if kind == TOTAL:
+                expired.setdefault("timeout-total", []).append(entry)
+                continue
+            if counters is None:
+                counters = self.sink.counters()
+            c = counters.get(key)
+            idle = entry.timeouts.idle or 0
+            last = max(entry.idle_start, (c.last_packet if c and c.last_packet else 0.0))
+            if now - last >= idle:
+                expired.setdefault("timeout-idle", []).append(entry)
+            else:
+                self._expiry.push(last + idle, key, version, IDLE)
+        for reason, entries in expired.items():
+            self._expire(list(dict.fromkeys(entries)), reason)
+
+    def _expire(self, entries: list[Entry], reason: str) -> None:
+        entries = [e for e in entries if self._by_key.get(e.key) is e]
+        for entry in entries:
+            self._remove(entry)
+        if entries:
+            self.publisher.changed()
+            self._notify(entries, reason)
+
+    def _reject(self, keys: list[int]) -> None:
+        self._expire([self._by_key[k] for k in keys if k in self._by_key], REJECTED)
+
+    def _notify(self, entries: Sequence[Entry], reason: str) -> None:
+        for listener in list(self.on_removed):
+            listener(entries, reason)

@@ -1,0 +1,195 @@
+"""One DTCP channel: decode -> check -> dispatch -> audit (durable) -> reply.
+
+Transport-agnostic (reads from an ``asyncio.StreamReader``-like object, writes through
+callables), so the SSH layer stays a thin shell.
+
+Per message, in order:
+1. A message the decoder refused gets its error reply (400, 501, 505; fatal ones then close).
+2. ``Authentication-Info`` is checked with the key ``Juniper``. Under the ``strict`` policy a
+   missing or wrong digest drops the request unanswered (497 is never sent); under ``lenient``
+   (default) it is served and the verdict goes to the audit record.
+3. ``Csource-ID`` and ``Seq`` are read (400 when missing or malformed). Seq is echoed and never
+   enforced, as on Junos over SSH (D8: repeats and regressions are served).
+4. A Csource-ID that is not the authenticated user is an unknown control source (D4): the
+   request is not answered (499 is never sent, draft §4.4), it is audit-logged, and the channel
+   is closed: one principal per session, no speaking for another mediation device.
+5. The method's handler (:mod:`flowtap.dtcp.methods`).
+
+A batch of pipelined messages is handled in arrival order; their audit records are chained in
+that order and made durable together, then every change is confirmed and the replies are
+written in order. A reply never precedes its durable record. If the audit log cannot be
+written, the changes of the affected requests are undone and each gets
+``500 Server Internal Error`` (fail closed).
+
+The channel closes after ``idle_timeout`` without a message, ``message_timeout`` after a
+message started without its end arriving, after ``max_consecutive_errors`` protocol errors in a
+row (400, 501, 505 or an unanswered 497: D1) and on a fatal framing error (D12). Criteria
+outlive the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from flowtap.auth.principal import Principal
+from flowtap.dtcp.auditing import LiAudit
+from flowtap.dtcp.auth_info import verify_request
+from flowtap.dtcp.fields import parse_identity, seq_of
+from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
+from flowtap.dtcp.methods import HANDLERS, Outcome, RequestContext, refused, status_line
+from flowtap.dtcp.registry import Registry
+from flowtap.dtcp.replies import decode_error_reply, error_reply
+from flowtap.dtcp.tuning import DtcpTuning
+from flowtap.errors import DtcpError
+from flowtap.model import HMAC_STRICT, Config
+
+LOG = logging.getLogger(__name__)
+PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
+"""Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
+them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
+
+
+class Reader(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class SessionHost(Protocol):
+    """What the DTCP service shares with its sessions."""
+
+    registry: Registry
+    audit: LiAudit
+    tuning: DtcpTuning
+
+    def config(self) -> Config: ...
+
+    @property
+    def hmac_policy(self) -> str: ...
+
+
+class DtcpSession:
+    def __init__(
+        self,
+        host: SessionHost,
+        principal: Principal,
+        peer: str,
+        session_id: str,
+        write: Callable[[bytes], None],
+        drain: Callable[[], Awaitable[None]],
+        close: Callable[[], None],
+    ) -> None:
+        self.host = host
+        self.principal = principal
+        self.session_id = session_id
+        self._write = write
+        self._drain = drain
+        self._close = close
+        self._decoder = MessageDecoder()
+        self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config)
+        self._errors = 0
+        self.closing = False
+
+    async def run(self, reader: Reader) -> None:
+        loop = asyncio.get_running_loop()
+        tuning = self.host.tuning
+        deadline: float | None = None  # end of the message under way
+        try:
+            while not self.closing:
+                if self._decoder.pending:
+                    # from the first byte of a message to its end, however slowly the bytes
+                    # trickle in (slowloris)
+                    if deadline is None:
+                        deadline = loop.time() + tuning.message_timeout
+                    timeout = max(0.0, deadline - loop.time())
+                else:
+                    deadline = None
+                    timeout = tuning.idle_timeout
+                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+                if not chunk:
+                    break
+                items = self._decoder.feed(chunk)
+                if items:
+                    deadline = None
+                    await self._process(items)
+                if self._decoder.failed:
+                    break
+        except TimeoutError:
+            LOG.debug("%s: closed by timeout", self.session_id)
+        except (ConnectionError, EOFError, asyncio.IncompleteReadError):
+            LOG.debug("%s: connection lost", self.session_id)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self._close()
+
+    async def _process(self, items: Sequence[Request | DecodeError]) -> None:
+        outcomes: list[Outcome] = []
+        close = False
+        for item in items:  # in order; stop at the message after which the channel closes
+            outcome = self._handle(item)
+            outcomes.append(outcome)
+            self._errors = self._errors + 1 if outcome.status in PROTOCOL_ERRORS else 0
+            if outcome.close or self._errors >= self.host.tuning.max_consecutive_errors:
+                close = True
+                break
+        futures = [self.host.audit.submit(o.record) for o in outcomes]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome, result in reversed(list(zip(outcomes, results, strict=True))):
+            if result is not None and outcome.undo is not None:
+                outcome.undo()
+        replies = []
+        for outcome, result in zip(outcomes, results, strict=True):
+            if result is None:
+                if outcome.confirm is not None:
+                    outcome.confirm()
+                if outcome.reply is not None:
+                    replies.append(outcome.reply)
+            elif outcome.reply is not None:
+                LOG.error("%s: LI audit log refused a record; request refused with 500",
+                          self.session_id)  # fmt: skip
+                replies.append(error_reply(outcome.version, 500, outcome.seq, datetime.now()))
+        if replies:
+            self._write(b"".join(replies))
+            await self._drain()
+        if close:
+            self.close()
+
+    def _handle(self, item: Request | DecodeError) -> Outcome:
+        ctx = self._ctx
+        if isinstance(item, DecodeError):
+            reply = decode_error_reply(item, datetime.now())
+            record = ctx.record(item.method, status_line(item.status),
+                                reason=f"seq={item.seq}; {item.detail}")  # fmt: skip
+            return Outcome(item.status, reply, record, item.version or "0.7", item.seq,
+                           close=item.fatal)  # fmt: skip
+        request = item
+        verdict = "ok" if verify_request(request) else (
+            "missing" if request.authentication_info is None else "mismatch")  # fmt: skip
+        note = f"seq={seq_of(request)}; hmac={verdict}"
+        if verdict != "ok" and self.host.hmac_policy == HMAC_STRICT:
+            record = ctx.record(request.method, "497 Invalid Authentication (not sent)",
+                                reason=note)  # fmt: skip
+            return Outcome(497, None, record, request.version)
+        try:
+            ident = parse_identity(request)
+        except DtcpError as error:
+            return refused(ctx, request, None, note, error)
+        if ident.csource_id != self.principal.user:
+            record = ctx.record(
+                request.method, "499 Unknown Control Source Identifier (not sent)",
+                reason=f"{note}; Csource-ID {ident.csource_id!r} is not the SSH user",
+            )  # fmt: skip
+            return Outcome(499, None, record, request.version, ident.seq, close=True)
+        try:
+            return HANDLERS[request.method](ctx, request, ident, note)
+        except Exception as exc:  # a bug: answer 500, never leak the request into logs
+            LOG.error("%s: internal error in %s: %s", self.session_id, request.method,
+                      type(exc).__name__)  # fmt: skip
+            internal = DtcpError(500, "Server Internal Error", "internal error")
+            return refused(ctx, request, ident, note, internal)

@@ -1,0 +1,79 @@
+"""DTCP service knobs that Junos does not expose as configuration: timeouts and table limits.
+
+The defaults are the production values. ``DtcpTuning.from_env()`` lets tests and benchmarks
+shorten or shrink them without a configuration leaf: each field can be overridden by the
+environment variable ``FLOWTAP_DTCP_<FIELD IN CAPITALS>`` (for example
+``FLOWTAP_DTCP_IDLE_TIMEOUT=2``), the way the NETCONF session reads its test timeouts.
+
+Decisions:
+- ``login_timeout`` 30 s (SECURITY §3.5 suggests 30-60 s): an SSH connection that has not
+  authenticated by then is closed and frees its connection-limit slot (D11).
+- ``idle_timeout`` 1800 s: an authenticated DTCP channel with no message in progress and no
+  request for that long is closed. Criteria survive the close (they belong to the control
+  source, not to the channel), so a mediation device only has to reconnect.
+- ``message_timeout`` 30 s: from the first byte of a message to its empty line, however slowly
+  the bytes trickle in (slowloris); then the channel is closed.
+- ``max_consecutive_errors`` 10: after that many protocol errors in a row (400, 501, 505, or
+  a request dropped for its HMAC) the channel is closed (D1). Refusals of well-formed requests
+  (431, 550, ...) are ordinary answers and never close it.
+- Criteria: at most 16,384 per control source and 32,768 in all (550 Max Criteria Limit
+  Exceeded). Well above Junos FlowTapLite's 3,000 per chassis, so a benchmark can hold 10,000
+  criteria on one session; per-source below the system figure so one agency cannot exhaust the
+  table for the others (LI-9).
+- Mediation devices: 16 per user and 64 per system, as Junos (551 Max Content Destination
+  Exceeded). A mediation device is a content destination: a Cdest-ID of one control source
+  while at least one of its criteria names it.
+- ``rate_window`` 60 s: ``rate-limit`` counts connections admitted within this sliding window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENV_PREFIX = "FLOWTAP_DTCP_"
+MAX_CRITERIA_PER_SOURCE = 16384
+MAX_CRITERIA = 32768
+MAX_DESTINATIONS_PER_SOURCE = 16  # Junos: mediation devices per user
+MAX_DESTINATIONS = 64  # Junos: mediation devices per system
+
+
+@dataclass(frozen=True, slots=True)
+class DtcpTuning:
+    login_timeout: float = 30.0
+    idle_timeout: float = 1800.0
+    message_timeout: float = 30.0
+    max_consecutive_errors: int = 10
+    max_criteria_per_source: int = MAX_CRITERIA_PER_SOURCE
+    max_criteria: int = MAX_CRITERIA
+    max_destinations_per_source: int = MAX_DESTINATIONS_PER_SOURCE
+    max_destinations: int = MAX_DESTINATIONS
+    rate_window: float = 60.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not value > 0:
+                raise ValueError(f"DTCP tuning {f.name} must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DtcpTuning:
+        """The defaults, with any ``FLOWTAP_DTCP_*`` override applied.
+
+        Raises:
+            ValueError: an override is not a positive number of the field's type.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, float | int] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            kind = int if f.type in (int, "int") else float
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()} must be a number") from None
+        return cls(**values)  # type: ignore[arg-type]

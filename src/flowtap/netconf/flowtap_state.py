@@ -1,0 +1,59 @@
+"""``/ftsvc:flow-tap-state`` for ``<get>``: the flow-tap service status (Junos ``show services
+flow-tap``), totals only, for holders of a flow-tap bit; nothing at all for anyone else (LI-1: not
+even the number of intercepts may leak)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lxml import etree
+
+from flowtap import access
+from flowtap.auth.principal import Principal
+from flowtap.dataplane.service import FlowTapService
+from flowtap.xmlutil import element
+
+SERVICES_NS = "urn:flowtap:yang:services"
+STATE_PATH = "/ftsvc:flow-tap-state"
+
+
+def provider(
+    flow_tap: FlowTapService, criteria: Callable[[], int], sessions: Callable[[], int]
+) -> Callable[[Principal], list[etree._Element]]:
+    """A NETCONF state provider reading the live components at request time."""
+
+    def state(principal: Principal) -> list[etree._Element]:
+        if not access.may_read(principal, STATE_PATH):
+            return []
+        n = f"{{{SERVICES_NS}}}"
+        root = element(f"{n}flow-tap-state", SERVICES_NS)
+        plan = flow_tap.plan
+        dataplane = flow_tap.dataplane
+        etree.SubElement(root, f"{n}status").text = "running" if plan is not None else "stopped"
+        if plan is not None:
+            etree.SubElement(root, f"{n}interface").text = plan.service
+            for device in plan.devices:
+                etree.SubElement(root, f"{n}capture-device").text = device
+        totals = [0, 0, 0, 0]
+        if dataplane is not None:
+            for c in dataplane.counters().values():
+                totals[0] += c.packets
+                totals[1] += c.bytes
+                totals[2] += c.sent
+                totals[3] += c.dropped
+        kernel = flow_tap.kernel_stats() if dataplane is not None else None
+        values = (
+            ("dtcp-sessions", sessions()),
+            ("criteria", criteria()),
+            ("matched-packets", totals[0]),
+            ("matched-bytes", totals[1]),
+            ("sent-copies", totals[2]),
+            ("dropped-copies", totals[3]),
+            ("kernel-packets", kernel.packets if kernel else 0),
+            ("kernel-drops", kernel.drops if kernel else 0),
+        )
+        for name, value in values:
+            etree.SubElement(root, f"{n}{name}").text = str(value)
+        return [root]
+
+    return state

@@ -1,0 +1,124 @@
+"""Issue 4: the mediation-device toolkit (``flowtap.dtcp.client`` and the ``flowtap-dtcp`` CLI)
+against flowtapd."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowtap.dtcp.client import DtcpClient, ReplyDecoder, build_request, parse_message_file
+from tests.flowtapd import Flowtapd, TestUser
+from tests.integration.dtcp_support import USERS, add_fields, listed_ids, make_flowtapd
+
+MESSAGES = """\
+ADD DTCP/0.8
+Cdest-ID: cd9
+Dest-Address: 192.0.2.9
+X-JTap-Cdest-Dest-Address: 127.0.0.1
+X-JTap-Cdest-Dest-Port: 47000
+X-JTap-Cdest-Source-Address: 127.0.0.1
+X-JTap-Cdest-Source-Port: 47100
+Flags: STATIC
+Authentication-Info: 0000000000000000000000000000000000000000
+
+LIST DTCP/0.8
+Flags: BOTH
+
+DELETE DTCP/0.8
+Cdest-ID: cd9
+Flags: STATIC
+"""
+
+
+@pytest.fixture(scope="module")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    key = tmp_path_factory.mktemp("keys") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, keypair: tuple[Path, str]
+           ) -> Iterator[Flowtapd]:  # fmt: skip
+    users = {**USERS, "keymd": TestUser("keymd", "", "li-md", (keypair[1],))}
+    daemon = make_flowtapd(tmp_path_factory.mktemp("toolkit"), users)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def run(args: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run the CLI; stdout keeps its CRLFs (no universal-newline translation)."""
+    result = subprocess.run([sys.executable, "-m", "flowtap.dtcp.cli", *args],
+                            input=stdin.encode() if stdin else None, capture_output=True,
+                            timeout=60, check=False, env=env)  # fmt: skip
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(),
+                                       result.stderr.decode())  # fmt: skip
+
+
+def cli(server: Flowtapd, *args: str, user: str = "md1", key: Path | None = None
+        ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    auth = ["-i", str(key)] if key else []
+    return run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", user,
+                "--no-host-key-check", *auth, *args],
+               env={"FLOWTAP_DTCP_PASSWORD": server.users[user].password, "PATH": "/usr/bin"})
+
+
+def test_cli_add_list_delete_from_flags(server: Flowtapd) -> None:
+    add = cli(server, "add", "--cdest-id", "cd1", "--dest-address", "192.0.2.1",
+              "--protocol", "17", "--cdest-address", "127.0.0.1", "--cdest-port", "47000",
+              "--cdest-source-address", "127.0.0.1", "--cdest-source-port", "47100", "--static",
+              "-f", "Priority: 2")  # fmt: skip
+    assert add.returncode == 0 and add.stdout.startswith("DTCP/0.7 200 OK\r\nSEQ: 1\r\n"), add
+    assert not add.stderr  # the reply's HMAC verified
+    listing = cli(server, "list", "--flags", "Both")
+    assert listing.returncode == 0 and "CSOURCE-ID: md1\r\n" in listing.stdout
+    assert "DEST-ADDRESS: 192.0.2.1\r\n" in listing.stdout and "MATCHING-PACKETS" in listing.stdout
+    missing = cli(server, "delete", "--criteria-id", "999")
+    assert missing.returncode == 1 and missing.stdout.startswith("DTCP/0.7 431 ")
+    gone = cli(server, "delete", "--cdest-id", "cd1", "--static")
+    assert gone.returncode == 0 and "CRITERIA-COUNT: 1\r\n" in gone.stdout
+
+
+def test_cli_sends_a_file_of_messages_with_a_key(server: Flowtapd, keypair: tuple[Path, str],
+                                                 tmp_path: Path) -> None:  # fmt: skip
+    path = tmp_path / "requests.txt"
+    path.write_text(MESSAGES.replace("\n", "\r\n"))
+    result = cli(server, "--seq", "40", "send", str(path), user="keymd", key=keypair[0])
+    assert result.returncode == 0, result.stderr
+    replies = ReplyDecoder().feed(result.stdout.encode())
+    assert [(r.status_line, r.seq) for r in replies] == [
+        ("DTCP/0.8 200 OK", 40), ("DTCP/0.8 200 OK", 41), ("DTCP/0.8 200 OK", 42)]
+    assert replies[1].entries()[0]["CSOURCE-ID"] == "keymd" and replies[2].criteria_count == 1
+    assert all(r.verified for r in replies)
+
+
+def test_cli_sign_needs_no_router() -> None:
+    result = run(["-u", "md1", "sign", "-"], stdin="NOOP DTCP/0.7\n")
+    assert result.returncode == 0
+    assert result.stdout.encode() == build_request("NOOP", seq=1, csource_id="md1")
+
+
+def test_message_files_keep_their_seq_and_drop_old_signatures() -> None:
+    messages = parse_message_file(MESSAGES + "\nNOOP DTCP/0.7\nSeq: 77\n")
+    assert [m.method for m in messages] == ["ADD", "LIST", "DELETE", "NOOP"]
+    assert messages[0].version == "0.8" and messages[3].seq == 77
+    assert not any(n.lower() == "authentication-info" for m in messages for n, _ in m.fields)
+    with pytest.raises(ValueError, match="request line"):
+        parse_message_file("HELLO\nSeq: 1\n")
+
+
+def test_blocking_client(server: Flowtapd) -> None:
+    with DtcpClient("127.0.0.1", server.dtcp_port, username="md2", password="md2-pw-1",
+                    known_hosts=None, seq=100) as client:  # fmt: skip
+        reply = client.request("ADD", add_fields())
+        assert (reply.status, reply.seq, reply.verified) == (200, 100, True)
+        replies = client.pipeline([client.build("LIST"), client.build("NOOP")])
+        assert listed_ids(replies[0]) == [reply.criteria_id] and replies[1].status == 200
+        assert client.request("DELETE", [("Cdest-ID", "cd1"), ("Flags", "STATIC")]
+                              ).criteria_count == 1  # fmt: skip
