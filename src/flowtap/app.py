@@ -120,6 +120,12 @@ class Appliance:
         )  # fmt: skip
         self.txn.add_hook(self.dtcp)
         registry, dtcp = self.registry, self.dtcp
+
+        def drop_criteria() -> None:
+            """A dataplane stop or restart drops every criterion (Junos does the same)."""
+            registry.clear()
+
+        self.flow_tap.on_stop.append(drop_criteria)
         self.ctx.state_providers.append(flowtap_state.provider(
             self.flow_tap, lambda: len(registry), lambda: dtcp.session_count))  # fmt: skip
         try:
