@@ -400,6 +400,30 @@ def kept(b: Bench, size: int, dst: str, reps: int,
             "dlv_pps": last.get("dlv_pps", 0.0)}
 
 
+SWEEP = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25)
+
+
+def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, list[float]]:
+    """Delivered against offered rate at 64 B (the report's plot): forwarded without the tap,
+    forwarded and copies with one criterion matching everything offered."""
+    def rates(r: dict[str, float]) -> tuple[float, float]:
+        scale = r["achieved_pps"] / r["sent"] if r["sent"] else 0.0
+        return r["forwarded"] * scale, r["delivered"] * scale
+
+    out: dict[str, list[float]] = {"offered": [], "no_tap_forwarded": [],
+                                   "tap_forwarded": [], "tap_copies": []}
+    for frac in SWEEP:
+        r = b.paced(46, frac * fwd64)
+        out["offered"].append(r["achieved_pps"])
+        out["no_tap_forwarded"].append(rates(r)[0])
+    with tap(topo, one_criterion()):
+        for frac in SWEEP:
+            forwarded, copies = rates(b.paced(46, frac * fwd64))
+            out["tap_forwarded"].append(forwarded)
+            out["tap_copies"].append(copies)
+    return out
+
+
 def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
     res: dict[str, Any] = {"load_before": os.getloadavg()[0], "steal_before": steal()}
     # no tap: forwarding at saturation, and what the pacer can offer losslessly
@@ -424,6 +448,7 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
         for label, size in SIZES.items():
             rates[f"1crit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
         res["kernel_drops_1crit"] = dp.kernel_drops()
+    res["sweep_64B"] = sweep(b, topo, fwd64)
     many = many_criteria(10_000)
     with tap(topo, many) as dp:
         res["bpf_10k"] = {"kind": dp.filters["ge-0/0/0.0"].kind,

@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--criteria", type=int, default=10_000)
     parser.add_argument("--measure", type=int, default=4_000)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--serve", nargs=2, metavar=("STATE", "INIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -187,6 +188,11 @@ def main() -> None:
     for name, value in figures.items():
         print(f"  {name:24} {value:12.1f}")
     print(json.dumps({k: round(v, 2) for k, v in figures.items()}))
+    if args.json:
+        rows = [{"metric": name, "value": round(value, 1)} for name, value in figures.items()]
+        args.json.write_text(json.dumps({
+            "title": f"DTCP over SSH (bench/dtcp_add.py, {args.criteria:,} criteria installed)",
+            "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -39,7 +40,40 @@ def run(script: str, args: list[str], out: Path) -> dict[str, object] | None:
         failed = {"metric": "run", "value": f"failed (exit {result.returncode})"}
         return {"title": script, "rows": [failed]}
     loaded: dict[str, object] = json.loads(out.read_text())
-    return loaded
+    return loaded if "rows" in loaded else from_dataplane(loaded)
+
+
+def from_dataplane(d: dict[str, Any]) -> dict[str, object]:
+    """bench/dataplane.py's own JSON -> rows and the plot's series."""
+    rows: list[dict[str, object]] = [
+        {"metric": "no-tap forwarding 64 B (median of the run)",
+         "value": f"{d['forwarding_no_tap_pps']['64B_whole_run_median']:,.0f} pps"},
+        {"metric": "no-tap forwarding 1414 B",
+         "value": f"{d['forwarding_no_tap_pps']['1414B']:,.0f} pps"},
+    ]
+    for name, value in d["intercept_lossless_pps"].items():
+        rows.append({"metric": f"lossless intercept rate {name}", "value": f"{value:,.0f} pps"})
+    for name, value in d["ratios"].items():
+        target = name.split("(target ")[1].rstrip(")") if "(target " in name else ""
+        rows.append({"metric": name.split(" (target")[0], "value": f"{value:.3f}",
+                     "target": target})
+    rows.append({"metric": "BPF program, 1 / 10,000 criteria",
+                 "value": f"{d['bpf_1crit']['kind']} {d['bpf_1crit']['insns']} / "
+                          f"{d['bpf_10k']['kind']} {d['bpf_10k']['insns']} insns"})
+    rows.append({"metric": "runs disturbed by other processes (kept / redone)",
+                 "value": f"{d['noisy_runs_kept']} / {d['reruns_for_foreign_load']}"})
+    result: dict[str, object] = {"title": "Dataplane (bench/dataplane.py, 2-core VM, veth netns)",
+                                 "rows": rows}
+    sw = d.get("sweep_64B")
+    if sw:
+        result["series"] = [
+            {"name": "forwarded, no tap", "x": sw["offered"], "y": sw["no_tap_forwarded"]},
+            {"name": "forwarded, tap (all matching)", "x": sw["offered"], "y": sw["tap_forwarded"]},
+            {"name": "copies delivered, tap", "x": sw["offered"], "y": sw["tap_copies"]},
+        ]
+        result["xlabel"] = "offered, packets/s (64 B)"
+        result["ylabel"] = "delivered, packets/s"
+    return result
 
 
 def plot(results: list[dict[str, object]], png: Path) -> bool:
