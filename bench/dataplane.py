@@ -410,7 +410,7 @@ def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, list[float]]:
         scale = r["achieved_pps"] / r["sent"] if r["sent"] else 0.0
         return r["forwarded"] * scale, r["delivered"] * scale
 
-    out: dict[str, list[float]] = {"offered": [], "no_tap_forwarded": [],
+    out: dict[str, list[float]] = {"offered": [], "no_tap_forwarded": [], "tap_offered": [],
                                    "tap_forwarded": [], "tap_copies": []}
     for frac in SWEEP:
         r = b.paced(46, frac * fwd64)
@@ -418,7 +418,9 @@ def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, list[float]]:
         out["no_tap_forwarded"].append(rates(r)[0])
     with tap(topo, one_criterion()):
         for frac in SWEEP:
-            forwarded, copies = rates(b.paced(46, frac * fwd64))
+            r = b.paced(46, frac * fwd64)
+            forwarded, copies = rates(r)
+            out["tap_offered"].append(r["achieved_pps"])
             out["tap_forwarded"].append(forwarded)
             out["tap_copies"].append(copies)
     return out

@@ -68,8 +68,10 @@ def from_dataplane(d: dict[str, Any]) -> dict[str, object]:
     if sw:
         result["series"] = [
             {"name": "forwarded, no tap", "x": sw["offered"], "y": sw["no_tap_forwarded"]},
-            {"name": "forwarded, tap (all matching)", "x": sw["offered"], "y": sw["tap_forwarded"]},
-            {"name": "copies delivered, tap", "x": sw["offered"], "y": sw["tap_copies"]},
+            {"name": "forwarded, tap (all matching)", "x": sw.get("tap_offered", sw["offered"]),
+             "y": sw["tap_forwarded"]},
+            {"name": "copies delivered, tap", "x": sw.get("tap_offered", sw["offered"]),
+             "y": sw["tap_copies"]},
         ]
         result["xlabel"] = "offered, packets/s (64 B)"
         result["ylabel"] = "delivered, packets/s"
@@ -83,7 +85,8 @@ def plot(results: list[dict[str, object]], png: Path) -> bool:
     matplotlib.use("Agg")
     fig, ax = plt.subplots(figsize=(8, 5))
     for result, s in series:
-        ax.plot(s["x"], s["y"], marker="o", label=s["name"])
+        points = sorted(zip(s["x"], s["y"], strict=True))  # the pacer's achieved rate varies
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=s["name"])
         ax.set_xlabel(str(result.get("xlabel", "offered")))
         ax.set_ylabel(str(result.get("ylabel", "delivered")))
     ax.grid(True, alpha=0.3)
