@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtap.errors import FlowtapError
+from flowtap.persist import fsync_dir as _fsync_dir
 
 MAGIC = "flowtap_audit"
 VERSION = 1
@@ -121,14 +122,6 @@ def _check_seal(line: bytes) -> dict[str, Any]:
 
 def _line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _ensure_dir(directory: Path) -> None:

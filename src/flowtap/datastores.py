@@ -42,6 +42,14 @@ def lock_denied(holder: int, message: str) -> NetconfRpcError:
     )
 
 
+def _check_persist_id(pending: PendingConfirm, persist_id: str | None) -> None:
+    if persist_id != pending.persist:
+        raise NetconfRpcError(
+            tag="invalid-value", message="persist-id does not match the pending commit",
+            info={"bad-element": "persist-id"},
+        )  # fmt: skip
+
+
 class Datastores:
     def __init__(self, txn: TransactionManager) -> None:
         self.txn = txn
@@ -220,11 +228,7 @@ class Datastores:
 
     def _check_confirming(self, pending: PendingConfirm, session_id: int, pid: str | None) -> None:
         if pending.persist is not None:
-            if pid != pending.persist:
-                raise NetconfRpcError(
-                    tag="invalid-value", message="persist-id does not match the pending commit",
-                    info={"bad-element": "persist-id"},
-                )  # fmt: skip
+            _check_persist_id(pending, pid)
         elif pending.session_id != session_id:
             raise NetconfRpcError(
                 tag="in-use", message="Another session has a confirmed commit in progress"
@@ -254,11 +258,7 @@ class Datastores:
         if pending is None:
             raise NetconfRpcError(tag="operation-failed", message="No confirmed commit is pending")
         if pending.persist is not None:
-            if persist_id != pending.persist:
-                raise NetconfRpcError(
-                    tag="invalid-value", message="persist-id does not match the pending commit",
-                    info={"bad-element": "persist-id"},
-                )  # fmt: skip
+            _check_persist_id(pending, persist_id)
         elif persist_id is not None or pending.session_id != session_id:
             raise NetconfRpcError(
                 tag="invalid-value" if persist_id is not None else "operation-failed",

@@ -40,7 +40,7 @@ class HistoryEntry:
     config: bytes
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -57,7 +57,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def encode_record(entry: HistoryEntry) -> bytes:
@@ -161,7 +161,7 @@ class StateDir:
     def write_startup(self, data: bytes | None) -> None:
         if data is None:
             self.startup_path.unlink(missing_ok=True)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         else:
             atomic_write(self.startup_path, data)
 
@@ -180,4 +180,4 @@ class StateDir:
     def clear_pending(self) -> None:
         if self.pending_path.exists():
             self.pending_path.unlink()
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
