@@ -193,6 +193,9 @@ async def serve(
     if appliance.dtcp is not None and appliance.dtcp.port is not None:
         print(f"flowtapd: DTCP over SSH on port {appliance.dtcp.port} (subsystem flow-tap-dtcp)",
               flush=True)  # fmt: skip
+    else:
+        print("flowtapd: DTCP over SSH is off until flow-tap and flow-tap-dtcp are committed "
+              "(see netconf/examples/edit-config-flow-tap.xml; default port 32001)", flush=True)
     if creds is not None:
         mode = oct(os.stat(creds).st_mode & 0o777)
         print(f"flowtapd: admin credentials in {creds} (mode {mode})", flush=True)
