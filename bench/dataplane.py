@@ -250,11 +250,17 @@ class Bench:
     def saturate(self, size: int, dst: str = DST) -> dict[str, float]:
         """trafgen flat out; rates over ``seconds`` after 1 s of warm-up. A run during which
         other processes used more than 15 % of a CPU is run again (twice at most)."""
+        return self._quietly(lambda: self._saturate(size, dst))
+
+    def _quietly(self, trial: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """Run ``trial`` once other processes are idle; redo it (twice at most, within the
+        waiting budget) when they used more than FOREIGN_MAX of a CPU meanwhile."""
         for attempt in range(3):
             self.wait_quiet()
-            j0 = foreign_jiffies()
-            r = self._saturate(size, dst)
-            r["foreign_cpu"] = foreign_cpu(j0, foreign_jiffies(), self.seconds + 1.3)
+            j0, t0 = foreign_jiffies(), time.monotonic()
+            r = trial()
+            r["elapsed"] = time.monotonic() - t0
+            r["foreign_cpu"] = foreign_cpu(j0, foreign_jiffies(), r["elapsed"])
             if r["foreign_cpu"] <= FOREIGN_MAX:
                 break
             if attempt == 2 or time.monotonic() > self.wait_deadline:
@@ -291,17 +297,7 @@ class Bench:
 
     def paced(self, size: int, rate: float, dst: str = DST) -> dict[str, float]:
         """One pacer trial of ``trial`` seconds at ``rate`` pps (rerun like ``saturate``)."""
-        for attempt in range(3):
-            self.wait_quiet()
-            j0, t0 = foreign_jiffies(), time.monotonic()
-            r = self._paced(size, rate, dst)
-            if foreign_cpu(j0, foreign_jiffies(), time.monotonic() - t0) <= FOREIGN_MAX:
-                break
-            if attempt == 2 or time.monotonic() > self.wait_deadline:
-                self.noisy += 1
-                break
-            self.reruns += 1
-        return r
+        return self._quietly(lambda: self._paced(size, rate, dst))
 
     def _paced(self, size: int, rate: float, dst: str) -> dict[str, float]:
         _, raw = self.files(size, dst)

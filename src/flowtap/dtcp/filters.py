@@ -133,6 +133,22 @@ def _split_negation(item: str) -> tuple[str, bool]:
     return item, False
 
 
+def _filter_entries(value: str) -> tuple[list[tuple[str, bool]], bool]:
+    """The (entry, negated) pairs of a filter list other than ``*``, and whether ``*`` was in
+    it; ``!*`` can never match and is refused."""
+    entries: list[tuple[str, bool]] = []
+    wildcard = False
+    for entry in split_list(value):
+        item, negated = _split_negation(entry)
+        if item != "*":
+            entries.append((item, negated))
+        elif negated:
+            raise ImproperFilterError("'!*' never matches")
+        else:
+            wildcard = True
+    return entries, wildcard
+
+
 def _address_span(item: str, allow_ipv6: bool) -> tuple[int, int, int]:
     """(version, lo, hi) of one address entry other than ``*``."""
     if "/" in item:
@@ -167,14 +183,8 @@ def parse_address_filter(value: str, *, allow_ipv6: bool = True) -> AddressFilte
     """An ``IPFilter`` (Source-Address, Dest-Address)."""
     spans: list[Span] = []
     family: int | None = None
-    wildcard = False
-    for entry in split_list(value):
-        item, negated = _split_negation(entry)
-        if item == "*":
-            if negated:
-                raise ImproperFilterError("'!*' never matches")
-            wildcard = True
-            continue
+    entries, wildcard = _filter_entries(value)
+    for item, negated in entries:
         version, lo, hi = _address_span(item, allow_ipv6)
         if family is None:
             family = version
@@ -205,14 +215,8 @@ def _value_span(item: str, digits: int, maximum: int) -> tuple[int, int]:
 def parse_value_filter(value: str, digits: int, maximum: int) -> ValueFilter:
     """A ``PortFilter`` (5 digits, 65535), ``ProtFilter`` or ``ICMPFilter`` (3 digits, 255)."""
     spans: list[Span] = []
-    wildcard = False
-    for entry in split_list(value):
-        item, negated = _split_negation(entry)
-        if item == "*":
-            if negated:
-                raise ImproperFilterError("'!*' never matches")
-            wildcard = True
-            continue
+    entries, wildcard = _filter_entries(value)
+    for item, negated in entries:
         lo, hi = _value_span(item, digits, maximum)
         spans.append(Span(lo, hi, negated))
     if not spans:

@@ -172,8 +172,9 @@ class Publisher:
         if not await self._install(loop, base):
             # Cannot happen for a subset of an accepted table; the previous one stays installed.
             rejected = [c.criteria_id for c in fresh]
-            LOG.error("dataplane refused the criteria table; %d new criteria rejected",
-                      len(rejected))  # fmt: skip
+            # how many intercepts exist is itself confidential (LI-1): counts stay at DEBUG
+            LOG.error("dataplane refused the criteria table; the new criteria are rejected")
+            LOG.debug("%d new criteria rejected", len(rejected))
         else:
             accepted: list[Criterion] = []
             pending = [fresh] if fresh else []
@@ -190,7 +191,9 @@ class Publisher:
             if not await self._install(loop, installed):  # the last attempt may have failed
                 LOG.error("dataplane refused a table it accepted before")
             self._good = {c.criteria_id: c for c in installed}
-            LOG.warning("dataplane refused %d criteria; they are removed", len(rejected))
+            if rejected:
+                LOG.warning("dataplane refused some criteria; they are removed")
+                LOG.debug("%d criteria refused", len(rejected))
         if rejected and self._on_rejected is not None:
             self._on_rejected(rejected)
 

@@ -154,7 +154,8 @@ class DtcpService:
             LOG.info("DTCP listening on %s", self.port if self.listener else "nothing")
         if handle.old.flow_tap is not None and new.flow_tap is None:
             dropped = self.registry.clear()
-            LOG.info("flow-tap removed: %d criteria dropped", dropped)
+            LOG.info("flow-tap removed: all criteria dropped")
+            LOG.debug("%d criteria dropped", dropped)  # counts are confidential (LI-1)
         self._close_unauthorized(new)
 
     async def abort(self, handle: _Prepared) -> None:
