@@ -3,12 +3,15 @@
 Running belongs to the TransactionManager; this module adds what NETCONF layers on top: a shared
 candidate, per-datastore locks owned by a session id, and RFC 6241 §8.4 confirmed commits that
 revert on timeout, on the issuing session's end (without persist) and at the next boot.
+
+Datastore trees are values: every change builds a new tree (``apply_edit`` edits a copy) and
+nothing modifies one in place, so the candidate starts out as the very tree running holds and a
+serialization stays valid for as long as its tree is current.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -55,9 +58,10 @@ class Datastores:
         self.txn = txn
         self.schema = txn.schema
         self.state = txn.state
-        self.candidate = copy.deepcopy(txn.running)
+        self.candidate = txn.running
         self.locks: dict[str, int] = {}
         self.pending: PendingConfirm | None = None
+        self._serialized: dict[str, tuple[etree._Element, bytes]] = {}
         startup = self.state.load_startup()
         self.startup: etree._Element | None = None if startup is None else parse_top(startup)
 
@@ -76,9 +80,24 @@ class Datastores:
             tag="invalid-value", message=f"Unknown datastore {name!r}", info={"bad-element": name}
         )
 
+    def serialized(self, name: str) -> bytes:
+        """A datastore's top-level elements serialized, computed once per tree: datastore trees
+        are replaced on every change and never modified in place."""
+        if name == "running":
+            return self.txn.running_bytes
+        tree = self.tree(name)
+        cached = self._serialized.get(name)
+        if cached is not None and cached[0] is tree:
+            return cached[1]
+        data = serialize(tree)
+        self._serialized[name] = (tree, data)
+        return data
+
     @property
     def candidate_dirty(self) -> bool:
-        return serialize(self.candidate) != self.txn.running_bytes
+        return self.candidate is not self.txn.running and (
+            self.serialized("candidate") != self.txn.running_bytes
+        )
 
     # -- locks -----------------------------------------------------------------------------------
 
@@ -112,14 +131,14 @@ class Datastores:
         del self.locks[name]
         if name == "candidate" and self.candidate_dirty:
             # RFC 6241 §8.3.5.2: unlocking a modified candidate discards the changes
-            self.candidate = copy.deepcopy(self.txn.running)
+            self.candidate = self.txn.running
 
     async def release_session(self, session_id: int) -> None:
         """A session ended: its locks die with it; its unconfirmed commit is reverted."""
         for name in [n for n, holder in self.locks.items() if holder == session_id]:
             del self.locks[name]
             if name == "candidate":
-                self.candidate = copy.deepcopy(self.txn.running)
+                self.candidate = self.txn.running
         pending = self.pending
         if pending is not None and pending.persist is None and pending.session_id == session_id:
             LOG.info("session %d closed before confirming its commit: reverting", session_id)
@@ -157,7 +176,7 @@ class Datastores:
 
     def discard(self, session_id: int) -> None:
         self.check_writable("candidate", session_id)
-        self.candidate = copy.deepcopy(self.txn.running)
+        self.candidate = self.txn.running
 
     async def copy_config(
         self, source: etree._Element, target: str, principal: Principal, session_id: int
@@ -218,7 +237,7 @@ class Datastores:
             self._check_confirming(pending, session_id, persist_id)
         previous = self.txn.running_bytes
         result = await self.txn.commit(self.candidate, principal, comment, force=confirmed)
-        self.candidate = copy.deepcopy(self.txn.running)
+        self.candidate = self.txn.running
         if confirmed:
             rollback = pending.rollback if pending is not None else previous
             self._arm(session_id, persist, rollback, timeout)
@@ -273,7 +292,7 @@ class Datastores:
         self._disarm(clear_file=False)
         await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True)
         self.state.clear_pending()
-        self.candidate = copy.deepcopy(self.txn.running)
+        self.candidate = self.txn.running
 
     async def recover_pending(self) -> bool:
         """At boot: a confirmed commit that was never confirmed is rolled back."""
@@ -283,5 +302,5 @@ class Datastores:
         await self.txn.commit(parse_top(rollback), None, "rollback: restart before confirm",
                               force=True)  # fmt: skip
         self.state.clear_pending()
-        self.candidate = copy.deepcopy(self.txn.running)
+        self.candidate = self.txn.running
         return True

@@ -135,10 +135,12 @@ class TransactionManager:
         force: bool,
         persist: bool,
     ) -> CommitResult:
-        canonical = self.validate(candidate)
+        given = serialize(candidate)
+        canonical = self.schema.canonical(given, validate=True)
         if canonical == self.running_bytes and not force:
             return CommitResult(None, None)
-        new_tree = parse_top(canonical)
+        # Trees are values (see datastores): an already canonical candidate becomes running as is.
+        new_tree = candidate if canonical == given else parse_top(canonical)
         diff = Diff(self.schema, self.running, new_tree)
         if principal is not None and not access.writes_everything(principal):
             access.check_write(principal, diff.changes)

@@ -890,6 +890,8 @@ N12_CASES = [
     pytest.param(_cfg(f'{_sys("")}<services xmlns="{SVC}"><flow-tap><interface>sp-0/0/0'
                       "</interface></flow-tap></services>"), {"invalid-value", "bad-element"},
                  id="flow-tap-interface-without-unit"),
+    pytest.param(_cfg(_sys("<login><class><name>super-user</name></class></login>")),
+                 {"invalid-value"}, id="predefined-class-name"),
 ]
 
 
@@ -914,6 +916,22 @@ def test_n12_semantic_errors_change_nothing(server: Flowtapd, error_option: str)
         assert m.get_config("running").data_xml == run_before
         m.discard_changes()
         assert m.get_config("candidate").data_xml == before
+
+
+def test_predefined_class_names_are_refused_at_edit_time(server: Flowtapd) -> None:
+    with server.connect("admin") as m:
+        for name in ("super-user", "operator", "read-only", "unauthorized"):
+            with pytest.raises(RPCError) as exc:
+                m.edit_config(target="candidate", config=_cfg(
+                    f"<system xmlns=\"{SYS}\"><login><class><name>{name}</name></class></login>"
+                    "</system>"))
+            assert exc.value.tag == "invalid-value"
+            assert "predefined" in exc.value.message
+        # a name that merely contains one is fine
+        m.edit_config(target="candidate", config=_cfg(
+            f'<system xmlns="{SYS}"><login><class><name>super-user-2</name>'
+            "<permissions>view</permissions></class></login></system>"))
+        m.discard_changes()
 
 
 async def test_n12_server_still_serves(server: Flowtapd) -> None:

@@ -15,7 +15,7 @@ from lxml import etree
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf import defaults, filters
 from flowtap.netconf.library import MONITORING_NS
-from flowtap.netconf.replies import NC_NS, data
+from flowtap.netconf.replies import NC_NS, data, data_bytes
 from flowtap.txn import parse_top
 from flowtap.xmlutil import element
 
@@ -153,7 +153,11 @@ def _visible(session: Session, tree: etree._Element, op: etree._Element) -> etre
 
 async def get_config(session: Session, op: etree._Element) -> Result:
     source = _datastore(op, "source")
-    tree = _visible(session, session.ctx.datastores.tree(source), op)
+    datastores = session.ctx.datastores
+    stored = datastores.tree(source)
+    tree = _visible(session, stored, op)
+    if tree is stored and _child(op, "filter") is None:  # all of it, exactly as stored
+        return [data_bytes(datastores.serialized(source))]
     return [data(list(_select(session, tree, op)))]
 
 

@@ -36,8 +36,15 @@ def reply(attrs: Mapping[str, str], body: Body | None = None) -> bytes:
 
 def data(children: Iterable[etree._Element]) -> bytes:
     """``<data>`` holding serialized copies of ``children`` (which stay where they are)."""
-    inner = b"".join(etree.tostring(child) for child in children)
-    return b'<data xmlns="' + NC_NS.encode() + b'">' + inner + b"</data>"
+    return data_bytes(b"".join(etree.tostring(child) for child in children))
+
+
+def data_bytes(inner: bytes) -> bytes:
+    """``<data>`` around already serialized top-level elements."""
+    return _DATA_OPEN + inner + b"</data>"
+
+
+_DATA_OPEN = b'<data xmlns="' + NC_NS.encode() + b'">'
 
 
 def error_element(error: NetconfRpcError) -> etree._Element:

@@ -11,11 +11,11 @@ import datetime
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
+from flowtap.deadline import ReadDeadline, Reader
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
@@ -76,10 +76,6 @@ NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
 }  # fmt: skip
 
 
-class Reader(Protocol):
-    async def read(self, n: int = -1) -> bytes: ...
-
-
 class Session:
     def __init__(
         self,
@@ -104,6 +100,7 @@ class Session:
         self.in_bad_rpcs = 0
         self.out_rpc_errors = 0
         self.out_notifications = 0
+        self._read_deadline: ReadDeadline | None = None
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -140,26 +137,30 @@ class Session:
         if self.ctx.sessions.pop(self.session_id, None) is None:
             return
         self.closing = True
+        if self._read_deadline is not None:
+            self._read_deadline.close()
         await self.ctx.datastores.release_session(self.session_id)
         self._close()
 
     async def _next_messages(self, reader: Reader) -> list[bytes]:
-        loop = asyncio.get_running_loop()
+        timer = self._read_deadline
+        if timer is None:
+            timer = self._read_deadline = ReadDeadline()
         # The partial-message deadline runs from when a message started, not from the last read:
         # a peer sending one byte at a time must not keep a partial message open forever.
-        deadline: float | None = None
+        message_deadline: float | None = None
         if self.decoder.broken:  # messages completed before a framing error were just handled
             raise SessionTerminated("NETCONF framing error")
         while True:
             if self.decoder.in_message:
-                if deadline is None:
-                    deadline = loop.time() + PARTIAL_MESSAGE_TIMEOUT
-                timeout = deadline - loop.time()
+                if message_deadline is None:
+                    message_deadline = timer.time() + PARTIAL_MESSAGE_TIMEOUT
+                deadline = message_deadline
             else:
-                deadline = None
-                timeout = IDLE_TIMEOUT
+                message_deadline = None
+                deadline = timer.time() + IDLE_TIMEOUT
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), max(timeout, 0.0))
+                chunk = await timer.read(reader, 65536, deadline)
             except TimeoutError:
                 raise SessionTerminated("read timeout") from None
             if not chunk:
