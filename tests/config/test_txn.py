@@ -9,7 +9,7 @@ import pytest
 
 from flowtap import model
 from flowtap.errors import CommitFailed, NetconfRpcError
-from flowtap.persist import StateDir
+from flowtap.persist import StateDir, decode_records
 from flowtap.schema import Schema
 from flowtap.txn import TransactionManager, parse_top
 
@@ -111,17 +111,45 @@ async def test_history_keeps_fifty_and_survives_compaction(schema: Schema,
         assert b"h258" in (view.load_history(1) or b"")
 
 
-def test_torn_tail_is_cut_off(tmp_path: Path) -> None:
+def _journal_with_two_records(tmp_path: Path) -> tuple[bytes, int]:
     state = StateDir(tmp_path)
     state.commit_running(hostname("one"), "a")
     state.commit_running(hostname("two"), "a")
     whole = state.journal_path.read_bytes()
     state.close()
-    for cut in range(1, 40):  # a crash in the middle of appending the second record
-        state.journal_path.write_bytes(whole[:-cut])
+    _, end = decode_records(whole)
+    assert whole[end:].count(0) == len(whole) - end  # preallocated: zeros after the records
+    return whole[:end], len(whole)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["cut-file", "torn-in-preallocation"])
+def test_torn_tail_is_cut_off(tmp_path: Path, padded: bool) -> None:
+    records, size = _journal_with_two_records(tmp_path)
+    for cut in range(1, 40):  # a crash in the middle of writing the second record
+        torn = records[:-cut]
+        # the file ends with the torn record, or the record was torn inside the zeros
+        tail = bytes(size - len(torn)) if padded else b""
+        StateDir(tmp_path).close()
+        (tmp_path / "commits.journal").write_bytes(torn + tail)
         reopened = StateDir(tmp_path)
         assert b"one" in (reopened.load_running() or b"")
         assert [e.number for e in reopened.history()] == [1]
-        reopened.commit_running(hostname("three"), "a")  # appends after the cut
-        assert b"three" in (StateDir(tmp_path).load_running() or b"")
+        reopened.commit_running(hostname("three"), "a")  # written where the torn one began
+        again = StateDir(tmp_path)
+        assert b"three" in (again.load_running() or b"")
+        assert [e.number for e in again.history()] == [2, 1]
+        again.close()
         reopened.close()
+
+
+def test_a_short_record_over_a_torn_longer_one_leaves_no_garbage(tmp_path: Path) -> None:
+    records, size = _journal_with_two_records(tmp_path)
+    _, first_end = decode_records(records[: len(records) // 2 + 30])
+    big = records[:first_end] + b"\x07" * 5000  # a torn, longer record
+    (tmp_path / "commits.journal").write_bytes(big + bytes(size - len(big)))
+    state = StateDir(tmp_path)
+    state.commit_running(hostname("x"), "a")  # much shorter than the torn bytes
+    state.close()
+    data = (tmp_path / "commits.journal").read_bytes()
+    entries, end = decode_records(data)
+    assert [e.number for e in entries] == [1, 2] and b"\x07" not in data[end:]
