@@ -21,6 +21,7 @@ OPERATION = f"{{{NC_NS}}}operation"
 YANG_NS = "urn:ietf:params:xml:ns:yang:1"
 INSERT, VALUE, KEY = (f"{{{YANG_NS}}}{a}" for a in ("insert", "value", "key"))
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
+_EDIT_NAMESPACES = (NC_NS.encode(), YANG_NS.encode())  # where every edit attribute comes from
 _KEY_PREDICATE = re.compile(r"\[(?:[\w.-]+:)?([\w.-]+)\s*=\s*(['\"])(.*?)\2\]")
 
 
@@ -320,6 +321,9 @@ class _Editor:
 def content_to_check(config: etree._Element) -> bytes:
     """The data an edit writes (its deletes and removes left out), for a schema/type check that
     costs what the edit costs, not what the whole datastore costs."""
+    plain = b"".join(etree.tostring(child) for child in config if isinstance(child.tag, str))
+    if _EDIT_NAMESPACES[0] not in plain and _EDIT_NAMESPACES[1] not in plain:
+        return plain  # no edit attribute anywhere: nothing to leave out or strip
     copied = copy.deepcopy(config)
     for el in list(copied.iter()):
         if isinstance(el.tag, str) and el.get(OPERATION) in ("delete", "remove"):

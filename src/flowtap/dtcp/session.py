@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Protocol
 
 from flowtap.auth.principal import Principal
+from flowtap.deadline import ReadDeadline, Reader
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.auth_info import verify_request
 from flowtap.dtcp.fields import parse_identity, seq_of
@@ -51,10 +52,6 @@ LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
 """Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
 them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
-
-
-class Reader(Protocol):
-    async def read(self, n: int = -1) -> bytes: ...
 
 
 class SessionHost(Protocol):
@@ -93,26 +90,26 @@ class DtcpSession:
         self.closing = False
 
     async def run(self, reader: Reader) -> None:
-        loop = asyncio.get_running_loop()
+        timer = ReadDeadline()
         tuning = self.host.tuning
-        deadline: float | None = None  # end of the message under way
+        message_deadline: float | None = None  # end of the message under way
         try:
             while not self.closing:
                 if self._decoder.pending:
                     # from the first byte of a message to its end, however slowly the bytes
                     # trickle in (slowloris)
-                    if deadline is None:
-                        deadline = loop.time() + tuning.message_timeout
-                    timeout = max(0.0, deadline - loop.time())
+                    if message_deadline is None:
+                        message_deadline = timer.time() + tuning.message_timeout
+                    deadline = message_deadline
                 else:
-                    deadline = None
-                    timeout = tuning.idle_timeout
-                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+                    message_deadline = None
+                    deadline = timer.time() + tuning.idle_timeout
+                chunk = await timer.read(reader, 65536, deadline)
                 if not chunk:
                     break
                 items = self._decoder.feed(chunk)
                 if items:
-                    deadline = None
+                    message_deadline = None
                     await self._process(items)
                 if self._decoder.failed:
                     break
@@ -121,6 +118,7 @@ class DtcpSession:
         except (ConnectionError, EOFError, asyncio.IncompleteReadError):
             LOG.debug("%s: connection lost", self.session_id)
         finally:
+            timer.close()
             self.close()
 
     def close(self) -> None:

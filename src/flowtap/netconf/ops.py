@@ -80,7 +80,11 @@ def check_parameters(op: etree._Element) -> None:
 
 
 def _child(op: etree._Element, name: str, ns: str = NC_NS) -> etree._Element | None:
-    return op.find(f"{{{ns}}}{name}")
+    tag = f"{{{ns}}}{name}"
+    for child in op:  # a handful of parameters: cheaper than find()'s path parsing
+        if child.tag == tag:
+            return child
+    return None
 
 
 def _datastore(op: etree._Element, param: str) -> str:

@@ -12,6 +12,9 @@ from flowtap.xmlutil import element
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 _REPLY = f"{{{NC_NS}}}rpc-reply"
 _MAX_ECHO = 1024  # rpc attributes echoed back are capped (N11)
+_REPLY_OPEN = f'<rpc-reply xmlns="{NC_NS}"'
+_ATTRIBUTE_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                                    "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"})  # fmt: skip
 
 
 Body = Iterable[etree._Element | bytes]
@@ -23,15 +26,20 @@ def reply(attrs: Mapping[str, str], body: Body | None = None) -> bytes:
     Body items may be pre-serialized bytes, so datastore content is never moved or copied into
     a reply tree (serializing is the only per-request work on a get-config).
     """
-    root = element(_REPLY, NC_NS)
-    for name, value in attrs.items():
-        if len(value) <= _MAX_ECHO:
+    echoed = {name: value for name, value in attrs.items() if len(value) <= _MAX_ECHO}
+    if any(name.startswith("{") for name in echoed):  # namespaced: lxml chooses the prefixes
+        root = element(_REPLY, NC_NS)
+        for name, value in echoed.items():
             root.set(name, value)
-    head = etree.tostring(root)
+        head = etree.tostring(root)[:-2] + b">"
+    else:  # the usual message-id alone: no tree needed
+        head = (_REPLY_OPEN + "".join(
+            f' {name}="{value.translate(_ATTRIBUTE_ESCAPES)}"' for name, value in echoed.items()
+        ) + ">").encode()  # fmt: skip
     parts = [item if isinstance(item, bytes) else etree.tostring(item) for item in body or ()]
     if not parts:
         parts = [b"<ok/>"]
-    return head[:-2] + b">" + b"".join(parts) + b"</rpc-reply>"
+    return head + b"".join(parts) + b"</rpc-reply>"
 
 
 def data(children: Iterable[etree._Element]) -> bytes:
