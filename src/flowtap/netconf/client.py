@@ -14,7 +14,6 @@ import asyncssh
 from lxml import etree
 
 from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
-from flowtap.tcpcork import Write, corked
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 _HELLO = (
@@ -23,10 +22,6 @@ _HELLO = (
     "<capability>urn:ietf:params:netconf:base:1.1</capability>"
     "</capabilities></hello>"
 ).encode()
-
-
-def _not_connected(data: bytes) -> None:
-    raise ConnectionError("not connected")
 
 
 class RpcFailed(Exception):
@@ -47,7 +42,6 @@ class NetconfClient:
         self.capabilities: list[str] = []
         self._ids = itertools.count(1)
         self._pending: list[bytes] = []
-        self._write: Write = _not_connected
 
     @classmethod
     async def connect(cls, host: str, port: int, username: str, password: str) -> NetconfClient:
@@ -59,8 +53,7 @@ class NetconfClient:
         client.writer, client.reader, _ = await client.conn.open_session(
             subsystem="netconf", encoding=None
         )
-        client._write = corked(client.writer.write, client.conn.get_extra_info("socket"))
-        client._write(encode_eom(_HELLO))
+        client.writer.write(encode_eom(_HELLO))
         hello = etree.fromstring(await client._receive())
         client.capabilities = [c.text or "" for c in hello.iter(f"{{{NC_NS}}}capability")]
         client.session_id = int(hello.findtext(f"{{{NC_NS}}}session-id") or 0)
@@ -85,7 +78,7 @@ class NetconfClient:
         payload = body.encode() if isinstance(body, str) else body
         head = f'<rpc xmlns="{NC_NS}" message-id="{next(self._ids)}">'.encode()
         msg = head + payload + b"</rpc>"
-        self._write(encode_chunked(msg) if self.chunked else encode_eom(msg))
+        self.writer.write(encode_chunked(msg) if self.chunked else encode_eom(msg))
         while True:
             reply = etree.fromstring(await self._receive())
             if reply.tag == f"{{{NC_NS}}}rpc-reply":

@@ -19,7 +19,6 @@ from flowtap.auth.principal import Principal
 from flowtap.errors import CommitFailed
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.session import Session
-from flowtap.tcpcork import corked
 
 LOG = logging.getLogger(__name__)
 
@@ -99,6 +98,6 @@ class NetconfService:
             if proc.get_extra_info("connection") is not None:
                 asyncio.get_running_loop().call_soon(channel.close)
 
-        write = corked(proc.stdout.write, proc.get_extra_info("socket"))
-        session = Session(self.ctx, principal, str(peer[0]) if peer else "", write, close)
+        session = Session(self.ctx, principal, str(peer[0]) if peer else "",
+                          proc.stdout.write, close)  # fmt: skip
         await session.run(proc.stdin)
