@@ -57,6 +57,8 @@ class RadiusServer:
 class NetconfService:
     port: int = DEFAULT_NETCONF_PORT
     listen_addresses: tuple[str, ...] = LOOPBACK_ADDRESSES
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT
+    rate_limit: int = DEFAULT_RATE_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class Config:
     """The whole configuration, as the runtime components need it."""
 
     classes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    idle_timeouts: Mapping[str, int] = field(default_factory=dict)  # class -> minutes
     users: Mapping[str, User] = field(default_factory=dict)
     authentication_order: tuple[str, ...] = ()
     radius_servers: tuple[RadiusServer, ...] = ()
@@ -125,6 +128,7 @@ class Config:
 _S = f"{{{NS_SYSTEM}}}"
 _NAME = f"{_S}name"
 _PERM = f"{_S}permissions"
+_IDLE_TIMEOUT = f"{_S}idle-timeout"
 _AUTH = f"{_S}authentication"
 _CLASS_LEAF = f"{_S}class"
 _PASSWORD = f"{_S}encrypted-password"
@@ -197,6 +201,14 @@ def _parse_classes(login: etree._Element) -> dict[str, frozenset[str]]:
     }
 
 
+def _parse_idle_timeouts(login: etree._Element) -> dict[str, int]:
+    return {
+        c.findtext(_NAME) or "": int(minutes)
+        for c in login.iterfind(f"{_S}class")
+        if (minutes := c.findtext(_IDLE_TIMEOUT))
+    }
+
+
 def _parse_users(login: etree._Element) -> dict[str, User]:
     users = {}
     for u in login.iterfind(f"{_S}user"):
@@ -237,6 +249,8 @@ def from_tree(root: etree._Element) -> Config:
         netconf = NetconfService(
             port=_int(nc, "port", s, DEFAULT_NETCONF_PORT),
             listen_addresses=_texts(nc, "listen-address", s) or LOOPBACK_ADDRESSES,
+            connection_limit=_int(nc, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
+            rate_limit=_int(nc, "rate-limit", s, DEFAULT_RATE_LIMIT),
         )
     dtcp = None
     dt = system.find(_q(s, "services/flow-tap-dtcp/ssh")) if system is not None else None
@@ -279,6 +293,7 @@ def from_tree(root: etree._Element) -> Config:
         )
     return Config(
         classes=_Lazy(login, _parse_classes),
+        idle_timeouts=_Lazy(login, _parse_idle_timeouts),
         users=_Lazy(login, _parse_users),
         authentication_order=_texts(system, "authentication-order", s),
         radius_servers=radius,

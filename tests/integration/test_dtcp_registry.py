@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from flowtap.admission import CONNECTION_LIMIT, RATE_LIMIT, Admission, family_of
 from flowtap.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 from flowtap.dataplane import Dataplane
-from flowtap.dtcp.admission import CONNECTION_LIMIT, RATE_LIMIT, Admission, family_of
 from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import parse_criteria_selector
 from flowtap.dtcp.registry import Registry, RegistryLimits

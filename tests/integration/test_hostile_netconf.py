@@ -254,6 +254,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flowtapd]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWTAP_NETCONF_HELLO_TIMEOUT", str(HELLO_TIMEOUT))
         mp.setenv("FLOWTAP_NETCONF_PARTIAL_TIMEOUT", str(PARTIAL_TIMEOUT))
+        # this module opens hundreds of connections a minute: more than rate-limit's 150
+        mp.setenv("FLOWTAP_NETCONF_RATE_WINDOW", "1")
         srv.start()
     assert srv.proc is not None and srv.proc.stdout is not None
     stdout = srv.proc.stdout

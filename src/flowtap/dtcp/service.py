@@ -10,7 +10,7 @@ live.
   (Junos: "all filters are deleted and the mediation devices are disconnected").
 - ``connection-limit``, ``rate-limit`` and ``hmac-policy`` apply at commit, without touching the
   listener, the open connections or any criterion. Admission is decided when the TCP connection
-  is accepted, per IP family (:mod:`flowtap.dtcp.admission`): refused before the SSH version
+  is accepted, per IP family (:mod:`flowtap.admission`): refused before the SSH version
   exchange, so without key exchange and without any RADIUS query.
 - Who may tap: any principal of the shared :class:`~flowtap.auth.authenticator.Authenticator`
   (local password or key, RADIUS) holding ``flow-tap-operation``; anyone else is refused when
@@ -32,10 +32,10 @@ from pathlib import Path
 import asyncssh
 
 from flowtap import model, sshd
+from flowtap.admission import ConnectionGate
 from flowtap.audit import AuditError, AuditRecord
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
-from flowtap.dtcp.admission import Admission
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.session import DtcpSession
@@ -89,12 +89,10 @@ class DtcpService:
         self.listener: asyncssh.SSHAcceptor | None = None
         self.bound: Endpoint | None = None
         defaults = model.DtcpService()
-        self.admission = Admission(defaults.connection_limit, defaults.rate_limit,
+        self.gate = ConnectionGate(defaults.connection_limit, defaults.rate_limit,
                                    window=tuning.rate_window)  # fmt: skip
         self._hmac_policy = defaults.hmac_policy
-        self._connections: dict[asyncssh.SSHServerConnection, str] = {}
         self._sessions: set[DtcpSession] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         registry.on_clear.append(self.disconnect_all)
 
@@ -130,7 +128,7 @@ class DtcpService:
             listener = await sshd.listen(
                 host=list(addresses) or None, port=port, key=self.key, subsystem=SUBSYSTEM,
                 handler=self._serve, config=self.config, authenticator=self.authenticator,
-                admit=self._admit, on_auth=self.audit.auth_listener(),
+                admit=self.gate.admit, on_auth=self.audit.auth_listener(),
                 login_timeout=self.tuning.login_timeout,
             )  # fmt: skip
         except OSError as exc:
@@ -142,7 +140,7 @@ class DtcpService:
         """Swap the listener, apply limits and policy; never fails."""
         new = handle.new
         if new.dtcp is not None:
-            self.admission.update(new.dtcp.connection_limit, new.dtcp.rate_limit)
+            self.gate.admission.update(new.dtcp.connection_limit, new.dtcp.rate_limit)
             self._hmac_policy = new.dtcp.hmac_policy
         if not handle.keep:
             old, self.listener = self.listener, handle.listener
@@ -170,8 +168,7 @@ class DtcpService:
             self.listener = None
             self.bound = None
         self.disconnect_all()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await self.gate.drained()
 
     # ---- connections and channels ----------------------------------------------------------
 
@@ -183,26 +180,7 @@ class DtcpService:
         """Close every DTCP channel and connection (service removed, criteria cleared)."""
         for session in list(self._sessions):
             session.close()
-        for conn in list(self._connections):
-            conn.close()
-
-    def _admit(self, conn: asyncssh.SSHServerConnection) -> str | None:
-        peer = conn.get_extra_info("peername")
-        address = str(peer[0]) if peer else ""
-        refusal = self.admission.admit(address)
-        if refusal is None:
-            self._connections[conn] = address
-            task = asyncio.get_running_loop().create_task(self._track(conn, address))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return refusal
-
-    async def _track(self, conn: asyncssh.SSHServerConnection, address: str) -> None:
-        try:
-            await conn.wait_closed()
-        finally:
-            self._connections.pop(conn, None)
-            self.admission.release(address)
+        self.gate.close_all()
 
     def _close_unauthorized(self, config: model.Config) -> None:
         for session in list(self._sessions):

@@ -2,6 +2,9 @@
 
 A port or address change binds the new listener in prepare (so a busy port fails the commit
 cleanly) and closes the old one in commit; open sessions are never dropped by a rebind.
+``connection-limit`` and ``rate-limit`` (Junos defaults 75 and 150 per minute, per IP family)
+are decided when the TCP connection is accepted, before key exchange and before any RADIUS
+query; a change applies at once and never drops an open session (:mod:`flowtap.admission`).
 """
 
 from __future__ import annotations
@@ -14,13 +17,21 @@ from pathlib import Path
 import asyncssh
 
 from flowtap import model, sshd
+from flowtap.admission import ConnectionGate
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
 from flowtap.errors import CommitFailed
 from flowtap.netconf.context import ServerContext
-from flowtap.netconf.session import Session
+from flowtap.netconf.session import Session, seconds_from_env
 
 LOG = logging.getLogger(__name__)
+# rate-limit counts the connections of this many seconds (Junos: a minute); test suites that
+# open hundreds of connections to one daemon shorten it
+RATE_WINDOW = seconds_from_env("FLOWTAP_NETCONF_RATE_WINDOW", 60.0)
+
+
+def _endpoint(service: model.NetconfService) -> tuple[int, tuple[str, ...]]:
+    return service.port, service.listen_addresses
 
 
 @dataclass
@@ -39,7 +50,10 @@ class NetconfService:
         self.authenticator = authenticator
         self.on_auth = on_auth
         self.listener: asyncssh.SSHAcceptor | None = None
-        self.bound: model.NetconfService | None = None
+        self.bound: tuple[int, tuple[str, ...]] | None = None  # port, addresses
+        defaults = model.NetconfService()
+        self.gate = ConnectionGate(defaults.connection_limit, defaults.rate_limit,
+                                   window=RATE_WINDOW)  # fmt: skip
 
     @property
     def port(self) -> int | None:
@@ -57,7 +71,7 @@ class NetconfService:
 
     async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
         wanted = new.netconf
-        if wanted == self.bound and self.listener is not None:
+        if wanted is not None and _endpoint(wanted) == self.bound and self.listener is not None:
             return _Prepared(None, keep=True)
         if wanted is None:
             return _Prepared(None, keep=False)
@@ -65,7 +79,7 @@ class NetconfService:
             listener = await sshd.listen(
                 host=list(wanted.listen_addresses), port=wanted.port, key=self.key,
                 subsystem="netconf", handler=self._serve, config=lambda: self.ctx.txn.config,
-                authenticator=self.authenticator, on_auth=self.on_auth,
+                authenticator=self.authenticator, admit=self.gate.admit, on_auth=self.on_auth,
             )  # fmt: skip
         except OSError as exc:
             raise CommitFailed(
@@ -76,10 +90,13 @@ class NetconfService:
         return _Prepared(listener, keep=False)
 
     async def commit(self, handle: _Prepared) -> None:
+        config = self.ctx.txn.config.netconf
+        if config is not None:
+            self.gate.admission.update(config.connection_limit, config.rate_limit)
         if handle.keep:
             return
         old, self.listener = self.listener, handle.listener
-        self.bound = self.ctx.txn.config.netconf
+        self.bound = None if config is None else _endpoint(config)
         if old is not None:
             old.close()  # stops listening; established sessions carry on
         LOG.info("NETCONF listening on %s", self.port if self.listener else "nothing")

@@ -28,7 +28,7 @@ from flowtap.xmlutil import element
 LOG = logging.getLogger(__name__)
 
 
-def _seconds_from_env(name: str, default: float) -> float:
+def seconds_from_env(name: str, default: float) -> float:
     """A positive number of seconds from the environment (tests shorten timeouts this way)."""
     value = os.environ.get(name)
     if value is None:
@@ -44,10 +44,11 @@ def _seconds_from_env(name: str, default: float) -> float:
 
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
-HELLO_TIMEOUT = _seconds_from_env("FLOWTAP_NETCONF_HELLO_TIMEOUT", 60.0)
-IDLE_TIMEOUT = 3600.0
+HELLO_TIMEOUT = seconds_from_env("FLOWTAP_NETCONF_HELLO_TIMEOUT", 60.0)
+IDLE_TIMEOUT = 3600.0  # without a login-class idle-timeout
+IDLE_MINUTE = seconds_from_env("FLOWTAP_NETCONF_IDLE_MINUTE", 60.0)  # tests shorten it
 # From the first byte of a message to its end, however the bytes trickle in (N6, slowloris).
-PARTIAL_MESSAGE_TIMEOUT = _seconds_from_env("FLOWTAP_NETCONF_PARTIAL_TIMEOUT", 60.0)
+PARTIAL_MESSAGE_TIMEOUT = seconds_from_env("FLOWTAP_NETCONF_PARTIAL_TIMEOUT", 60.0)
 
 Handler = Callable[["Session", etree._Element], Awaitable[list[etree._Element | bytes] | None]]
 
@@ -101,6 +102,9 @@ class Session:
         self.out_rpc_errors = 0
         self.out_notifications = 0
         self._read_deadline: ReadDeadline | None = None
+        minutes = ctx.txn.config.idle_timeouts.get(principal.login_class)
+        # the login class's idle-timeout, fixed at login as Junos does; else an hour
+        self.idle_timeout = minutes * IDLE_MINUTE if minutes else IDLE_TIMEOUT
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -158,7 +162,7 @@ class Session:
                 deadline = message_deadline
             else:
                 message_deadline = None
-                deadline = timer.time() + IDLE_TIMEOUT
+                deadline = timer.time() + self.idle_timeout
             try:
                 chunk = await timer.read(reader, 65536, deadline)
             except TimeoutError:

@@ -1,4 +1,4 @@
-"""``connection-limit`` and ``rate-limit`` of the DTCP-over-SSH service, per IP family.
+"""``connection-limit`` and ``rate-limit`` of an SSH service (NETCONF, DTCP), per IP family.
 
 Junos (12.3 and later) counts both limits separately for IPv4 and IPv6; so does this class.
 An IPv4-mapped IPv6 peer (``::ffff:a.b.c.d``) counts as IPv4. The decision is taken when the TCP
@@ -17,11 +17,14 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import asyncssh
 
 RATE_LIMIT = "rate-limit"
 CONNECTION_LIMIT = "connection-limit"
@@ -87,3 +90,40 @@ class Admission:
 
     def active(self, family: int) -> int:
         return self._families[family].active
+
+
+class ConnectionGate:
+    """Admits a service's SSH connections and keeps an admitted one counted until it closes."""
+
+    def __init__(self, connection_limit: int, rate_limit: int, *, window: float = 60.0) -> None:
+        self.admission = Admission(connection_limit, rate_limit, window=window)
+        self.connections: dict[asyncssh.SSHServerConnection, str] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    def admit(self, conn: asyncssh.SSHServerConnection) -> str | None:
+        """``sshd.listen``'s admission callback: None, or why the connection is refused."""
+        peer = conn.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        refusal = self.admission.admit(address)
+        if refusal is None:
+            self.connections[conn] = address
+            watcher = asyncio.get_running_loop().create_task(self._release_on_close(conn))
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
+        return refusal
+
+    async def _release_on_close(self, conn: asyncssh.SSHServerConnection) -> None:
+        try:
+            await conn.wait_closed()
+        finally:
+            address = self.connections.pop(conn, "")
+            self.admission.release(address)
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+
+    async def drained(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until every closed connection has been released."""
+        if self._watchers:
+            await asyncio.wait(set(self._watchers), timeout=timeout)
