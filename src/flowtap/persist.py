@@ -65,6 +65,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(path.parent)
 
 
+def _whole_steps(size: int) -> int:
+    """``size`` rounded up to whole preallocation steps."""
+    return -(-size // PREALLOCATE_STEP) * PREALLOCATE_STEP
+
+
 def encode_record(entry: HistoryEntry) -> bytes:
     meta = json.dumps({"number": entry.number, "time": entry.time, "user": entry.user,
                        "comment": entry.comment}, separators=(",", ":")).encode()  # fmt: skip
@@ -150,7 +155,7 @@ class StateDir:
     def _preallocate(self, size: int) -> None:
         """Grow the journal with zeros (written, not fallocated: writing into unwritten extents
         would change metadata on every commit again) and make the new size durable."""
-        size = -(-size // PREALLOCATE_STEP) * PREALLOCATE_STEP
+        size = _whole_steps(size)
         os.pwrite(self._fd, bytes(size - self._size), self._size)
         os.fsync(self._fd)
         self._size = size
@@ -158,7 +163,7 @@ class StateDir:
     def _compact(self) -> None:
         records = b"".join(encode_record(e) for e in self._entries)
         average = len(records) // max(len(self._entries), 1)
-        room = -(-(len(records) + average * COMPACT_AT) // PREALLOCATE_STEP) * PREALLOCATE_STEP
+        room = _whole_steps(len(records) + average * COMPACT_AT)
         atomic_write(self.journal_path, records + bytes(room - len(records)))
         os.close(self._fd)
         self._fd = os.open(self.journal_path, os.O_RDWR)

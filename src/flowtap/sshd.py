@@ -153,6 +153,13 @@ class ServerConnection(asyncssh.SSHServer):
 SessionHandler = Callable[[asyncssh.SSHServerProcess[bytes], Principal], Awaitable[None]]
 
 
+def bound_port(listener: asyncssh.SSHAcceptor | None) -> int | None:
+    """The port a listener actually bound (differs from the configured one only for port 0)."""
+    if listener is None:
+        return None
+    return int(listener.sockets[0].getsockname()[1])
+
+
 async def listen(
     *,
     host: str | list[str] | None,

@@ -108,9 +108,7 @@ class DtcpService:
 
     @property
     def port(self) -> int | None:
-        if self.listener is None:
-            return None
-        return int(self.listener.sockets[0].getsockname()[1])
+        return sshd.bound_port(self.listener)
 
     # ---- commit hook -----------------------------------------------------------------------
 

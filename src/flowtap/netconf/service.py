@@ -57,10 +57,7 @@ class NetconfService:
 
     @property
     def port(self) -> int | None:
-        """The port actually bound (differs from the configured one only for port 0)."""
-        if self.listener is None:
-            return None
-        return int(self.listener.sockets[0].getsockname()[1])
+        return sshd.bound_port(self.listener)
 
     def validate(self, old: model.Config, new: model.Config) -> None:
         if new.netconf and new.dtcp and new.netconf.port == new.dtcp.port and new.netconf.port:
