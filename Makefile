@@ -8,8 +8,11 @@ STATE_DIR   ?= state
 APT_PACKAGES := libyang2-dev libyang2-tools freeradius freeradius-utils tcpdump tshark \
                 iproute2 openssh-client ethtool procps netsniff-ng gcc libc6-dev
 STAMP       := $(VENV)/.installed
+# Every Python package, transitive ones and the build backend included, pinned with hashes.
+LOCK        := requirements.lock
+PIP_TOOLS   := pip-tools==7.7.0
 
-.PHONY: run test lint deps apt demo bench clean
+.PHONY: run test test-latest lint deps apt demo bench lock clean
 
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -20,11 +23,12 @@ apt:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(MAKE) apt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 deps: $(STAMP)
@@ -43,8 +47,26 @@ demo: deps
 	$(BIN)/python -m flowtap.demo
 
 bench: deps
-	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/run_all.py
 
+# Refresh requirements.lock from pyproject.toml's ranges (newest releases that satisfy them).
+lock:
+	test -x .venv-lock/bin/pip-compile || ($(PYTHON) -m venv .venv-lock && \
+	  .venv-lock/bin/pip install -q $(PIP_TOOLS))
+	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
+	  --all-build-deps --extra test --extra bench -o $(LOCK) pyproject.toml
+
+# The suite against the newest releases pyproject.toml admits, in a venv of its own: drift shows
+# here before a fresh clone meets it. Not part of `make test`.
+test-latest: apt
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install -q --upgrade pip
+	.venv-latest/bin/pip install -q --upgrade -e '.[test]'
+	.venv-latest/bin/pip list --format=freeze > .venv-latest/versions.txt
+	.venv-latest/bin/ruff check src tests bench
+	.venv-latest/bin/mypy src
+	.venv-latest/bin/python -m pytest -q -p no:cacheprovider tests
+
 clean:
-	rm -rf $(VENV) $(STATE_DIR) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-lock $(STATE_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -1,5 +1,5 @@
 import sys
 
-from flowtap.cli import main
+from flowtap.console import flowtapd
 
-sys.exit(main())
+sys.exit(flowtapd())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from flowtap.app import BootError, serve
+from flowtap.console import WARNINGS_LOGGER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     level = logging.getLevelName(args.log_level)
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, level))
+    if level <= logging.DEBUG:  # third-party warnings (see flowtap.console) are shown at DEBUG
+        logging.getLogger(WARNINGS_LOGGER).setLevel(logging.WARNING)
     try:
         asyncio.run(serve(args.state_dir, args.init_config))
     except BootError as exc:
