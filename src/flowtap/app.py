@@ -108,6 +108,7 @@ class Appliance:
         self.registry.on_removed.append(self.li_audit.removal_listener())
         self.datastores = Datastores(self.txn)
         self.ctx = ServerContext(self.schema, self.txn, self.datastores)
+        self.ctx.xpath_pool.prestart()
         install_notifier(self.ctx)
         self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
                                       on_auth=self.li_audit.auth_listener())  # fmt: skip
@@ -170,6 +171,7 @@ class Appliance:
             await self.dtcp.stop()
         if self.netconf is not None and self.netconf.listener is not None:
             self.netconf.listener.close()
+        await self.ctx.xpath_pool.close()  # a request in a worker ends now, not at its deadline
         for session in list(self.ctx.sessions.values()):
             await session.end()
         if self.registry is not None:

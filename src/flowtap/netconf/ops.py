@@ -124,7 +124,7 @@ def _with_defaults(op: etree._Element) -> str | None:
     return None if el is None else (el.text or "").strip()
 
 
-def _select(session: Session, tree: etree._Element, op: etree._Element) -> etree._Element:
+async def _select(session: Session, tree: etree._Element, op: etree._Element) -> etree._Element:
     flt = _child(op, "filter")
     if flt is None:
         return tree
@@ -142,7 +142,9 @@ def _select(session: Session, tree: etree._Element, op: etree._Element) -> etree
         # module names and prefixes resolve even when the client did not declare them
         namespaces = dict(session.ctx.default_namespaces)
         namespaces.update({p: ns for p, ns in flt.nsmap.items() if p})
-        return filters.xpath_filter(tree, select, namespaces, key_names)
+        return await filters.xpath_filter_bounded(
+            session.ctx.xpath_pool, tree, select, namespaces, key_names
+        )
     raise NetconfRpcError(
         tag="bad-attribute", type="protocol", message=f"Unknown filter type {kind!r}",
         info={"bad-attribute": "type", "bad-element": "filter"},
@@ -162,7 +164,7 @@ async def get_config(session: Session, op: etree._Element) -> Result:
     tree = _visible(session, stored, op)
     if tree is stored and _child(op, "filter") is None:  # all of it, exactly as stored
         return [data_bytes(datastores.serialized(source))]
-    return [data(list(_select(session, tree, op)))]
+    return [data(list(await _select(session, tree, op)))]
 
 
 async def get(session: Session, op: etree._Element) -> Result:
@@ -171,7 +173,7 @@ async def get(session: Session, op: etree._Element) -> Result:
     combined = element(f"{{{NC_NS}}}data", NC_NS)
     combined.extend(copy.deepcopy(child) for child in tree)
     combined.extend(session.state_data())
-    return [data(list(_select(session, combined, op)))]
+    return [data(list(await _select(session, combined, op)))]
 
 
 async def edit_config(session: Session, op: etree._Element) -> Result:
