@@ -108,8 +108,12 @@ def test_subtree_filter_over_its_work_budget_is_too_big() -> None:
     big = many_users(1000)
     names = "".join(f"<user><name>u{i}</name></user>" for i in range(50))
     flt = subtree(f'<top xmlns="{CFG}"><users>{names}</users></top>')
-    # top and users scan 1 child each; each of the 50 entries scans 1000 users and their 2 children
-    assert len(subtree_filter(big, flt, None, work=150_002)[0][0]) == 50
+    # 50 entries each scan 1000 users and enter each: ~6 M units, within the default budget
+    assert len(subtree_filter(big, flt)[0][0]) == 50
     with pytest.raises(NetconfRpcError) as err:
-        subtree_filter(big, flt, None, work=150_001)
+        subtree_filter(big, flt, None, work=1_000_000)
+    assert err.value.tag == "too-big"
+    repeated = subtree(f'<top xmlns="{CFG}"><users>{"<user><name/></user>" * 5000}</users></top>')
+    with pytest.raises(NetconfRpcError) as err:
+        subtree_filter(big, repeated)  # 5000 x 1000 entries: far over the default budget
     assert err.value.tag == "too-big"
