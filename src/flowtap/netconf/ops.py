@@ -176,6 +176,22 @@ async def get(session: Session, op: etree._Element) -> Result:
     return [data(list(await _select(session, combined, op)))]
 
 
+# Elements one edit-config may carry. The edit engine costs ~80 us per element on the machine
+# class (5,000 list entries, 10,000 elements: ~0.8 s), all on the event loop; without a bound a
+# 4 MiB edit of 100,000 entries held it for minutes.
+MAX_EDIT_ELEMENTS = 10_000
+
+
+def _check_edit_size(config: etree._Element) -> None:
+    for count, _ in enumerate(config.iter(), 1):
+        if count > MAX_EDIT_ELEMENTS:
+            raise NetconfRpcError(
+                tag="too-big",
+                message=f"An edit may carry at most {MAX_EDIT_ELEMENTS} elements; "
+                "split it over several edit-config requests",
+            )
+
+
 async def edit_config(session: Session, op: etree._Element) -> Result:
     target = _datastore(op, "target")
     default_el = _child(op, "default-operation")
@@ -203,6 +219,7 @@ async def edit_config(session: Session, op: etree._Element) -> Result:
         raise NetconfRpcError(tag="missing-element", type="protocol",
                               message="edit-config has no <config>",
                               info={"bad-element": "config"})
+    _check_edit_size(config)
     session.ctx.datastores.edit(
         target, config, session.principal, session.session_id,
         default_operation, test_option, error_option,
