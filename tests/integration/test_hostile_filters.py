@@ -132,3 +132,22 @@ async def test_sigterm_during_hostile_requests_stops_within_5_s(server: Flowtapd
         for request in requests:
             request.cancel()
         await asyncio.gather(*requests, return_exceptions=True)
+
+
+def _classes(count: int) -> str:
+    entries = "".join(f"<class><name>c{i}</name><permissions>view</permissions></class>"
+                      for i in range(count))  # fmt: skip
+    return (f'<edit-config><target><candidate/></target><config xmlns="{NC}">'
+            f'<system xmlns="{SYS}"><login>{entries}</login></system></config></edit-config>')
+
+
+async def test_huge_edit_is_too_big_while_others_are_served(server: Flowtapd) -> None:
+    async with session(server, "admin") as other, session(server, "admin") as editor:
+        huge = asyncio.create_task(editor.rpc(_classes(30_000), check=False))  # ~1.9 MiB
+        await asyncio.sleep(0.5)  # sent and being parsed or edited
+        reply = await asyncio.wait_for(other.rpc(HOSTNAME_GET), RESPONSIVE)
+        assert reply.findtext(f".//{{{SYS}}}host-name") == "test"
+        error = await asyncio.wait_for(huge, ERROR_WITHIN)
+        assert error_tags(error) == ["too-big"]
+        ok = await asyncio.wait_for(editor.rpc(_classes(1_000)), ERROR_WITHIN)
+        assert ok.find(f"{{{NC}}}ok") is not None
