@@ -14,7 +14,7 @@ from lxml import etree
 
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors
 from flowtap.schema import NC_NS, Schema, SchemaNode
-from flowtap.xmlutil import element
+from flowtap.xmlutil import discard, element
 
 OPERATION = f"{{{NC_NS}}}operation"
 YANG_NS = "urn:ietf:params:xml:ns:yang:1"
@@ -200,12 +200,12 @@ class _Editor:
                         path=path,
                     )
                 self._removed(target, existing, node)
-                target.remove(existing)
+                discard(target, existing)
             return
         if operation == "replace" and existing is not None:
             position = target.index(existing)
             self._removed(target, existing, node)
-            target.remove(existing)
+            discard(target, existing)
             created = self.shell(el, node)
             target.insert(position, created)
             self._added(target, created, node)
