@@ -125,7 +125,7 @@ async def test_sigterm_during_hostile_requests_stops_within_5_s(server: Flowtapd
         try:
             await asyncio.to_thread(proc.wait, SIGTERM_WITHIN)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"flowtapd still running {SIGTERM_WITHIN} s after SIGTERM")
+            raise AssertionError(f"flowtapd still running {SIGTERM_WITHIN} s after SIGTERM") from None
         assert time.monotonic() - started < SIGTERM_WITHIN
         assert workers, "no XPath worker was running"
         assert not [pid for pid in workers if _alive(pid)], "XPath workers outlived flowtapd"
