@@ -1,10 +1,11 @@
-"""A small pool of XPath worker processes (:mod:`flowtap.netconf.xpath_worker`) with a deadline.
+"""A small pool of worker processes (:mod:`flowtap.netconf.xpath_worker`) with a deadline.
 
 libxml2 cannot be interrupted while it evaluates an expression and holds the GIL meanwhile, so
 an expression that is not provably linear is evaluated in a worker process the daemon kills at
 the deadline: whatever the expression, the request answers ``operation-failed`` within
 ``DEADLINE`` of a worker taking it, and the event loop (other sessions, DTCP, signals) never
-waits for it. At most ``size`` workers run at once (the machine class has two cores); further
+waits for it. Rollback comparisons (difflib, quadratic in the worst case) run there too, with
+``DIFF_DEADLINE``. At most ``size`` workers run at once (the machine class has two cores); further
 requests queue for a free worker. A killed worker is reaped and replaced in the background so
 the next request finds one ready.
 """
@@ -16,16 +17,24 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf.xpath import XPathQuery, invalid_xpath
 from flowtap.netconf.xpath_worker import LENGTH, READY
 
 LOG = logging.getLogger(__name__)
-DEADLINE: Final = 0.5  # seconds one evaluation may take
+DEADLINE: Final = 0.5  # seconds one XPath evaluation may take
+DIFF_DEADLINE: Final = 5.0  # seconds one rollback comparison may take (30,000 entries: ~2 s)
 _START_TIMEOUT: Final = 30.0  # a worker imports lxml and flowtap: slow only on a loaded machine
+
+
+def _diff_too_long() -> NetconfRpcError:
+    return NetconfRpcError(
+        tag="operation-failed",
+        message=f"The comparison needs more than the {DIFF_DEADLINE} s one request may use",
+    )
 
 
 def _too_long() -> NetconfRpcError:
@@ -56,29 +65,31 @@ class _Worker:
             raise
         return worker
 
-    async def select(self, document: bytes, query: XPathQuery, deadline: float) -> list[int]:
-        """Positions the expression selects; raises TimeoutError, or EOF/ConnectionError when
-        the worker dies."""
+    async def ask(self, request: dict[str, Any], payload: bytes, deadline: float) -> Any:
+        """The worker's reply; raises TimeoutError, or EOF/ConnectionError when it dies."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        header = json.dumps({"select": query.select, "namespaces": query.namespaces,
-                             "limit": deadline}).encode()  # fmt: skip
+        header = json.dumps(request | {"limit": deadline}).encode()
         self.proc.stdin.write(LENGTH.pack(len(header)) + header)
-        self.proc.stdin.write(LENGTH.pack(len(document)) + document)
+        self.proc.stdin.write(LENGTH.pack(len(payload)) + payload)
         async with asyncio.timeout(deadline):
             await self.proc.stdin.drain()
             size = LENGTH.unpack(await self.proc.stdout.readexactly(LENGTH.size))[0]
-            reply = json.loads(await self.proc.stdout.readexactly(size))
-        if "error" in reply:
-            if reply["error"] is None:
-                raise NetconfRpcError(tag="operation-failed",
-                                      message="The XPath filter needs too much memory")
-            raise invalid_xpath(str(reply["error"]))
-        return [int(position) for position in reply["positions"]]
+            return json.loads(await self.proc.stdout.readexactly(size))
+
 
     async def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         await self.proc.wait()  # reaped: no zombie, no open pipes
+
+
+def _positions(reply: Any) -> list[int]:
+    if "error" in reply:
+        if reply["error"] is None:
+            raise NetconfRpcError(tag="operation-failed",
+                                  message="The XPath filter needs too much memory")
+        raise invalid_xpath(str(reply["error"]))
+    return [int(position) for position in reply["positions"]]
 
 
 class XPathPool:
@@ -110,6 +121,18 @@ class XPathPool:
 
     async def select(self, document: bytes, query: XPathQuery) -> Sequence[int]:
         """Document-order positions of the nodes ``query`` selects in ``document``."""
+        request = {"kind": "xpath", "select": query.select, "namespaces": query.namespaces}
+        return _positions(await self._ask(request, document, self.deadline, _too_long))
+
+    async def diff(self, old: list[str], new: list[str], fromfile: str, tofile: str) -> str:
+        """A unified diff of two lists of lines (``operation-failed`` past ``DIFF_DEADLINE``)."""
+        request = {"kind": "diff", "fromfile": fromfile, "tofile": tofile}
+        reply = await self._ask(request, json.dumps([old, new]).encode(), DIFF_DEADLINE,
+                                _diff_too_long)  # fmt: skip
+        return str(reply["text"])
+
+    async def _ask(self, request: dict[str, Any], payload: bytes, deadline: float,
+                   too_long: Callable[[], NetconfRpcError]) -> Any:  # fmt: skip
         async with self._slots:
             if self._closed:
                 raise NetconfRpcError(tag="operation-failed", message="The server is stopping")
@@ -117,18 +140,15 @@ class XPathPool:
             self._busy.add(worker)
             done = False
             try:
-                found = await worker.select(document, query, self.deadline)
+                reply = await worker.ask(request, payload, deadline)
                 done = True
-                return found
+                return reply
             except TimeoutError:
-                raise _too_long() from None
+                raise too_long() from None
             except (EOFError, ConnectionError):  # asyncio.IncompleteReadError is an EOFError
                 LOG.warning("an XPath worker ended during a request (exit status %s)",
                             worker.proc.returncode)  # fmt: skip
-                raise _too_long() from None
-            except NetconfRpcError:
-                done = True  # the worker answered: it is fine
-                raise
+                raise too_long() from None
             finally:
                 self._busy.discard(worker)
                 if done and not self._closed:

@@ -1,19 +1,23 @@
-"""The XPath worker process: ``python -m flowtap.netconf.xpath_worker``.
+"""The worker process: ``python -m flowtap.netconf.xpath_worker``.
 
-It evaluates XPath filters that are not provably linear (:mod:`flowtap.netconf.xpath`) on a
-copy of the data, away from the daemon's event loop, so the daemon can kill it at a deadline
-(:mod:`flowtap.netconf.xpath_pool`). It holds no secrets beyond the already access-pruned data it
-is sent, and answers with document-order positions, never with data.
+It does the work whose cost a request controls and that cannot be bounded in advance, away
+from the daemon's event loop, so the daemon can kill it at a deadline
+(:mod:`flowtap.netconf.xpath_pool`): XPath filters that are not provably linear
+(:mod:`flowtap.netconf.xpath`), on a copy of the already access-pruned data, answered with
+document-order positions; and unified diffs of two rollback entries (difflib is quadratic in the
+worst case), on already pruned text.
 
 Protocol on stdin/stdout: the worker writes one byte when it is ready; each request is a
-length-prefixed JSON header ``{"select", "namespaces", "limit"}`` and a length-prefixed XML
-document (the data wrapper serialized); each reply a length-prefixed JSON object, either
-``{"positions": [...]}`` or ``{"error": message}`` (an invalid expression). End of input ends
-the worker.
+length-prefixed JSON header and a length-prefixed payload; each reply a length-prefixed JSON
+object. ``{"kind": "xpath", "select", "namespaces", "limit"}`` with the data wrapper serialized
+as payload answers ``{"positions": [...]}`` or ``{"error": message}`` (an invalid expression);
+``{"kind": "diff", "fromfile", "tofile", "limit"}`` with a JSON ``[old_lines, new_lines]``
+payload answers ``{"text": diff}``. End of input ends the worker.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import resource
 import signal
@@ -46,7 +50,18 @@ def _frame(stream: IO[bytes]) -> bytes | None:
     return None if header is None else _read(stream, LENGTH.unpack(header)[0])
 
 
+def _diff(request: dict[str, object], payload: bytes) -> dict[str, object]:
+    old, new = json.loads(payload)
+    text = "".join(difflib.unified_diff(
+        [line + "\n" for line in old], [line + "\n" for line in new],
+        fromfile=str(request["fromfile"]), tofile=str(request["tofile"]),
+    ))  # fmt: skip
+    return {"text": text}
+
+
 def _answer(request: dict[str, object], document: bytes) -> dict[str, object]:
+    if request.get("kind") == "diff":
+        return _diff(request, document)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     data = etree.fromstring(document, parser)
     raw_namespaces = request["namespaces"]
