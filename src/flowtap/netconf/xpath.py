@@ -246,14 +246,23 @@ def invalid_xpath(message: str) -> NetconfRpcError:
     )
 
 
+def _shape(select: str) -> tuple[int, bool, frozenset[str]]:
+    """Nesting depth, linearity and the prefixes used of an expression."""
+    return _nesting(select), _is_linear(select), frozenset(_PREFIX_USE.findall(select))
+
+
+_cached_shape = lru_cache(maxsize=256)(_shape)
+
+
 def prepare(select: str, namespaces: Mapping[str, str] | Mapping[str | None, str]) -> XPathQuery:
     """Check an expression's shape and classify it; ``namespaces`` maps prefixes (None ignored)."""
-    if _nesting(select) > MAX_XPATH_NESTING:
+    nesting, linear, used = (_cached_shape if len(select) <= _MAX_CACHED_SELECT
+                             else _shape)(select)  # fmt: skip
+    if nesting > MAX_XPATH_NESTING:
         # every nested predicate over // multiplies the work: refuse it before it is evaluated
         raise invalid_xpath(f"XPath filter nests deeper than {MAX_XPATH_NESTING} levels")
-    used = set(_PREFIX_USE.findall(select))
     nsmap = tuple(sorted((p, u) for p, u in namespaces.items() if p and p in used))
-    return XPathQuery(select, nsmap, _is_linear(select))
+    return XPathQuery(select, nsmap, linear)
 
 
 @lru_cache(maxsize=256)
