@@ -95,6 +95,7 @@ def _positions(reply: Any) -> list[int]:
 class XPathPool:
     def __init__(self, size: int = 2, deadline: float = DEADLINE) -> None:
         self.deadline = deadline
+        self._size = size
         self._slots = asyncio.Semaphore(size)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -114,7 +115,11 @@ class XPathPool:
         except (OSError, EOFError, ConnectionError, TimeoutError) as exc:
             LOG.warning("cannot start an XPath worker: %s", exc)
             return
-        if self._closed:
+        await self._keep(worker)
+
+    async def _keep(self, worker: _Worker) -> None:
+        """Keep a healthy worker for the next request, up to the pool's size."""
+        if self._closed or len(self._idle) >= self._size:
             await worker.kill()
         else:
             self._idle.append(worker)
@@ -151,8 +156,8 @@ class XPathPool:
                 raise too_long() from None
             finally:
                 self._busy.discard(worker)
-                if done and not self._closed:
-                    self._idle.append(worker)
+                if done:
+                    await self._keep(worker)
                 else:  # timed out, died, cancelled, or shutting down: state unknown
                     await asyncio.shield(worker.kill())
                     self.prestart()
