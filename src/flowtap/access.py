@@ -17,6 +17,7 @@ from flowtap.diff import Change
 from flowtap.errors import NetconfRpcError
 from flowtap.permissions import LI_FLAGS
 from flowtap.schema import Schema, SchemaNode
+from flowtap.xmlutil import discard
 
 VIEW = frozenset({"view", "view-configuration"})
 
@@ -101,7 +102,7 @@ class ReadFilter:
                         continue
                     parent = el.getparent()
                     if parent is not None:
-                        parent.remove(el)
+                        discard(parent, el)  # hidden: its content is never read
                         self._drop_emptied(parent)
         return pruned
 

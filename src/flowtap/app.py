@@ -38,6 +38,7 @@ LOG = logging.getLogger(__name__)
 SYSTEM_NS = "urn:flowtap:yang:system"
 CREDENTIALS_FILE = "admin-credentials"
 AUDIT_LOG = Path("audit") / "li-audit.log"
+STOP_TIMEOUT = 3.0  # seconds an orderly shutdown may take before the daemon exits regardless
 
 
 def factory_default_path() -> Path:
@@ -108,6 +109,7 @@ class Appliance:
         self.registry.on_removed.append(self.li_audit.removal_listener())
         self.datastores = Datastores(self.txn)
         self.ctx = ServerContext(self.schema, self.txn, self.datastores)
+        self.ctx.xpath_pool.prestart()
         install_notifier(self.ctx)
         self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
                                       on_auth=self.li_audit.auth_listener())  # fmt: skip
@@ -170,6 +172,7 @@ class Appliance:
             await self.dtcp.stop()
         if self.netconf is not None and self.netconf.listener is not None:
             self.netconf.listener.close()
+        await self.ctx.xpath_pool.close()  # a request in a worker ends now, not at its deadline
         for session in list(self.ctx.sessions.values()):
             await session.end()
         if self.registry is not None:
@@ -208,4 +211,8 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await appliance.stop()
+    try:
+        await asyncio.wait_for(appliance.stop(), STOP_TIMEOUT)
+    except TimeoutError:
+        # SIGTERM must end the daemon within 5 s; what did not close is crash-safe by design
+        LOG.warning("shutdown did not finish within %s s; exiting anyway", STOP_TIMEOUT)

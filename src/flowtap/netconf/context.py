@@ -15,6 +15,7 @@ from flowtap.access import ReadFilter
 from flowtap.auth.principal import Principal
 from flowtap.datastores import Datastores
 from flowtap.netconf.library import Library
+from flowtap.netconf.xpath_pool import XPathPool
 from flowtap.schema import Schema
 from flowtap.txn import TransactionManager
 
@@ -51,6 +52,8 @@ class ServerContext:
             **{name: ns for name, ns in schema.namespace_of.items()},
             **{schema.prefix_of[name]: ns for name, ns in schema.namespace_of.items()},
         }
+        # XPath filters that are not provably linear run here, killed at a deadline
+        self.xpath_pool = XPathPool()
         # operational-state providers (e.g. the flow-tap service status); each sees the principal
         self.state_providers: list[StateProvider] = []
 

@@ -4,7 +4,6 @@ an entry into the candidate. Everything shown is pruned to what the caller may r
 from __future__ import annotations
 
 import datetime
-import difflib
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -69,10 +68,9 @@ async def get_rollback_information(session: Session, op: etree._Element) -> Resu
         text = "\n".join(new) + "\n"
     else:
         old = _text(_entry(session, compare))
-        text = "".join(difflib.unified_diff(
-            [line + "\n" for line in old], [line + "\n" for line in new],
-            fromfile=f"rollback {compare}", tofile=f"rollback {rollback}",
-        ))  # fmt: skip
+        # difflib is quadratic in the worst case: compared in a worker, killed at a deadline
+        text = await session.ctx.xpath_pool.diff(old, new, f"rollback {compare}",
+                                                 f"rollback {rollback}")  # fmt: skip
     output = etree.Element(f"{{{s}}}configuration-output")
     output.text = text
     return [output]
