@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.deadline import ReadDeadline, Reader
+from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
@@ -26,20 +25,6 @@ from flowtap.netconf.xmlparse import message_id, parse_message
 from flowtap.xmlutil import element
 
 LOG = logging.getLogger(__name__)
-
-
-def seconds_from_env(name: str, default: float) -> float:
-    """A positive number of seconds from the environment (tests shorten timeouts this way)."""
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds") from None
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{name} must be positive")
-    return seconds
 
 
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
