@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncssh
 
+from flowtap import memory
 from flowtap.auth.authenticator import AuthDecision, Authenticator
 from flowtap.auth.limits import AuthTryLimiter
 from flowtap.auth.principal import Principal
@@ -111,6 +112,7 @@ class ServerConnection(asyncssh.SSHServer):
             self._watchdog = None
         if self._conn is not None:
             self._principals.pop(self._conn, None)
+        memory.release_soon()  # what its session buffered
 
     # -- the no-channel watchdog -----------------------------------------------------------------
 
