@@ -13,6 +13,9 @@ Decisions (issue 13 item 3; netconf/CONFORMANCE.md "Admission"):
   have not logged in have a pool of their own: ``max-pre-auth`` in all and
   ``max-pre-auth-per-source`` from one address. A host that never logs in can fill at most its
   own share of that pool, never the logged-in slots of a mediation device or an administrator.
+- When the pre-authentication pool is full, a connection from a source holding fewer of its
+  slots than the source holding the most closes the oldest connection of the latter (OpenSSH
+  drops at random instead): hosts that never log in only take turns with each other.
 - ``rate-limit`` is counted per source address over the connections accepted (a host flooding
   connection attempts only throttles itself), and per IP family over the logins accepted (Junos's
   per-family count, but only of sessions that logged in, so it cannot be spent by hosts without
@@ -208,6 +211,8 @@ class ConnectionGate:
         """``sshd``'s admission callback: None, or why the connection is refused."""
         address = _peer(conn)
         refusal = self.admission.admit(address)
+        if refusal == MAX_PRE_AUTH and self._evict_for(address):
+            refusal = self.admission.admit(address)
         if refusal is None:
             self.connections[conn] = (address, False)
             watcher = asyncio.get_running_loop().create_task(self._release_on_close(conn))
@@ -229,6 +234,30 @@ class ConnectionGate:
         else:
             del self.connections[conn]  # released now: its close must not release it again
         return refusal
+
+    def _evict_for(self, address: str) -> bool:
+        """The pre-authentication pool is full: make room for ``address`` by closing the oldest
+        pre-authentication connection of the source holding the most, when that source holds
+        more than ``address`` does (hosts that never log in cannot keep a newcomer out by
+        spreading over many addresses: they only take turns with each other)."""
+        mine = source_of(address)
+        counts: dict[str, int] = {}
+        oldest: dict[str, asyncssh.SSHServerConnection] = {}
+        for conn, (peer, logged_in) in self.connections.items():  # in order of acceptance
+            if not logged_in:
+                source = source_of(peer)
+                counts[source] = counts.get(source, 0) + 1
+                oldest.setdefault(source, conn)
+        if not counts:
+            return False
+        heaviest = max(counts, key=lambda source: counts[source])
+        if counts[heaviest] <= counts.get(mine, 0):
+            return False
+        victim = oldest[heaviest]
+        peer, _ = self.connections.pop(victim)
+        self.admission.release(peer, logged_in=False)
+        victim.abort()
+        return True
 
     async def _release_on_close(self, conn: asyncssh.SSHServerConnection) -> None:
         try:
