@@ -77,8 +77,8 @@ class ServiceLimits(Protocol):
 class Limits:
     connection_limit: int = 75
     rate_limit: int = 150
-    max_pre_auth: int = 16
-    max_pre_auth_per_source: int = 4
+    max_pre_auth: int = 32
+    max_pre_auth_per_source: int = 10
 
     @classmethod
     def of(cls, service: ServiceLimits) -> Limits:

@@ -65,19 +65,21 @@ async def mediation_device_admitted(server: Flowtapd, tries: int) -> int:
 
 
 async def test_a_flood_from_one_address_only_throttles_itself(every_address: Flowtapd) -> None:
-    with flood(every_address.dtcp_port, ["127.0.0.2"], 10) as banners:
+    with flood(every_address.dtcp_port, ["127.0.0.2"], 15) as banners:
         admitted = await mediation_device_admitted(every_address, 5)
-    print(f"\nmediation device admitted {admitted} of 5 under a flood of 10 from 127.0.0.2")
+    print(f"\nmediation device admitted {admitted} of 5 under a flood of 15 from 127.0.0.2")
     assert admitted == 5
-    # max-pre-auth-per-source (default 4): the flood's other connections were refused at once
-    assert sum(b.startswith(b"SSH-2.0-") for b in banners) == 4
+    # rate-limit 5, counted for 127.0.0.2 alone: the flood's other connections were refused at
+    # once, before the SSH version exchange
+    assert sum(b.startswith(b"SSH-2.0-") for b in banners) == 5
 
 
 async def test_a_flood_from_many_addresses_cannot_fill_the_pre_auth_pool(
     every_address: Flowtapd,
 ) -> None:
-    sources = [f"127.0.0.{i}" for i in range(2, 12)]  # 10 addresses x 4 = 40 > max-pre-auth 16
-    with flood(every_address.dtcp_port, sources, 4):
+    # 8 addresses x 5 (rate-limit per source) = 40 connections held > max-pre-auth 32
+    sources = [f"127.0.0.{i}" for i in range(2, 10)]
+    with flood(every_address.dtcp_port, sources, 5):
         admitted = await mediation_device_admitted(every_address, 3)
-    print(f"\nmediation device admitted {admitted} of 3 under a flood of 40 from 10 addresses")
+    print(f"\nmediation device admitted {admitted} of 3 under a flood of 40 from 8 addresses")
     assert admitted == 3
