@@ -35,15 +35,16 @@ def _malloc_trim() -> Callable[[], None] | None:
 
 
 _TRIM = _malloc_trim()
-_pending: asyncio.TimerHandle | None = None
+_pending: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
 
 def release_soon() -> None:
     """Return freed heap memory to the system within ``TRIM_INTERVAL`` seconds (coalesced)."""
     global _pending
-    if _TRIM is None or _pending is not None:
-        return
-    _pending = asyncio.get_running_loop().call_later(TRIM_INTERVAL, _release)
+    loop = asyncio.get_running_loop()
+    if _TRIM is None or (_pending is not None and _pending[0] is loop):
+        return  # (a trim planned on a loop that has since stopped is forgotten)
+    _pending = loop, loop.call_later(TRIM_INTERVAL, _release)
 
 
 def _release() -> None:

@@ -193,7 +193,7 @@ class ServerConnection(asyncssh.SSHServer):
             conn.abort()
             return
         if refusal is not None:
-            LOG.info("%s: login refused (%s)", self._server.subsystem, refusal.message)
+            LOG.info("%s", refusal.message)  # names the service and the reason, never the user
             conn.disconnect(refusal.code, refusal.message)
             if refusal.report is not None:
                 await refusal.report()
