@@ -93,6 +93,7 @@ class ServerConnection(asyncssh.SSHServer):
         self._pending: Principal | None = None
         self._channels = 0
         self._watchdog: asyncio.TimerHandle | None = None
+        self._lost = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
@@ -112,6 +113,7 @@ class ServerConnection(asyncssh.SSHServer):
             self._watchdog = None
         if self._conn is not None:
             self._principals.pop(self._conn, None)
+        self._lost = True
         memory.release_soon()  # what its session buffered
 
     # -- the no-channel watchdog -----------------------------------------------------------------
@@ -170,6 +172,8 @@ class ServerConnection(asyncssh.SSHServer):
             return
         key_decision: AuthDecision | None = None
         principal = self._principals.get(conn)
+        if self._lost:
+            return
         if principal is None and self._pending is not None:
             principal = self._pending
             key_decision = AuthDecision(
@@ -219,7 +223,7 @@ class ServerConnection(asyncssh.SSHServer):
         if decision.principal is None:
             await self._tries.failed()
             return False
-        if self._conn is not None:
+        if self._conn is not None and not self._lost:  # (closed while RADIUS answered)
             self._principals[self._conn] = decision.principal
         return True
 
