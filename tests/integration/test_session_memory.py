@@ -63,3 +63,33 @@ async def test_memory_of_closed_sessions_is_returned(flowtapd: Flowtapd) -> None
           f"{during // MIB} MB, after they closed {after // MIB} MB")
     assert during - before < SESSIONS * MESSAGE * 1.5  # held once, not copied over and over
     assert after - before < 32 * MIB
+
+
+GET_SCHEMA = (b'<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">'
+              b'<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring">'
+              b"<identifier>flowtap-system</identifier></get-schema></rpc>]]>]]>")  # fmt: skip
+
+
+async def test_a_client_that_never_reads_its_replies_cannot_grow_the_server(
+    flowtapd: Flowtapd,
+) -> None:
+    """3000 pipelined get-schema requests (~17 kB replies each, ~50 MB in all) from a client
+    that stops reading: the server stops taking requests once 1 MiB of replies waits, instead of
+    buffering every reply (RSS used to grow by 45 MB)."""
+    conn = await asyncssh.connect("127.0.0.1", flowtapd.port, username="admin",
+                                  password=USERS["admin"].password, known_hosts=None)  # fmt: skip
+    try:
+        proc = await conn.create_process(subsystem="netconf", encoding=None)
+        await proc.stdout.readuntil(b"]]>]]>")
+        proc.stdin.write(HELLO_11.replace(b"base:1.1", b"base:1.0") + GET_SCHEMA)
+        assert b"<data" in await proc.stdout.readuntil(b"]]>]]>")
+        before = rss(flowtapd)
+        proc.channel.pause_reading()  # the SSH window closes: replies wait at the server
+        for _ in range(3000):
+            proc.stdin.write(GET_SCHEMA)
+        await asyncio.sleep(5)
+        grown = rss(flowtapd) - before
+        print(f"\nRSS growth with 3000 unread get-schema replies: {grown // MIB} MB")
+        assert grown < 16 * MIB
+    finally:
+        conn.abort()

@@ -93,5 +93,6 @@ class NetconfService:
                 asyncio.get_running_loop().call_soon(channel.close)
 
         session = Session(self.ctx, principal, str(peer[0]) if peer else "",
-                          proc.stdout.write, close)  # fmt: skip
+                          proc.stdout.write, close, unsent=channel.get_write_buffer_size,
+                          drain=proc.stdout.drain)  # fmt: skip
         await session.run(proc.stdin)
