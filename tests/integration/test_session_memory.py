@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncssh
 
-from tests.flowtapd import Flowtapd
+from tests.flowtapd import Flowtapd, free_port
 from tests.integration.conftest import USERS
 
 HELLO_11 = (b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>'
@@ -93,3 +93,31 @@ async def test_a_client_that_never_reads_its_replies_cannot_grow_the_server(
         assert grown < 16 * MIB
     finally:
         conn.abort()
+
+
+async def test_a_session_whose_client_stops_reading_ends(tmp_path: Path) -> None:
+    daemon = Flowtapd(tmp_path / "state", free_port(), dict(USERS),
+                      env={"FLOWTAP_NETCONF_PARTIAL_TIMEOUT": "2"})  # fmt: skip
+    daemon.start()
+    try:
+        conn = await asyncssh.connect("127.0.0.1", daemon.port, username="admin",
+                                      password=USERS["admin"].password, known_hosts=None)
+        proc = await conn.create_process(subsystem="netconf", encoding=None)
+        await proc.stdout.readuntil(b"]]>]]>")
+        proc.stdin.write(HELLO_11.replace(b"base:1.1", b"base:1.0"))
+        proc.channel.pause_reading()
+        for _ in range(500):  # ~8 MB of replies, never read
+            proc.stdin.write(GET_SCHEMA)
+        # the server gives up on the session (then on the connection without a channel)
+        with daemon.connect("admin") as m:  # and its slot, locks and memory with it
+            deadline = time.monotonic() + 20
+            while len(m.get(filter=("subtree", SESSIONS_FILTER)).data_xml.split("<session>")) > 2:
+                assert time.monotonic() < deadline, "the session that never reads was kept"
+                await asyncio.sleep(0.5)
+        conn.abort()
+    finally:
+        daemon.stop()
+
+
+SESSIONS_FILTER = ('<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring">'
+                   "<sessions/></netconf-state>")
