@@ -170,8 +170,8 @@ class Appliance:
     async def stop(self) -> None:
         if self.dtcp is not None:
             await self.dtcp.stop()
-        if self.netconf is not None and self.netconf.listener is not None:
-            self.netconf.listener.close()
+        if self.netconf is not None:
+            self.netconf.listeners.close()
         await self.ctx.xpath_pool.close()  # a request in a worker ends now, not at its deadline
         for session in list(self.ctx.sessions.values()):
             await session.end()

@@ -11,6 +11,7 @@ handling input nothing is timed: the next read re-arms.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Protocol
 
 
@@ -65,3 +66,17 @@ class ReadDeadline:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (tests shorten timeouts this way)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{name} must be positive")
+    return seconds

@@ -23,6 +23,8 @@ DEFAULT_NETCONF_PORT = 830
 DEFAULT_DTCP_PORT = 32001
 DEFAULT_CONNECTION_LIMIT = 75
 DEFAULT_RATE_LIMIT = 150
+DEFAULT_MAX_PRE_AUTH = 32
+DEFAULT_MAX_PRE_AUTH_PER_SOURCE = 10
 HMAC_LENIENT = "lenient"
 HMAC_STRICT = "strict"
 DEFAULT_HMAC_POLICY = HMAC_LENIENT
@@ -59,6 +61,8 @@ class NetconfService:
     listen_addresses: tuple[str, ...] = LOOPBACK_ADDRESSES
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     rate_limit: int = DEFAULT_RATE_LIMIT
+    max_pre_auth: int = DEFAULT_MAX_PRE_AUTH
+    max_pre_auth_per_source: int = DEFAULT_MAX_PRE_AUTH_PER_SOURCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class DtcpService:
     port: int = DEFAULT_DTCP_PORT
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     rate_limit: int = DEFAULT_RATE_LIMIT
+    max_pre_auth: int = DEFAULT_MAX_PRE_AUTH
+    max_pre_auth_per_source: int = DEFAULT_MAX_PRE_AUTH_PER_SOURCE
     listen_addresses: tuple[str, ...] = ()
     hmac_policy: str = DEFAULT_HMAC_POLICY  # HMAC_LENIENT or HMAC_STRICT
 
@@ -251,6 +257,9 @@ def from_tree(root: etree._Element) -> Config:
             listen_addresses=_texts(nc, "listen-address", s) or LOOPBACK_ADDRESSES,
             connection_limit=_int(nc, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
             rate_limit=_int(nc, "rate-limit", s, DEFAULT_RATE_LIMIT),
+            max_pre_auth=_int(nc, "max-pre-auth", s, DEFAULT_MAX_PRE_AUTH),
+            max_pre_auth_per_source=_int(nc, "max-pre-auth-per-source", s,
+                                         DEFAULT_MAX_PRE_AUTH_PER_SOURCE),
         )
     dtcp = None
     dt = system.find(_q(s, "services/flow-tap-dtcp/ssh")) if system is not None else None
@@ -259,6 +268,9 @@ def from_tree(root: etree._Element) -> Config:
             port=_int(dt, "port", s, DEFAULT_DTCP_PORT),
             connection_limit=_int(dt, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
             rate_limit=_int(dt, "rate-limit", s, DEFAULT_RATE_LIMIT),
+            max_pre_auth=_int(dt, "max-pre-auth", s, DEFAULT_MAX_PRE_AUTH),
+            max_pre_auth_per_source=_int(dt, "max-pre-auth-per-source", s,
+                                         DEFAULT_MAX_PRE_AUTH_PER_SOURCE),
             listen_addresses=_texts(dt, "listen-address", s),
             hmac_policy=_text(dt, "hmac-policy", s) or DEFAULT_HMAC_POLICY,
         )

@@ -7,19 +7,23 @@ they differ only in the subsystem they serve and in who may open it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
+from flowtap import memory
 from flowtap.auth.authenticator import AuthDecision, Authenticator
 from flowtap.auth.limits import AuthTryLimiter
 from flowtap.auth.principal import Principal
+from flowtap.deadline import seconds_from_env
 from flowtap.model import Config
 
 LOG = logging.getLogger(__name__)
@@ -31,12 +35,33 @@ MAC_ALGS = ["hmac-sha2-256", "hmac-sha2-512"]
 SIGNATURE_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
 LOGIN_TIMEOUT = 30
 SERVER_VERSION = "flowtap"
+# An unresponsive peer (a stopped process, a dead host behind a silent network) is disconnected
+# KEEPALIVE_INTERVAL * (KEEPALIVE_COUNT_MAX + 1) seconds after it last sent anything: 30 s, and
+# its session (its candidate lock, its DTCP channel) ends with it. Tests shorten the interval.
+KEEPALIVE_INTERVAL = seconds_from_env("FLOWTAP_SSH_KEEPALIVE_INTERVAL", 10.0)
+KEEPALIVE_COUNT_MAX = 2
 
 AuthListener = Callable[[AuthDecision, str], Awaitable[None] | None]
 """Told every authentication decision (and the service name). When it returns an awaitable,
 the decision is reported to the client only after it completes (the LI audit log makes the
 record durable first); if it raises, the login is refused (fail closed)."""
 Admission = Callable[[asyncssh.SSHServerConnection], str | None]
+"""Told every accepted TCP connection: None, or why it is refused (closed before key exchange)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a login is refused after authentication succeeded; the connection is disconnected."""
+
+    message: str  # the SSH disconnect message the client sees
+    code: int = asyncssh.DISC_TOO_MANY_CONNECTIONS
+    report: Callable[[], Awaitable[None]] | None = None  # awaited after the disconnect
+
+
+Authorize = Callable[[asyncssh.SSHServerConnection, Principal], Refusal | None]
+"""Decides whether an authenticated principal may hold a session on this service (permission,
+logged-in slots). Called synchronously when authentication completes, before the client can
+open a channel."""
 
 
 def host_key(state_dir: Path) -> asyncssh.SSHKey:
@@ -55,41 +80,68 @@ def host_key(state_dir: Path) -> asyncssh.SSHKey:
 
 
 class ServerConnection(asyncssh.SSHServer):
-    """Per-connection authentication state."""
+    """Per-connection authentication state, and the watchdog that disconnects a connection without
+    an open subsystem channel ``channel_timeout`` seconds after it was accepted or after its last
+    channel ended (an idle login must not keep its slot)."""
 
-    def __init__(
-        self,
-        config: Callable[[], Config],
-        authenticator: Authenticator,
-        principals: dict[asyncssh.SSHServerConnection, Principal],
-        admit: Admission | None,
-        on_auth: AuthListener | None,
-        service: str,
-    ) -> None:
-        self._config = config
-        self._auth = authenticator
-        self._principals = principals
-        self._admit = admit
-        self._on_auth = on_auth
-        self._service = service
+    def __init__(self, server: SshServer) -> None:
+        self._server = server
+        self._principals = server.principals
         self._tries = AuthTryLimiter()
         self._conn: asyncssh.SSHServerConnection | None = None
         self._peer = ""
         self._pending: Principal | None = None
+        self._channels = 0
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._lost = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
-        if self._admit is not None:
-            refusal = self._admit(conn)
+        if self._server.admit is not None:
+            refusal = self._server.admit(conn)
             if refusal is not None:
-                LOG.info("%s: connection refused (%s)", self._service, refusal)
+                LOG.info("%s: connection refused (%s)", self._server.subsystem, refusal)
                 conn.abort()  # before key exchange and before any RADIUS query
+                return
+        self._arm_watchdog()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._conn is not None:
             self._principals.pop(self._conn, None)
+        self._lost = True
+        memory.release_soon()  # what its session buffered
+
+    # -- the no-channel watchdog -----------------------------------------------------------------
+
+    def channel_opened(self) -> None:
+        self._channels += 1
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def channel_closed(self) -> None:
+        self._channels -= 1
+        if self._channels == 0:
+            self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(self._server.channel_timeout, self._no_channel)
+
+    def _no_channel(self) -> None:
+        self._watchdog = None
+        if self._channels == 0 and self._conn is not None:
+            LOG.debug("%s: no open channel; disconnected", self._server.subsystem)
+            self._conn.disconnect(asyncssh.DISC_BY_APPLICATION, "no session opened")
+
+    # -- authentication --------------------------------------------------------------------------
 
     def begin_auth(self, username: str) -> bool:
         return True  # authentication is always required
@@ -101,41 +153,67 @@ class ServerConnection(asyncssh.SSHServer):
         return self._tries.allowed
 
     async def validate_password(self, username: str, password: str) -> bool:
-        decision = await self._auth.password(self._config(), username, password, self._peer)
+        decision = await self._server.authenticator.password(
+            self._server.config(), username, password, self._peer)
         return await self._decide(decision)
 
     def public_key_auth_supported(self) -> bool:
         return self._tries.allowed
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        decision = self._auth.public_key(self._config(), username, key, self._peer)
+        decision = self._server.authenticator.public_key(
+            self._server.config(), username, key, self._peer)
         self._pending = decision.principal
         return decision.principal is not None
 
     async def auth_completed(self) -> None:
-        if self._conn is not None and self._conn not in self._principals and self._pending:
-            decision = AuthDecision(
-                self._pending.user, self._peer, self._pending, "public-key",
-                self._pending.template_user, None, ("public-key:accept",),
+        conn = self._conn
+        if conn is None:
+            return
+        key_decision: AuthDecision | None = None
+        principal = self._principals.get(conn)
+        if self._lost:
+            return
+        if principal is None and self._pending is not None:
+            principal = self._pending
+            key_decision = AuthDecision(
+                principal.user, self._peer, principal, "public-key",
+                principal.template_user, None, ("public-key:accept",),
             )  # fmt: skip
-            # The client may open its channel at once: register first. ``on_auth`` starts its
-            # record before its first suspension, so a later record (a request served on the
-            # channel) cannot be durable before this one; a failure closes the connection.
-            self._principals[self._conn] = self._pending
-            if not await self._notify(decision):
-                self._principals.pop(self._conn, None)
-                self._conn.abort()
+            self._principals[conn] = principal
+        if principal is None:
+            return
+        # Decided before the first suspension: the client may open its channel as soon as it
+        # reads the success, and a refused login must never get one.
+        authorize = self._server.authorize
+        refusal = authorize(conn, principal) if authorize is not None else None
+        if refusal is not None:
+            self._principals.pop(conn, None)
+        # ``on_auth`` starts its record before its first suspension, so a later record (a request
+        # served on the channel) cannot be durable before this one; a failure closes the
+        # connection.
+        if key_decision is not None and not await self._notify(key_decision):
+            self._principals.pop(conn, None)
+            conn.abort()
+            return
+        if refusal is not None:
+            LOG.info("%s", refusal.message)  # names the service and the reason, never the user
+            conn.disconnect(refusal.code, refusal.message)
+            if refusal.report is not None:
+                await refusal.report()
 
     async def _notify(self, decision: AuthDecision) -> bool:
         """Report a decision to ``on_auth``; False when it failed (the login must not proceed)."""
-        if self._on_auth is None:
+        on_auth = self._server.on_auth
+        if on_auth is None:
             return True
         try:
-            result = self._on_auth(decision, self._service)
+            result = on_auth(decision, self._server.subsystem)
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            LOG.exception("%s: authentication listener failed; login refused", self._service)
+            LOG.exception("%s: authentication listener failed; login refused",
+                          self._server.subsystem)  # fmt: skip
             return False
         return True
 
@@ -145,7 +223,7 @@ class ServerConnection(asyncssh.SSHServer):
         if decision.principal is None:
             await self._tries.failed()
             return False
-        if self._conn is not None:
+        if self._conn is not None and not self._lost:  # (closed while RADIUS answered)
             self._principals[self._conn] = decision.principal
         return True
 
@@ -153,66 +231,84 @@ class ServerConnection(asyncssh.SSHServer):
 SessionHandler = Callable[[asyncssh.SSHServerProcess[bytes], Principal], Awaitable[None]]
 
 
-def bound_port(listener: asyncssh.SSHAcceptor | None) -> int | None:
-    """The port a listener actually bound (differs from the configured one only for port 0)."""
-    if listener is None:
-        return None
-    return int(listener.sockets[0].getsockname()[1])
+class SshServer:
+    """One service's SSH server: what its listeners share (host key, authentication, admission,
+    the subsystem it serves). :meth:`bind` opens one listener on one address."""
 
+    def __init__(
+        self,
+        *,
+        key: asyncssh.SSHKey,
+        subsystem: str,
+        handler: SessionHandler,
+        config: Callable[[], Config],
+        authenticator: Authenticator,
+        admit: Admission | None = None,
+        authorize: Authorize | None = None,
+        on_auth: AuthListener | None = None,
+        login_timeout: float = LOGIN_TIMEOUT,
+    ) -> None:
+        """``login_timeout`` closes connections that have not authenticated by then (slowloris),
+        and connections without an open subsystem channel that long after their acceptance or
+        after their last channel ended."""
+        self.key = key
+        self.subsystem = subsystem
+        self.handler = handler
+        self.config = config
+        self.authenticator = authenticator
+        self.admit = admit
+        self.authorize = authorize
+        self.on_auth = on_auth
+        self.login_timeout = login_timeout
+        self.channel_timeout = login_timeout
+        self.principals: dict[asyncssh.SSHServerConnection, Principal] = {}
 
-async def listen(
-    *,
-    host: str | list[str] | None,
-    port: int,
-    key: asyncssh.SSHKey,
-    subsystem: str,
-    handler: SessionHandler,
-    config: Callable[[], Config],
-    authenticator: Authenticator,
-    admit: Admission | None = None,
-    on_auth: AuthListener | None = None,
-    login_timeout: float = LOGIN_TIMEOUT,
-) -> asyncssh.SSHAcceptor:
-    """Bind an SSH listener that serves exactly one subsystem.
-
-    ``login_timeout`` closes connections that have not authenticated by then (slowloris).
-    """
-    principals: dict[asyncssh.SSHServerConnection, Principal] = {}
-
-    async def process(proc: asyncssh.SSHServerProcess[bytes]) -> None:
+    async def _process(self, proc: asyncssh.SSHServerProcess[bytes]) -> None:
         conn = proc.get_extra_info("connection")
-        principal = principals.get(conn)
-        if proc.subsystem != subsystem or principal is None:
-            proc.stderr.write(f"only the {subsystem} subsystem is served here\n".encode())
+        principal = self.principals.get(conn)
+        if proc.subsystem != self.subsystem or principal is None:
+            proc.stderr.write(f"only the {self.subsystem} subsystem is served here\n".encode())
             proc.exit(1)
             return
+        owner = conn.get_owner()
+        watched = owner if isinstance(owner, ServerConnection) else None
+        if watched is not None:
+            watched.channel_opened()
         try:
-            await handler(proc, principal)
+            await self.handler(proc, principal)
         finally:
             if not proc.is_closing():
                 proc.exit(0)
+            if watched is not None:
+                watched.channel_closed()
 
-    def factory() -> ServerConnection:
-        return ServerConnection(config, authenticator, principals, admit, on_auth, subsystem)
+    async def bind(self, host: str | None, port: int) -> asyncssh.SSHAcceptor:
+        """Listen on ``host`` (None: every address, IPv4 and IPv6) and ``port``.
 
-    options: dict[str, Any] = {
-        "server_host_keys": [key],
-        "process_factory": process,
-        "encoding": None,
-        "line_editor": False,
-        "allow_pty": False,
-        "agent_forwarding": False,
-        "x11_forwarding": False,
-        "allow_scp": False,
-        "kex_algs": KEX_ALGS,
-        "encryption_algs": ENCRYPTION_ALGS,
-        "mac_algs": MAC_ALGS,
-        "signature_algs": SIGNATURE_ALGS,
-        "compression_algs": None,
-        "login_timeout": login_timeout,
-        "keepalive_interval": 30,
-        "keepalive_count_max": 3,
-        "server_version": SERVER_VERSION,
-        "reuse_address": True,
-    }
-    return await asyncssh.create_server(factory, host, port, **options)
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        options: dict[str, Any] = {
+            "server_host_keys": [self.key],
+            "process_factory": self._process,
+            "encoding": None,
+            "line_editor": False,
+            "allow_pty": False,
+            "agent_forwarding": False,
+            "x11_forwarding": False,
+            "allow_scp": False,
+            "kex_algs": KEX_ALGS,
+            "encryption_algs": ENCRYPTION_ALGS,
+            "mac_algs": MAC_ALGS,
+            "signature_algs": SIGNATURE_ALGS,
+            "compression_algs": None,
+            "login_timeout": self.login_timeout,
+            "keepalive_interval": KEEPALIVE_INTERVAL,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "server_version": SERVER_VERSION,
+            "reuse_address": True,
+            # a specific address and the wildcard may share a port while listeners move
+            # (flowtap.listeners); only processes of this user can join the port
+            "reuse_port": True,
+        }
+        return await asyncssh.create_server(lambda: ServerConnection(self), host, port, **options)

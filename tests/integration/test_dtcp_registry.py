@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from flowtap.admission import CONNECTION_LIMIT, RATE_LIMIT, Admission, family_of
 from flowtap.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 from flowtap.dataplane import Dataplane
 from flowtap.dtcp.fields import DtcpRequestError
@@ -138,23 +137,6 @@ async def test_delete_is_undone_unless_the_table_was_cleared(registry: Registry)
     registry.clear()
     registry.restore(found, epoch)
     assert ids(registry, "a") == []
-
-
-def test_admission_per_family_rate_window_and_live_update() -> None:
-    now = [0.0]
-    gate = Admission(connection_limit=2, rate_limit=3, window=60, clock=lambda: now[0])
-    assert [gate.admit("127.0.0.1") for _ in range(3)] == [None, None, CONNECTION_LIMIT]
-    gate.release("127.0.0.1")
-    assert gate.admit("127.0.0.1") is None  # 3rd admission in the window
-    gate.release("127.0.0.1")
-    assert gate.admit("127.0.0.1") == RATE_LIMIT
-    assert gate.admit("::1") is None and gate.active(6) == 1  # IPv6 counts apart
-    assert family_of("::ffff:192.0.2.1") == 4
-    now[0] = 60.0
-    assert gate.admit("127.0.0.1") is None  # the window slid
-    gate.update(connection_limit=1, rate_limit=3)
-    assert gate.admit("127.0.0.1") == CONNECTION_LIMIT  # lowered live, nobody dropped
-    assert gate.active(4) == 2
 
 
 def test_tuning_from_the_environment() -> None:

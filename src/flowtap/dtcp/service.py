@@ -2,21 +2,26 @@
 live.
 
 - A listener for the SSH subsystem ``flow-tap-dtcp`` exists while both ``system services
-  flow-tap-dtcp ssh`` and ``services flow-tap`` are configured. A port or address change binds
-  the new listener in prepare (a busy port fails the commit cleanly) and closes the old one in
-  commit; open channels carry on. Removing the service closes the listener and every DTCP
-  connection; criteria stay (they belong to flow-tap, not to the transport).
+  flow-tap-dtcp ssh`` and ``services flow-tap`` are configured, on every address unless
+  ``listen-address`` narrows it. Listeners move without a gap (:mod:`flowtap.listeners`): new
+  endpoints are bound in prepare (a busy port fails the commit cleanly and the old listeners keep
+  serving), removed ones closed in commit; open channels carry on. Removing the service closes
+  the listeners and every DTCP connection; criteria stay (they belong to flow-tap, not to the
+  transport).
 - Removing ``services flow-tap`` drops every criterion and disconnects every mediation device
   (Junos: "all filters are deleted and the mediation devices are disconnected").
-- ``connection-limit``, ``rate-limit`` and ``hmac-policy`` apply at commit, without touching the
-  listener, the open connections or any criterion. Admission is decided when the TCP connection
-  is accepted, per IP family (:mod:`flowtap.admission`): refused before the SSH version
-  exchange, so without key exchange and without any RADIUS query.
+- The limits (``connection-limit``, ``rate-limit``, ``max-pre-auth``,
+  ``max-pre-auth-per-source``) and ``hmac-policy`` apply at commit, without touching the
+  listeners, the open connections or any criterion. Admission is decided when the TCP connection
+  is accepted (:mod:`flowtap.admission`): refused before the SSH version exchange, so without key
+  exchange and without any RADIUS query; a logged-in slot is taken only at login.
 - Who may tap: any principal of the shared :class:`~flowtap.auth.authenticator.Authenticator`
-  (local password or key, RADIUS) holding ``flow-tap-operation``; anyone else is refused when
-  opening the subsystem, and the refusal is audit-logged. Every authentication decision on this
-  port is audit-logged before the client learns it. A commit that takes ``flow-tap-operation``
-  away from a local user (or deletes the user) closes that user's DTCP channels.
+  (local password or key, RADIUS) holding ``flow-tap-operation``; anyone else is disconnected as
+  soon as authentication completes ("flow-tap-dtcp: permission denied"), before it can open a
+  channel or take a logged-in slot, and the refusal is audit-logged. Every authentication
+  decision on this port is audit-logged before the client learns it. A commit that takes
+  ``flow-tap-operation`` away from a local user (or deletes the user) closes that user's DTCP
+  channels.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 import asyncssh
 
 from flowtap import model, sshd
-from flowtap.admission import ConnectionGate
+from flowtap.admission import ConnectionGate, Limits
 from flowtap.audit import AuditError, AuditRecord
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
@@ -40,29 +45,27 @@ from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
-from flowtap.errors import CommitFailed
+from flowtap.listeners import Endpoint, ListenerSet, Move, endpoints
 
 LOG = logging.getLogger(__name__)
 SUBSYSTEM = "flow-tap-dtcp"
 PERMISSION = "flow-tap-operation"
 _PATH = "/fts:system/fts:services/fts:flow-tap-dtcp/fts:ssh"
 
-Endpoint = tuple[int, tuple[str, ...]]
 
 
-def endpoint(config: model.Config) -> Endpoint | None:
-    """Where the DTCP listener must be, or None when there must be none."""
+def wanted_endpoints(config: model.Config) -> frozenset[Endpoint]:
+    """Where the DTCP listeners must be: none without flow-tap or the DTCP service."""
     if config.dtcp is None or config.flow_tap is None:
-        return None
-    return config.dtcp.port, config.dtcp.listen_addresses
+        return frozenset()
+    return endpoints(config.dtcp.listen_addresses, config.dtcp.port)
 
 
 @dataclass
 class _Prepared:
     old: model.Config
     new: model.Config
-    listener: asyncssh.SSHAcceptor | None
-    keep: bool  # the current listener stays as it is
+    move: Move
 
 
 class DtcpService:
@@ -80,17 +83,19 @@ class DtcpService:
         audit: LiAudit,
         tuning: DtcpTuning,
     ) -> None:
-        self.key = sshd.host_key(state_dir)
-        self.authenticator = authenticator
         self.registry = registry
         self.audit = audit
         self.tuning = tuning
         self._config = config
-        self.listener: asyncssh.SSHAcceptor | None = None
-        self.bound: Endpoint | None = None
         defaults = model.DtcpService()
-        self.gate = ConnectionGate(defaults.connection_limit, defaults.rate_limit,
-                                   window=tuning.rate_window)  # fmt: skip
+        self.gate = ConnectionGate(Limits.of(defaults), window=tuning.rate_window)
+        server = sshd.SshServer(
+            key=sshd.host_key(state_dir), subsystem=SUBSYSTEM, handler=self._serve,
+            config=self.config, authenticator=authenticator, admit=self.gate.admit,
+            authorize=self._authorize, on_auth=audit.auth_listener(),
+            login_timeout=tuning.login_timeout,
+        )  # fmt: skip
+        self.listeners = ListenerSet(server, "DTCP", _PATH)
         self._hmac_policy = defaults.hmac_policy
         self._sessions: set[DtcpSession] = set()
         self._ids = itertools.count(1)
@@ -108,7 +113,7 @@ class DtcpService:
 
     @property
     def port(self) -> int | None:
-        return sshd.bound_port(self.listener)
+        return self.listeners.port
 
     # ---- commit hook -----------------------------------------------------------------------
 
@@ -116,38 +121,17 @@ class DtcpService:
         """Nothing to refuse: the NETCONF hook refuses a port shared with NETCONF."""
 
     async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
-        wanted = endpoint(new)
-        if wanted == self.bound and self.listener is not None:
-            return _Prepared(old, new, None, keep=True)
-        if wanted is None:
-            return _Prepared(old, new, None, keep=False)
-        port, addresses = wanted
-        try:
-            listener = await sshd.listen(
-                host=list(addresses) or None, port=port, key=self.key, subsystem=SUBSYSTEM,
-                handler=self._serve, config=self.config, authenticator=self.authenticator,
-                admit=self.gate.admit, on_auth=self.audit.auth_listener(),
-                login_timeout=self.tuning.login_timeout,
-            )  # fmt: skip
-        except OSError as exc:
-            raise CommitFailed(f"Cannot listen for DTCP on port {port}: {exc.strerror}",
-                               tag="resource-denied", path=_PATH) from None  # fmt: skip
-        return _Prepared(old, new, listener, keep=False)
+        return _Prepared(old, new, await self.listeners.prepare(wanted_endpoints(new)))
 
     async def commit(self, handle: _Prepared) -> None:
-        """Swap the listener, apply limits and policy; never fails."""
+        """Move the listeners, apply limits and policy; never fails."""
         new = handle.new
         if new.dtcp is not None:
-            self.gate.admission.update(new.dtcp.connection_limit, new.dtcp.rate_limit)
+            self.gate.admission.update(Limits.of(new.dtcp))
             self._hmac_policy = new.dtcp.hmac_policy
-        if not handle.keep:
-            old, self.listener = self.listener, handle.listener
-            self.bound = endpoint(new)
-            if old is not None:
-                old.close()  # stops listening; established channels carry on
-            if self.listener is None:
-                self.disconnect_all()
-            LOG.info("DTCP listening on %s", self.port if self.listener else "nothing")
+        self.listeners.commit(handle.move)
+        if not self.listeners.endpoints:
+            self.disconnect_all()
         if handle.old.flow_tap is not None and new.flow_tap is None:
             dropped = self.registry.clear()
             LOG.info("flow-tap removed: all criteria dropped")
@@ -155,16 +139,11 @@ class DtcpService:
         self._close_unauthorized(new)
 
     async def abort(self, handle: _Prepared) -> None:
-        if handle.listener is not None:
-            handle.listener.close()
-            await handle.listener.wait_closed()
+        await self.listeners.abort(handle.move)
 
     async def stop(self) -> None:
-        """Close the listener and every DTCP connection (process shutdown)."""
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
-            self.bound = None
+        """Close the listeners and every DTCP connection (process shutdown)."""
+        self.listeners.close()
         self.disconnect_all()
         await self.gate.drained()
 
@@ -189,24 +168,32 @@ class DtcpService:
             if user is None or PERMISSION not in config.class_permissions(user.login_class):
                 session.close()
 
+    def _authorize(self, conn: asyncssh.SSHServerConnection, principal: Principal
+                   ) -> sshd.Refusal | None:  # fmt: skip
+        """A login without ``flow-tap-operation`` is disconnected at once (it must not hold a
+        slot the mediation devices need); one with it takes a logged-in slot if one is free."""
+        if not principal.has(PERMISSION):
+            peer = conn.get_extra_info("peername")
+            record = AuditRecord(
+                event="dtcp-session", result="refused", principal=principal.user,
+                template=principal.template_user, peer=str(peer[0]) if peer else "",
+                session=f"dtcp-{next(self._ids)}", method=SUBSYSTEM,
+                reason=f"no {PERMISSION} permission",
+            )  # fmt: skip
+
+            async def report() -> None:
+                with contextlib.suppress(AuditError):
+                    await self.audit.submit(record)
+
+            return sshd.Refusal("flow-tap-dtcp: permission denied",
+                                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, report)  # fmt: skip
+        refusal = self.gate.login(conn)
+        return None if refusal is None else sshd.Refusal(f"{SUBSYSTEM}: login refused ({refusal})")
+
     async def _serve(self, proc: asyncssh.SSHServerProcess[bytes], principal: Principal) -> None:
         peer = proc.get_extra_info("peername")
         address = str(peer[0]) if peer else ""
         session_id = f"dtcp-{next(self._ids)}"
-        conn = proc.get_extra_info("connection")
-        if not principal.has(PERMISSION):
-            record = AuditRecord(
-                event="dtcp-session", result="refused", principal=principal.user,
-                template=principal.template_user, peer=address, session=session_id,
-                method=SUBSYSTEM, reason=f"no {PERMISSION} permission",
-            )  # fmt: skip
-            with contextlib.suppress(AuditError):
-                await self.audit.submit(record)
-            proc.stderr.write(b"flow-tap-dtcp: permission denied\n")
-            proc.exit(1)
-            if conn is not None:
-                conn.close()
-            return
         channel = proc.channel
 
         def close() -> None:

@@ -1,43 +1,40 @@
 """The NETCONF service as a commit hook: ``system services netconf ssh`` reconciled live.
 
-A port or address change binds the new listener in prepare (so a busy port fails the commit
-cleanly) and closes the old one in commit; open sessions are never dropped by a rebind.
-``connection-limit`` and ``rate-limit`` (Junos defaults 75 and 150 per minute, per IP family)
-are decided when the TCP connection is accepted, before key exchange and before any RADIUS
-query; a change applies at once and never drops an open session (:mod:`flowtap.admission`).
+Listeners move without a gap (:mod:`flowtap.listeners`): an address, port or family change binds
+the new endpoints in prepare (so a busy port fails the commit cleanly and the old listeners keep
+serving) and closes the removed ones in commit; open sessions are never dropped by a rebind.
+``connection-limit``, ``rate-limit``, ``max-pre-auth`` and ``max-pre-auth-per-source`` are
+decided when the TCP connection is accepted (before key exchange and before any RADIUS query)
+and again at login; a change applies at once and never drops an open session
+(:mod:`flowtap.admission`). A connection without an open NETCONF channel is disconnected
+``LOGIN_TIMEOUT`` after it was accepted or after its channel ended (:mod:`flowtap.sshd`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
 from flowtap import model, sshd
-from flowtap.admission import ConnectionGate
+from flowtap.admission import ConnectionGate, Limits
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
+from flowtap.deadline import seconds_from_env
 from flowtap.errors import CommitFailed
+from flowtap.listeners import ListenerSet, Move, endpoints
 from flowtap.netconf.context import ServerContext
-from flowtap.netconf.session import Session, seconds_from_env
+from flowtap.netconf.session import Session
 
 LOG = logging.getLogger(__name__)
 # rate-limit counts the connections of this many seconds (Junos: a minute); test suites that
 # open hundreds of connections to one daemon shorten it
 RATE_WINDOW = seconds_from_env("FLOWTAP_NETCONF_RATE_WINDOW", 60.0)
-
-
-def _endpoint(service: model.NetconfService) -> tuple[int, tuple[str, ...]]:
-    return service.port, service.listen_addresses
-
-
-@dataclass
-class _Prepared:
-    listener: asyncssh.SSHAcceptor | None
-    keep: bool  # the current listener stays as it is
+# to log in, and to open the NETCONF channel after login or after the last channel closed
+LOGIN_TIMEOUT = seconds_from_env("FLOWTAP_NETCONF_LOGIN_TIMEOUT", sshd.LOGIN_TIMEOUT)
+_PATH = "/fts:system/fts:services/fts:netconf/fts:ssh"
 
 
 class NetconfService:
@@ -46,18 +43,18 @@ class NetconfService:
     def __init__(self, ctx: ServerContext, state_dir: Path, authenticator: Authenticator,
                  on_auth: sshd.AuthListener | None = None) -> None:  # fmt: skip
         self.ctx = ctx
-        self.key = sshd.host_key(state_dir)
-        self.authenticator = authenticator
-        self.on_auth = on_auth
-        self.listener: asyncssh.SSHAcceptor | None = None
-        self.bound: tuple[int, tuple[str, ...]] | None = None  # port, addresses
-        defaults = model.NetconfService()
-        self.gate = ConnectionGate(defaults.connection_limit, defaults.rate_limit,
-                                   window=RATE_WINDOW)  # fmt: skip
+        self.gate = ConnectionGate(Limits.of(model.NetconfService()), window=RATE_WINDOW)
+        server = sshd.SshServer(
+            key=sshd.host_key(state_dir), subsystem="netconf", handler=self._serve,
+            config=lambda: self.ctx.txn.config, authenticator=authenticator,
+            admit=self.gate.admit, authorize=self._authorize, on_auth=on_auth,
+            login_timeout=LOGIN_TIMEOUT,
+        )  # fmt: skip
+        self.listeners = ListenerSet(server, "NETCONF", _PATH)
 
     @property
     def port(self) -> int | None:
-        return sshd.bound_port(self.listener)
+        return self.listeners.port
 
     def validate(self, old: model.Config, new: model.Config) -> None:
         if new.netconf and new.dtcp and new.netconf.port == new.dtcp.port and new.netconf.port:
@@ -66,42 +63,25 @@ class NetconfService:
                 path="/fts:system/fts:services/fts:netconf/fts:ssh/fts:port",
             )  # fmt: skip
 
-    async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
+    async def prepare(self, old: model.Config, new: model.Config) -> Move:
         wanted = new.netconf
-        if wanted is not None and _endpoint(wanted) == self.bound and self.listener is not None:
-            return _Prepared(None, keep=True)
         if wanted is None:
-            return _Prepared(None, keep=False)
-        try:
-            listener = await sshd.listen(
-                host=list(wanted.listen_addresses), port=wanted.port, key=self.key,
-                subsystem="netconf", handler=self._serve, config=lambda: self.ctx.txn.config,
-                authenticator=self.authenticator, admit=self.gate.admit, on_auth=self.on_auth,
-            )  # fmt: skip
-        except OSError as exc:
-            raise CommitFailed(
-                f"Cannot listen for NETCONF on port {wanted.port}: {exc.strerror}",
-                tag="resource-denied",
-                path="/fts:system/fts:services/fts:netconf/fts:ssh",
-            ) from None
-        return _Prepared(listener, keep=False)
+            return await self.listeners.prepare(frozenset())
+        return await self.listeners.prepare(endpoints(wanted.listen_addresses, wanted.port))
 
-    async def commit(self, handle: _Prepared) -> None:
+    async def commit(self, move: Move) -> None:
         config = self.ctx.txn.config.netconf
         if config is not None:
-            self.gate.admission.update(config.connection_limit, config.rate_limit)
-        if handle.keep:
-            return
-        old, self.listener = self.listener, handle.listener
-        self.bound = None if config is None else _endpoint(config)
-        if old is not None:
-            old.close()  # stops listening; established sessions carry on
-        LOG.info("NETCONF listening on %s", self.port if self.listener else "nothing")
+            self.gate.admission.update(Limits.of(config))
+        self.listeners.commit(move)
 
-    async def abort(self, handle: _Prepared) -> None:
-        if handle.listener is not None:
-            handle.listener.close()
-            await handle.listener.wait_closed()
+    async def abort(self, move: Move) -> None:
+        await self.listeners.abort(move)
+
+    def _authorize(self, conn: asyncssh.SSHServerConnection, principal: Principal
+                   ) -> sshd.Refusal | None:  # fmt: skip
+        refusal = self.gate.login(conn)
+        return None if refusal is None else sshd.Refusal(f"netconf: login refused ({refusal})")
 
     async def _serve(self, proc: asyncssh.SSHServerProcess[bytes], principal: Principal) -> None:
         peer = proc.get_extra_info("peername")
@@ -113,5 +93,6 @@ class NetconfService:
                 asyncio.get_running_loop().call_soon(channel.close)
 
         session = Session(self.ctx, principal, str(peer[0]) if peer else "",
-                          proc.stdout.write, close)  # fmt: skip
+                          proc.stdout.write, close, unsent=channel.get_write_buffer_size,
+                          drain=proc.stdout.drain)  # fmt: skip
         await session.run(proc.stdin)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.deadline import ReadDeadline, Reader
+from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
@@ -28,20 +27,6 @@ from flowtap.xmlutil import element
 LOG = logging.getLogger(__name__)
 
 
-def seconds_from_env(name: str, default: float) -> float:
-    """A positive number of seconds from the environment (tests shorten timeouts this way)."""
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds") from None
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{name} must be positive")
-    return seconds
-
-
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
 HELLO_TIMEOUT = seconds_from_env("FLOWTAP_NETCONF_HELLO_TIMEOUT", 60.0)
@@ -49,6 +34,12 @@ IDLE_TIMEOUT = 3600.0  # without a login-class idle-timeout
 IDLE_MINUTE = seconds_from_env("FLOWTAP_NETCONF_IDLE_MINUTE", 60.0)  # tests shorten it
 # From the first byte of a message to its end, however the bytes trickle in (N6, slowloris).
 PARTIAL_MESSAGE_TIMEOUT = seconds_from_env("FLOWTAP_NETCONF_PARTIAL_TIMEOUT", 60.0)
+# Replies a peer has not read yet: above OUTPUT_HIGH_WATER the session stops reading requests
+# until the peer reads (at most PARTIAL_MESSAGE_TIMEOUT, then the session ends), so a client that
+# pipelines requests and never reads cannot make the server buffer replies without bound.
+# Notifications are not requests: past OUTPUT_LIMIT unread, the subscriber's session ends.
+OUTPUT_HIGH_WATER = 1024 * 1024
+OUTPUT_LIMIT = 16 * 1024 * 1024
 
 Handler = Callable[["Session", etree._Element], Awaitable[list[etree._Element | bytes] | None]]
 
@@ -85,12 +76,19 @@ class Session:
         peer: str,
         write: Callable[[bytes], None],
         close: Callable[[], None],
+        *,
+        unsent: Callable[[], int] = lambda: 0,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``unsent`` tells how many written bytes the peer has not taken yet; ``drain`` waits
+        until it has taken most of them."""
         self.ctx = ctx
         self.principal = principal
         self.peer = peer
         self._write = write
         self._close = close
+        self._unsent = unsent
+        self._drain = drain
         self.session_id = ctx.next_session_id()
         self.login_time = datetime.datetime.now(datetime.UTC)
         self.decoder = FrameDecoder(ctx.max_message)
@@ -128,6 +126,8 @@ class Session:
                     await self.handle(message)
                     if self.closing:
                         break
+                    if self._unsent() > OUTPUT_HIGH_WATER:
+                        await self._wait_for_peer()
         except SessionTerminated as exc:
             LOG.debug("session %d terminated: %s", self.session_id, exc)
             if not self.closing:
@@ -136,6 +136,14 @@ class Session:
             self.ctx.stats.dropped_sessions += 1
         finally:
             await self.end()
+
+    async def _wait_for_peer(self) -> None:
+        if self._drain is None:
+            return
+        try:
+            await asyncio.wait_for(self._drain(), PARTIAL_MESSAGE_TIMEOUT)
+        except TimeoutError:
+            raise SessionTerminated("the peer does not read its replies") from None
 
     async def end(self) -> None:
         if self.ctx.sessions.pop(self.session_id, None) is None:
@@ -304,4 +312,9 @@ class Session:
         notification.append(event)
         self.out_notifications += 1
         self.ctx.stats.out_notifications += 1
+        if self._unsent() > OUTPUT_LIMIT:
+            LOG.debug("session %d: notifications not read; closed", self.session_id)
+            self.closing = True
+            self._close()  # the read loop sees the end and releases the session
+            return
         self.send(etree.tostring(notification))
