@@ -41,9 +41,16 @@ def dtcp_service(port: int) -> str:
     return f"<flow-tap-dtcp><ssh><port>{port}</port></ssh></flow-tap-dtcp>"
 
 
+def other_port(*taken: int) -> int:
+    """A free port none of ``taken`` (free_port may hand out the same port twice in a row)."""
+    while (port := free_port()) in taken:
+        pass
+    return port
+
+
 def start(tmp_path: Path, name: str, *, flow_tap: bool, dtcp_port: int | None) -> Flowtapd:
     server = Flowtapd(
-        tmp_path / name, free_port(), dict(LI_USERS), extra_classes=MD_CLASS,
+        tmp_path / name, other_port(dtcp_port or 0), dict(LI_USERS), extra_classes=MD_CLASS,
         extra_config=SP + (FLOW_TAP if flow_tap else ""),
         system_services=dtcp_service(dtcp_port) if dtcp_port else "",
         dtcp_port=dtcp_port or 0,
@@ -57,7 +64,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[Flowtapd, Flowtapd]]:
     """(plain, tapped): the same appliance without and with flow-tap."""
     plain = start(tmp_path, "plain", flow_tap=False, dtcp_port=None)
     try:
-        tapped = start(tmp_path, "tapped", flow_tap=True, dtcp_port=free_port())
+        tapped = start(tmp_path, "tapped", flow_tap=True, dtcp_port=other_port(plain.port))
         try:
             yield plain, tapped
         finally:
@@ -323,7 +330,7 @@ def _netconf_port_reply(server: Flowtapd, port: int) -> object:
 def test_row6_netconf_on_the_hidden_dtcp_port_gets_the_generic_bind_error(pair):
     plain, tapped = pair
     dtcp = tapped.dtcp_port
-    other = free_port()
+    other = other_port(dtcp, plain.port, tapped.port)
     with socket.create_server(("0.0.0.0", other)):  # a port some process holds
         held = _netconf_port_reply(plain, other)
     tapped_reply = _netconf_port_reply(tapped, dtcp)
@@ -343,7 +350,7 @@ def test_row6_netconf_on_the_hidden_dtcp_port_gets_the_generic_bind_error(pair):
 def test_row6_dtcp_configured_without_flow_tap_holds_no_port(tmp_path):
     """DTCP configured but not listening (no flow-tap): its port is free, so NETCONF may take
     it, exactly as if no DTCP were configured."""
-    dtcp = free_port()
+    dtcp = other_port()
     server = start(tmp_path, "dtcp-only", flow_tap=False, dtcp_port=dtcp)
     try:
         assert _netconf_port_reply(server, dtcp) == ("ok", "ok")
