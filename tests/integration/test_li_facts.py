@@ -274,12 +274,20 @@ def test_row4_flow_tap_state_only_for_flow_tap_holders(pair):
     _, tapped = pair
     assert state_of(tapped)["status"] == ["running"]  # admin: flow-tap-control implies flow-tap
     assert state_of(tapped, "ftctl")["criteria"] == ["0"]
-    for user in ("mda", *NON_LI):
-        with tapped.connect(user) as m:
-            for reply in (m.get().data_xml,
-                          m.get(filter=("subtree", f'<flow-tap-state xmlns="{SVC}"/>')).data_xml,
-                          m.get(filter=("xpath", ({"s": SVC}, "//s:*"))).data_xml):
-                assert "flow-tap-state" not in reply and "dtcp-sessions" not in reply, user
+    with tapped.connect("mda") as md:  # while a mediation device is logged in over NETCONF
+        for user in ("mda", *NON_LI):
+            with tapped.connect(user) as m:
+                for reply in (
+                    m.get().data_xml,
+                    m.get(filter=("subtree", f'<flow-tap-state xmlns="{SVC}"/>')).data_xml,
+                    m.get(filter=("xpath", ({"s": SVC}, "//s:*"))).data_xml,
+                ):
+                    assert "flow-tap-state" not in reply and "dtcp-sessions" not in reply, user
+                    if user != "mda":  # nor who the LI users are
+                        assert "<username>mda</username>" not in reply, user
+        assert "<username>mda</username>" in md.get().data_xml  # its own session
+        with tapped.connect("admin") as m:
+            assert "<username>mda</username>" in m.get().data_xml
 
 
 def test_row5_super_user_without_li_bits_commits_and_flow_tap_degrades(pair):
