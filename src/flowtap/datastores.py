@@ -116,7 +116,8 @@ class Datastores:
         view = self.view(principal)
         if view is self.candidate:
             return self.candidate_dirty
-        return serialize(view) != self.txn.running_bytes
+        # a grafted tree may order siblings differently: compare in schema order, as commit does
+        return self.schema.canonical(serialize(view), validate=False) != self.txn.running_bytes
 
     def _discarded(self, principal: Principal | None) -> etree._Element:
         """The candidate once ``principal``'s uncommitted changes are discarded: running, plus

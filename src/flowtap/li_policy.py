@@ -87,17 +87,21 @@ class Grafter:
         out = etree.fromstring(etree.tostring(base))
         for steps in self._steps:
             parent = _find(out, steps[:-1])
+            position = None
             if parent is not None:
                 for old in parent.findall(steps[-1]):
+                    position = parent.index(old) if position is None else position
                     parent.remove(old)
             wanted = _find(source, steps[:-1])
             items = [] if wanted is None else wanted.findall(steps[-1])
             if not items:
+                _drop_emptied(parent, out)
                 continue
             if parent is None:
                 parent = _make(out, steps[:-1])
-            for item in items:
-                parent.append(etree.fromstring(etree.tostring(item)))
+            at = len(parent) if position is None else position
+            for offset, item in enumerate(items):
+                parent.insert(at + offset, etree.fromstring(etree.tostring(item)))
         return out
 
     @staticmethod
@@ -115,6 +119,17 @@ def _find(tree: etree._Element, steps: list[str]) -> etree._Element | None:
             return None
         el = el.find(step)
     return el
+
+
+def _drop_emptied(el: etree._Element | None, root: etree._Element) -> None:
+    """Remove ancestors the removal left empty: every ancestor of an LI path is a non-presence
+    container, which does not exist without children (RFC 7950 §7.5.1)."""
+    while el is not None and el is not root and len(el) == 0:
+        parent = el.getparent()
+        if parent is None:
+            return
+        parent.remove(el)
+        el = parent
 
 
 def _make(tree: etree._Element, steps: list[str]) -> etree._Element:

@@ -367,3 +367,23 @@ def test_row6_dtcp_configured_without_flow_tap_holds_no_port(tmp_path):
             assert f"<port>{dtcp}</port>" in m.get_config("running").data_xml
     finally:
         server.stop()
+
+
+def test_uncommitted_li_configuration_from_nothing_is_not_seen_by_others(pair):
+    """An LI user starts flow-tap in the shared candidate (no ``services`` in running at all)
+    and has not committed: others lock, edit, validate, commit and unlock as if it were not
+    there, and it stays in the candidate for its author."""
+    plain, _ = pair
+    with plain.connect("admin") as m:
+        m.edit_config(target="candidate", config=cfg(
+            FLOW_TAP + f'<system xmlns="{SYS}"><services>{dtcp_service(other_port())}'
+            "</services></system>"))
+    for user in NON_LI:
+        assert run(plain, user, CASES["pending-li-edits"]) == run(
+            plain, user, CASES["pending-li-edits"])  # and again, after its own commit
+    assert run(plain, "su", CASES["pending-li-edits"]) == ["ok"] * 6
+    with plain.connect("admin") as m:
+        assert "sp-0/0/0.0" in m.get_config("candidate").data_xml
+        assert "sp-0/0/0.0" not in m.get_config("running").data_xml
+        m.commit()  # still its own to commit
+        assert "sp-0/0/0.0" in m.get_config("running").data_xml
