@@ -302,6 +302,10 @@ def test_row5_super_user_without_li_bits_commits_and_flow_tap_degrades(pair):
     [record] = li_audit(tapped, "flow-tap")
     assert (record["result"], record["principal"]) == ("degraded", "su")
     assert "ge-0/0/6" in record["reason"]
+    with tapped.connect("admin") as m:  # what su left does not block the LI administrator
+        m.edit_config(target="candidate", config=cfg(
+            f'<system xmlns="{SYS}"><host-name>li-admin-was-here</host-name></system>'))
+        m.commit()
     with tapped.connect("su") as m:  # the interface goes: flow-tap serves its configuration again
         m.edit_config(target="candidate", config=interface("ge-0/0/6", op="delete"))
         m.commit()

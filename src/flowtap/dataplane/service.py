@@ -157,6 +157,7 @@ class _Prepared:
     plan: CapturePlan | None = None
     capture: PreparedCapture | None = None
     ifindexes: tuple[int, ...] = ()
+    asked: CapturePlan | None = None  # the plan as configured, before what cannot be served
     degraded: tuple[str, ...] = ()
 
 
@@ -176,6 +177,7 @@ class FlowTapService:
         self._ifindexes: tuple[int, ...] = ()
         self._committed = False
         self._degraded: tuple[str, ...] = ()
+        self._asked: CapturePlan | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_stop: list[Callable[[], None]] = []
         self.on_limit: list[Callable[[int], None]] = []
@@ -221,25 +223,24 @@ class FlowTapService:
         current = self._plan
         if wanted is None:
             return _Prepared("keep" if current is None else "stop", degraded=tuple(reasons))
-        present = []
-        for ci in wanted.interfaces:
-            if _ifindex(ci.device) is None:
-                error = self._error(ci, f"device {ci.device!r} does not exist")
-                if strict:
-                    raise error
-                reasons.append(error.message)
-            else:
-                present.append(ci)
-        wanted = replace(wanted, interfaces=tuple(present))
-        if wanted == current and not self._stale():
-            return _Prepared("keep", degraded=tuple(reasons))
+        asked = wanted
+        missing = [self._error(ci, f"device {ci.device!r} does not exist")
+                   for ci in wanted.interfaces if _ifindex(ci.device) is None]  # fmt: skip
+        reasons += [error.message for error in missing]
+        wanted = replace(wanted, interfaces=tuple(
+            ci for ci in wanted.interfaces if _ifindex(ci.device) is not None))  # fmt: skip
+        unchanged = asked == self._asked and wanted == current and not self._stale()
+        if strict and missing and not unchanged:
+            raise missing[0]
+        if unchanged:
+            return _Prepared("keep", asked=asked, degraded=tuple(reasons))
         action: Action = "start"
         if current is not None:
             same = (current.service, current.lite) == (wanted.service, wanted.lite)
             action = "rebind" if same else "restart"
         capture, wanted = self._open(wanted, strict, reasons)
         ifindexes = tuple(r.ifindex for r in capture.rings)
-        return _Prepared(action, wanted, capture, ifindexes, tuple(reasons))
+        return _Prepared(action, wanted, capture, ifindexes, asked, tuple(reasons))
 
     def _open(self, wanted: CapturePlan, strict: bool,
               reasons: list[str]) -> tuple[PreparedCapture, CapturePlan]:  # fmt: skip
@@ -259,6 +260,7 @@ class FlowTapService:
 
     async def commit(self, handle: _Prepared) -> None:
         self._committed = True
+        self._asked = handle.asked
         self._report(handle.degraded)
         if handle.action == "keep":
             return
@@ -290,7 +292,7 @@ class FlowTapService:
         """Stop capturing (appliance shutdown); the hook stays usable."""
         was = self._plan is not None
         self._dp.stop()
-        self._plan, self._ifindexes = None, ()
+        self._plan, self._ifindexes, self._asked = None, (), None
         if was:
             for listener in list(self.on_stop):
                 with contextlib.suppress(Exception):
