@@ -35,8 +35,9 @@ RULES = (
          frozenset({"flow-tap"}), frozenset({"flow-tap-control"})),
     Rule("/fts:system/fts:services/fts:flow-tap-dtcp",
          frozenset({"flow-tap"}), frozenset({"flow-tap-control"})),
-    Rule("/ftsvc:flow-tap-state",
-         frozenset({"flow-tap", "flow-tap-operation"}), frozenset()),
+    # all agencies' totals: not for a mediation device (flow-tap-operation), which sees its own
+    # criteria over DTCP only (issue 13 item 4)
+    Rule("/ftsvc:flow-tap-state", frozenset({"flow-tap"}), frozenset()),
     Rule("/ftsvc:services", VIEW, frozenset({"configure"})),
     Rule("/fts:system/fts:login", frozenset({"admin"}), frozenset({"admin-control"})),
     Rule("/fts:system/fts:login/fts:user/fts:authentication/fts:encrypted-password",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from flowtap.audit import AuditError, AuditLog
+from flowtap.audit import AuditError, AuditLog, AuditRecord
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
 from flowtap.dataplane import Dataplane
@@ -128,6 +128,7 @@ class Appliance:
             registry.clear()
 
         self.flow_tap.on_stop.append(drop_criteria)
+        self.flow_tap.on_degraded.append(self._record_degradation)
         self.ctx.state_providers.append(flowtap_state.provider(
             self.flow_tap, lambda: len(registry), lambda: dtcp.session_count))  # fmt: skip
         try:
@@ -139,6 +140,14 @@ class Appliance:
         except NetconfRpcError as exc:
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
+
+    def _record_degradation(self, reasons: tuple[str, ...], committer: str) -> None:
+        """The LI audit log records every change of what flow-tap cannot serve, and who made
+        the commit: the change may come from a user who must not be told (li_policy)."""
+        self.li_audit.spawn([AuditRecord(
+            event="flow-tap", result="degraded" if reasons else "restored",
+            principal=committer, reason="; ".join(reasons) or None,
+        )])  # fmt: skip
 
     def _initial_config(self) -> bytes:
         path = self.init_config or factory_default_path()

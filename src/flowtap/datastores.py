@@ -7,6 +7,11 @@ revert on timeout, on the issuing session's end (without persist) and at the nex
 Datastore trees are values: every change builds a new tree (``apply_edit`` edits a copy) and
 nothing modifies one in place, so the candidate starts out as the very tree running holds and a
 serialization stays valid for as long as its tree is current.
+
+The candidate is shared, but a user who cannot read lawful-intercept configuration acts on their
+own view of it (:meth:`Datastores.view`): the LI subtrees as running has them. Another user's
+uncommitted LI edits are neither committed, validated, locked against nor discarded by them, so
+none of those replies depends on LI edits they cannot see (li_policy).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from flowtap import access
+from flowtap import access, li_policy
 from flowtap.auth.principal import Principal
 from flowtap.diff import changes
 from flowtap.edit import apply_edit, content_to_check
@@ -61,6 +66,7 @@ class Datastores:
         self.candidate = txn.running
         self.locks: dict[str, int] = {}
         self.pending: PendingConfirm | None = None
+        self.grafter = li_policy.Grafter(self.schema)
         self._serialized: dict[str, tuple[etree._Element, bytes]] = {}
         startup = self.state.load_startup()
         self.startup: etree._Element | None = None if startup is None else parse_top(startup)
@@ -99,6 +105,27 @@ class Datastores:
             self.serialized("candidate") != self.txn.running_bytes
         )
 
+    def view(self, principal: Principal | None) -> etree._Element:
+        """The candidate as ``principal`` commits and validates it: for a user who cannot read
+        LI configuration, with the LI subtrees exactly as running has them."""
+        if li_policy.sees_li(principal):
+            return self.candidate
+        return self.grafter.graft(self.candidate, self.txn.running)
+
+    def _dirty_for(self, principal: Principal | None) -> bool:
+        view = self.view(principal)
+        if view is self.candidate:
+            return self.candidate_dirty
+        # a grafted tree may order siblings differently: compare in schema order, as commit does
+        return self.schema.canonical(serialize(view), validate=False) != self.txn.running_bytes
+
+    def _discarded(self, principal: Principal | None) -> etree._Element:
+        """The candidate once ``principal``'s uncommitted changes are discarded: running, plus
+        the LI edits of others when ``principal`` cannot see them."""
+        if li_policy.sees_li(principal):
+            return self.txn.running
+        return self.grafter.graft(self.txn.running, self.candidate)
+
     # -- locks -----------------------------------------------------------------------------------
 
     def check_writable(self, name: str, session_id: int) -> None:
@@ -106,13 +133,13 @@ class Datastores:
         if holder is not None and holder != session_id:
             raise lock_denied(holder, f"The {name} datastore is locked by session {holder}")
 
-    def lock(self, name: str, session_id: int) -> None:
+    def lock(self, name: str, session_id: int, principal: Principal | None = None) -> None:
         if name not in DATASTORES:
             raise NetconfRpcError(tag="invalid-value", message=f"Unknown datastore {name!r}")
         holder = self.locks.get(name)
         if holder is not None:
             raise lock_denied(holder, f"Lock failed, {name} is already locked by session {holder}")
-        if name == "candidate" and self.candidate_dirty:
+        if name == "candidate" and self._dirty_for(principal):
             raise NetconfRpcError(
                 tag="lock-denied", type="protocol",
                 message="Lock failed: the candidate has uncommitted changes",
@@ -120,7 +147,7 @@ class Datastores:
             )  # fmt: skip
         self.locks[name] = session_id
 
-    def unlock(self, name: str, session_id: int) -> None:
+    def unlock(self, name: str, session_id: int, principal: Principal | None = None) -> None:
         holder = self.locks.get(name)
         if holder is None:
             raise NetconfRpcError(
@@ -131,14 +158,14 @@ class Datastores:
         del self.locks[name]
         if name == "candidate" and self.candidate_dirty:
             # RFC 6241 §8.3.5.2: unlocking a modified candidate discards the changes
-            self.candidate = self.txn.running
+            self.candidate = self._discarded(principal)
 
-    async def release_session(self, session_id: int) -> None:
+    async def release_session(self, session_id: int, principal: Principal | None = None) -> None:
         """A session ended: its locks die with it; its unconfirmed commit is reverted."""
         for name in [n for n, holder in self.locks.items() if holder == session_id]:
             del self.locks[name]
             if name == "candidate":
-                self.candidate = self.txn.running
+                self.candidate = self._discarded(principal)
         pending = self.pending
         if pending is not None and pending.persist is None and pending.session_id == session_id:
             LOG.info("session %d closed before confirming its commit: reverting", session_id)
@@ -174,9 +201,9 @@ class Datastores:
         if test_option != "test-only":
             self.candidate = result
 
-    def discard(self, session_id: int) -> None:
+    def discard(self, session_id: int, principal: Principal | None = None) -> None:
         self.check_writable("candidate", session_id)
-        self.candidate = self.txn.running
+        self.candidate = self._discarded(principal)
 
     async def copy_config(
         self, source: etree._Element, target: str, principal: Principal, session_id: int
@@ -236,8 +263,10 @@ class Datastores:
         if pending is not None:
             self._check_confirming(pending, session_id, persist_id)
         previous = self.txn.running_bytes
-        result = await self.txn.commit(self.candidate, principal, comment, force=confirmed)
-        self.candidate = self.txn.running
+        view = self.view(principal)
+        result = await self.txn.commit(view, principal, comment, force=confirmed)
+        # what others left uncommitted and this principal could not see stays in the candidate
+        self.candidate = self._discarded(principal)
         if confirmed:
             rollback = pending.rollback if pending is not None else previous
             self._arm(session_id, persist, rollback, timeout)

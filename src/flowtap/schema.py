@@ -220,6 +220,8 @@ class Schema:
             )
         finally:
             dnode.free()
+        if out is None:  # nothing but empty non-presence containers: no data at all
+            return b""
         return out.encode() if isinstance(out, str) else bytes(out)
 
     def _to_rpc_error(

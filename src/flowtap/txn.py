@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from flowtap import access, model
+from flowtap import access, li_policy, model
 from flowtap.auth.principal import Principal
 from flowtap.diff import Change, changes
 from flowtap.edit import new_root
@@ -106,9 +106,19 @@ class TransactionManager:
     def add_hook(self, hook: Hook) -> None:
         self.hooks.append(hook)
 
-    def validate(self, tree: etree._Element) -> bytes:
-        """Full YANG validation; returns the canonical serialization."""
-        return self.schema.canonical(serialize(tree), validate=True)
+    def validate(self, tree: etree._Element, principal: Principal | None) -> bytes:
+        """What a commit of ``tree`` by ``principal`` checks before it allocates anything: YANG
+        validation and each hook's validate (under the LI policy, :mod:`flowtap.li_policy`).
+        Returns the canonical serialization."""
+        canonical = self.schema.canonical(serialize(tree), validate=True)
+        new_config = model.from_tree(parse_top(canonical))
+        with li_policy.committing(principal):
+            try:
+                for hook in self.hooks:
+                    hook.validate(self.config, new_config)
+            except CommitFailed as exc:
+                raise _to_rpc_error(exc) from None
+        return canonical
 
     async def commit(
         self,
@@ -145,6 +155,31 @@ class TransactionManager:
         if principal is not None and not access.writes_everything(principal):
             access.check_write(principal, diff.changes)
         old_config, new_config = self.config, model.from_tree(new_tree)
+        with li_policy.committing(principal):
+            prepared = await self._prepare_hooks(old_config, new_config)
+        number = None
+        if persist:
+            user = principal.user if principal else "system"
+            number = self.state.commit_running(canonical, user, comment)
+        self.running, self.running_bytes, self.config = new_tree, canonical, new_config
+        self.version += 1
+        for hook, handle in prepared:
+            LOG.debug("commit: commit %s", hook.name)
+            with li_policy.committing(principal):
+                await _quietly(hook.commit(handle), hook.name, "commit")
+        for listener in self.listeners:
+            try:
+                result = listener(diff, principal)
+                if result is not None:
+                    await result
+            except Exception:
+                LOG.exception("config listener failed")
+        return CommitResult(number, diff)
+
+    async def _prepare_hooks(
+        self, old_config: model.Config, new_config: model.Config
+    ) -> list[tuple[Hook, Any]]:
+        """Every hook's validate, then every hook's prepare; on a failure, abort what prepared."""
         LOG.debug("commit: validate hooks")
         try:
             for hook in self.hooks:
@@ -166,23 +201,7 @@ class TransactionManager:
                 raise
             LOG.exception("commit: prepare raised unexpectedly")
             raise NetconfRpcError(tag="operation-failed", message=f"Commit failed: {exc}") from exc
-        number = None
-        if persist:
-            user = principal.user if principal else "system"
-            number = self.state.commit_running(canonical, user, comment)
-        self.running, self.running_bytes, self.config = new_tree, canonical, new_config
-        self.version += 1
-        for hook, handle in prepared:
-            LOG.debug("commit: commit %s", hook.name)
-            await _quietly(hook.commit(handle), hook.name, "commit")
-        for listener in self.listeners:
-            try:
-                result = listener(diff, principal)
-                if result is not None:
-                    await result
-            except Exception:
-                LOG.exception("config listener failed")
-        return CommitResult(number, diff)
+        return prepared
 
     async def boot(self, data: bytes, *, persist: bool) -> CommitResult:
         """Replay a persisted (or initial) configuration through the whole pipeline."""

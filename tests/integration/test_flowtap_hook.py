@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 from ncclient.operations import RPCError
 
-from flowtap import model
+from flowtap import li_policy, model
+from flowtap.auth.principal import Principal
 from flowtap.criteria import ContentDestination, Match
 from flowtap.dataplane import ffi
 from flowtap.dataplane.netns import Topology, unique_prefix
 from flowtap.dataplane.service import FlowTapService, check, plan
 from flowtap.dataplane.traffic import udp_packet
 from flowtap.errors import CommitFailed
+from flowtap.permissions import expand
 from tests.dataplane.helpers import addr, crit, vals
 from tests.dataplane.netns_helpers import drain, send, settle, udp_receiver
 from tests.flowtapd import NC, SVC, Flowtapd, free_port
@@ -330,6 +332,36 @@ async def test_missing_device_fails_prepare_and_leaves_the_dataplane_alone(hooke
     assert exc.value.tag == "resource-denied"
     assert exc.value.path == "/fti:interfaces/fti:interface[fti:name='ge-0/0/7']/fti:host-device"
     assert hooked.hook.plan == old
+
+
+SUPER_USER = Principal("su", "su", "super-user", expand({"all"}), "password")
+
+
+async def test_without_li_bits_a_missing_device_degrades_and_capture_resumes(hooked):
+    """Issue 13 row 5: a commit by a user who cannot see flow-tap is never refused by it; what
+    cannot be captured is reported (not to that user), and captured once it exists."""
+    reports: list[tuple[tuple[str, ...], str]] = []
+    hooked.hook.on_degraded.append(lambda reasons, who: reports.append((reasons, who)))
+    await hooked.commit(cfg_model())
+    cfg = cfg_model()
+    late = {**cfg.interfaces, "ge-0/0/7": model.Interface("ge-0/0/7", "ftlate0")}
+    new = model.Config(interfaces=late, flow_tap=cfg.flow_tap)
+    with li_policy.committing(SUPER_USER):
+        await hooked.commit(new)
+    assert hooked.hook.plan is not None and hooked.hook.plan.devices == ("rin", "rout")
+    assert reports == [(("flow-tap: cannot capture on interface ge-0/0/7: device 'ftlate0' "
+                         "does not exist",), "su")]
+    assert hooked.hook.degraded == reports[0][0]
+    hooked.topo.ip("rtr", "link", "add", "ftlate0", "type", "veth", "peer", "name", "ftlate1")
+    try:
+        hooked.topo.ip("rtr", "link", "set", "ftlate0", "up")
+        with li_policy.committing(SUPER_USER):  # the next commit, anyone's, captures it
+            await hooked.commit(new)
+        assert hooked.hook.plan.devices == ("rin", "rout", "ftlate0")
+        assert hooked.hook.degraded == () and reports[-1] == ((), "su")
+    finally:
+        hooked.hook.close()
+        hooked.topo.ip("rtr", "link", "del", "ftlate0", check=False)
 
 
 def test_plan_is_pure_and_documents_the_choices():

@@ -16,12 +16,18 @@ What runs, decided here (dataplane/ENCAP.md, "Capture interfaces", says the same
   ``host-device`` is never captured: copies are routed by the kernel, not sent through it.
 * IPv4 always; IPv6 iff the service unit has ``family inet6`` (FlowTapLite: the tunnel unit, if
   it is configured under ``interfaces``; otherwise IPv4 only).
-* Refused at commit: two capture interfaces on one Linux device (each packet would be copied
-  twice; ``invalid-value``) and a capture device that does not exist or cannot be opened
-  (``resource-denied``, path to the interface's ``host-device``). The one exception is boot:
-  the first commit of the process captures the devices that exist and logs the missing ones,
-  so a vanished device cannot lock the operator out of the appliance; the next commit that
-  changes what is captured reports the missing device.
+* Refused at commit, when the committer reads LI configuration (``flow-tap``; see
+  :mod:`flowtap.li_policy`): what :mod:`flowtap.dataplane.conflicts` finds and this commit
+  introduces (dynamic-flow-capture next to flow-tap, a service unit that is not configured or
+  has no ``family inet``, two capture interfaces on one Linux device: each packet would be
+  copied twice, ``invalid-value``), and a capture device that does not exist or cannot be
+  opened (``resource-denied``, path to the interface's ``host-device``).
+* Degraded instead, for everyone else and for the system's own commits (boot, a revert): the
+  commit goes through, flow-tap captures what it can (the first interface of a shared device,
+  the devices that exist and open) and :attr:`FlowTapService.degraded` holds the reasons, which
+  ``on_degraded`` listeners get (the LI audit log) and ``flow-tap-state`` shows. A device that
+  comes back is captured again at the next commit, whoever makes it. So a user without LI bits
+  never learns from a commit that flow-tap exists, and never finds it blocking a change.
 
 Lifecycle on commit (criteria are DTCP runtime state, never configuration):
 
@@ -56,10 +62,12 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from flowtap import model
+from flowtap import li_policy, model
+from flowtap.dataplane import conflicts
+from flowtap.dataplane.conflicts import SERVICE_PATH, interface_path
 from flowtap.dataplane.counters import KernelStats
 from flowtap.dataplane.engine import Dataplane, PreparedCapture
 from flowtap.dataplane.ring import CaptureError, CaptureInterface
@@ -67,7 +75,7 @@ from flowtap.errors import CommitFailed
 
 LOG = logging.getLogger(__name__)
 
-SERVICE_PATH = "/ftsvc:services/ftsvc:flow-tap"
+__all__ = ["SERVICE_PATH", "CapturePlan", "FlowTapService", "check", "interface_path", "plan"]
 SERVICE_TYPES = ("sp-", "vt-", "fti-")  # services PIC and tunnel interfaces: never captured
 Action = Literal["keep", "start", "rebind", "restart", "stop"]
 
@@ -84,11 +92,6 @@ class CapturePlan:
     @property
     def devices(self) -> tuple[str, ...]:
         return tuple(i.device for i in self.interfaces)
-
-
-def interface_path(name: str, leaf: str | None = None) -> str:
-    path = f"/fti:interfaces/fti:interface[fti:name='{name}']"
-    return f"{path}/fti:{leaf}" if leaf else path
 
 
 def plan(config: model.Config) -> CapturePlan | None:
@@ -116,24 +119,29 @@ def plan(config: model.Config) -> CapturePlan | None:
     return CapturePlan(service, lite, tuple(captures), inet6)
 
 
-def check(config: model.Config) -> None:
-    """Refuse configurations no dataplane can serve (pure).
+def check(config: model.Config, old: model.Config | None = None) -> None:
+    """Refuse configurations flow-tap cannot serve as asked (pure); with ``old``, only what
+    this change introduces (a conflict someone else left is reported as degradation).
 
     Raises:
-        CommitFailed: two capture interfaces on one Linux device.
+        CommitFailed: the first conflict, as :mod:`flowtap.dataplane.conflicts` words it.
     """
+    before = set() if old is None else {c.message for c in _conflicts(old)[1]}
+    for conflict in _conflicts(config)[1]:
+        if conflict.message not in before:
+            raise conflict
+
+
+def _conflicts(config: model.Config) -> tuple[CapturePlan | None, list[CommitFailed]]:
+    """The plan without repeated devices, and every conflict of ``config``."""
+    found = conflicts.configuration(config)
     p = plan(config)
     if p is None:
-        return
-    seen: dict[str, str] = {}
-    for ci in p.interfaces:
-        ifd = ci.name.rpartition(".")[0]
-        if ci.device in seen:
-            raise CommitFailed(
-                f"flow-tap: interfaces {seen[ci.device]} and {ifd} both use host-device "
-                f"{ci.device}: every packet would be copied twice",
-                tag="invalid-value", path=interface_path(ifd, "host-device"))
-        seen[ci.device] = ifd
+        return None, found
+    repeats, shared = conflicts.shared_devices(
+        [(ci.name.rpartition(".")[0], ci.device) for ci in p.interfaces])
+    kept = tuple(ci for i, ci in enumerate(p.interfaces) if i not in repeats)
+    return replace(p, interfaces=kept), found + shared
 
 
 def _ifindex(device: str) -> int | None:
@@ -149,6 +157,8 @@ class _Prepared:
     plan: CapturePlan | None = None
     capture: PreparedCapture | None = None
     ifindexes: tuple[int, ...] = ()
+    asked: CapturePlan | None = None  # the plan as configured, before what cannot be served
+    degraded: tuple[str, ...] = ()
 
 
 class FlowTapService:
@@ -166,9 +176,13 @@ class FlowTapService:
         self._plan: CapturePlan | None = None
         self._ifindexes: tuple[int, ...] = ()
         self._committed = False
+        self._degraded: tuple[str, ...] = ()
+        self._asked: CapturePlan | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_stop: list[Callable[[], None]] = []
         self.on_limit: list[Callable[[int], None]] = []
+        # (reasons, committer) when the reasons change; () means fully served again
+        self.on_degraded: list[Callable[[tuple[str, ...], str], None]] = []
 
     # ---- what others read ----
 
@@ -189,41 +203,65 @@ class FlowTapService:
     def kernel_stats(self) -> KernelStats:
         return self._dp.kernel_stats()
 
+    @property
+    def degraded(self) -> tuple[str, ...]:
+        """Why flow-tap does not serve its configuration as asked (empty: it does)."""
+        return self._degraded
+
     # ---- Hook ----
 
     def validate(self, old: model.Config, new: model.Config) -> None:
-        check(new)
+        if li_policy.strict():
+            check(new, old)
 
     async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
         self._loop = asyncio.get_running_loop()
-        wanted = plan(new)
+        # boot captures what exists (module docstring), like a commit by someone without LI bits
+        strict = li_policy.strict() and self._committed
+        wanted, found = _conflicts(new)
+        reasons = [c.message for c in found]
         current = self._plan
         if wanted is None:
-            return _Prepared("keep" if current is None else "stop")
-        if not self._committed:
-            wanted = self._existing_only(wanted)  # boot: see the module docstring
-        if wanted == current and not self._stale():
-            return _Prepared("keep")
-        for ci in wanted.interfaces:
-            if _ifindex(ci.device) is None:
-                raise self._error(ci, f"device {ci.device!r} does not exist")
+            return _Prepared("keep" if current is None else "stop", degraded=tuple(reasons))
+        asked = wanted
+        missing = [self._error(ci, f"device {ci.device!r} does not exist")
+                   for ci in wanted.interfaces if _ifindex(ci.device) is None]  # fmt: skip
+        reasons += [error.message for error in missing]
+        wanted = replace(wanted, interfaces=tuple(
+            ci for ci in wanted.interfaces if _ifindex(ci.device) is not None))  # fmt: skip
+        unchanged = asked == self._asked and wanted == current and not self._stale()
+        if strict and missing and not unchanged:
+            raise missing[0]
+        if unchanged:
+            return _Prepared("keep", asked=asked, degraded=tuple(reasons))
         action: Action = "start"
         if current is not None:
             same = (current.service, current.lite) == (wanted.service, wanted.lite)
             action = "rebind" if same else "restart"
-        try:
-            capture = self._dp.prepare(wanted.interfaces, wanted.inet6)
-        except CaptureError as exc:
-            bad = next((ci for ci in wanted.interfaces if ci.name == exc.interface), None)
-            if bad is None:
-                raise CommitFailed(f"flow-tap: {exc}", tag="resource-denied",
-                                   path=SERVICE_PATH) from None
-            raise self._error(bad, exc.reason) from None
+        capture, wanted = self._open(wanted, strict, reasons)
         ifindexes = tuple(r.ifindex for r in capture.rings)
-        return _Prepared(action, wanted, capture, ifindexes)
+        return _Prepared(action, wanted, capture, ifindexes, asked, tuple(reasons))
+
+    def _open(self, wanted: CapturePlan, strict: bool,
+              reasons: list[str]) -> tuple[PreparedCapture, CapturePlan]:  # fmt: skip
+        """Open the rings of ``wanted``; when not strict, leave out what cannot be opened."""
+        while True:
+            try:
+                return self._dp.prepare(wanted.interfaces, wanted.inet6), wanted
+            except CaptureError as exc:
+                bad = next((ci for ci in wanted.interfaces if ci.name == exc.interface), None)
+                error = (CommitFailed(f"flow-tap: {exc}", tag="resource-denied", path=SERVICE_PATH)
+                         if bad is None else self._error(bad, exc.reason))  # fmt: skip
+                if strict:
+                    raise error from None
+                reasons.append(error.message)
+                left = () if bad is None else tuple(c for c in wanted.interfaces if c is not bad)
+                wanted = replace(wanted, interfaces=left)
 
     async def commit(self, handle: _Prepared) -> None:
         self._committed = True
+        self._asked = handle.asked
+        self._report(handle.degraded)
         if handle.action == "keep":
             return
         dropped = handle.action in ("stop", "restart")
@@ -254,7 +292,7 @@ class FlowTapService:
         """Stop capturing (appliance shutdown); the hook stays usable."""
         was = self._plan is not None
         self._dp.stop()
-        self._plan, self._ifindexes = None, ()
+        self._plan, self._ifindexes, self._asked = None, (), None
         if was:
             for listener in list(self.on_stop):
                 with contextlib.suppress(Exception):
@@ -262,16 +300,20 @@ class FlowTapService:
 
     # ---- internals ----
 
-    def _existing_only(self, wanted: CapturePlan) -> CapturePlan:
-        present = []
-        for ci in wanted.interfaces:
-            if _ifindex(ci.device) is None:
-                LOG.warning("flow-tap: capture interface %s: device %r does not exist; not "
-                            "captured until a commit changes the capture interfaces",
-                            ci.name, ci.device)
-            else:
-                present.append(ci)
-        return CapturePlan(wanted.service, wanted.lite, tuple(present), wanted.inet6)
+    def _report(self, reasons: tuple[str, ...]) -> None:
+        if reasons == self._degraded:
+            return
+        self._degraded = reasons
+        committer = li_policy.committer_name()
+        if reasons:  # interface and device names only: no criterion, target or agency
+            LOG.warning("flow-tap degraded: %s", "; ".join(reasons))
+        else:
+            LOG.info("flow-tap serves its configuration again")
+        for listener in list(self.on_degraded):
+            try:
+                listener(reasons, committer)
+            except Exception:
+                LOG.exception("flow-tap on_degraded listener failed")
 
     def _stale(self) -> bool:
         """A captured device vanished or was re-created (new ifindex) since it was bound."""

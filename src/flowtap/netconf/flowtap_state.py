@@ -1,6 +1,8 @@
 """``/ftsvc:flow-tap-state`` for ``<get>``: the flow-tap service status (Junos ``show services
-flow-tap``), totals only, for holders of a flow-tap bit; nothing at all for anyone else (LI-1: not
-even the number of intercepts may leak)."""
+flow-tap``), totals only, for holders of ``flow-tap`` (``flow-tap-control`` implies it); nothing
+at all for anyone else (LI-1: not even the number of intercepts may leak). A mediation device
+(``flow-tap-operation`` alone) gets nothing either: these are all agencies' totals, and its own
+criteria are what its DTCP ``LIST`` shows."""
 
 from __future__ import annotations
 
@@ -29,7 +31,11 @@ def provider(
         root = element(f"{n}flow-tap-state", SERVICES_NS)
         plan = flow_tap.plan
         dataplane = flow_tap.dataplane
-        etree.SubElement(root, f"{n}status").text = "running" if plan is not None else "stopped"
+        degraded = flow_tap.degraded
+        status = "stopped" if plan is None else "degraded" if degraded else "running"
+        etree.SubElement(root, f"{n}status").text = status
+        for reason in degraded:
+            etree.SubElement(root, f"{n}degraded-reason").text = reason
         if plan is not None:
             etree.SubElement(root, f"{n}interface").text = plan.service
             for device in plan.devices:

@@ -256,30 +256,34 @@ async def delete_config(session: Session, op: etree._Element) -> Result:
 
 async def lock(session: Session, op: etree._Element) -> Result:
     session.require("configure")
-    session.ctx.datastores.lock(_datastore(op, "target"), session.session_id)
+    session.ctx.datastores.lock(_datastore(op, "target"), session.session_id, session.principal)
     return None
 
 
 async def unlock(session: Session, op: etree._Element) -> Result:
-    session.ctx.datastores.unlock(_datastore(op, "target"), session.session_id)
+    session.ctx.datastores.unlock(_datastore(op, "target"), session.session_id,
+                                  session.principal)
     return None
 
 
 async def discard_changes(session: Session, op: etree._Element) -> Result:
     session.require("configure")
-    session.ctx.datastores.discard(session.session_id)
+    session.ctx.datastores.discard(session.session_id, session.principal)
     return None
 
 
 async def validate(session: Session, op: etree._Element) -> Result:
     source = _datastore(op, "source")
+    datastores = session.ctx.datastores
     if source == "config":
         inline = _inline_config(op, "source")
         _check_edit_size(inline)
         tree = parse_top(b"".join(etree.tostring(c) for c in inline))
+    elif source == "candidate":  # as this user would commit it (LI subtrees: li_policy)
+        tree = datastores.view(session.principal)
     else:
-        tree = session.ctx.datastores.tree(source)
-    session.ctx.txn.validate(tree)
+        tree = datastores.tree(source)
+    session.ctx.txn.validate(tree, session.principal)
     return None
 
 

@@ -151,7 +151,7 @@ class Session:
         self.closing = True
         if self._read_deadline is not None:
             self._read_deadline.close()
-        await self.ctx.datastores.release_session(self.session_id)
+        await self.ctx.datastores.release_session(self.session_id, self.principal)
         self._close()
 
     async def _next_messages(self, reader: Reader) -> list[bytes]:

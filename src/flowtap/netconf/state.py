@@ -43,9 +43,14 @@ def netconf_state(session: Session) -> etree._Element:
             etree.SubElement(glob, f"{{{m}}}locked-time").text = _time(session.login_time)
     state.append(ctx.library.schemas_element())
     sessions = etree.SubElement(state, f"{{{m}}}sessions")
+    viewer = session.principal
     for other in ctx.sessions.values():
-        if other.principal.user != session.principal.user and not session.principal.has("view"):
+        if other.principal.user != viewer.user and not viewer.has("view"):
             continue
+        if other.principal.user != viewer.user and other.principal.is_li and not viewer.has(
+            "flow-tap"
+        ):
+            continue  # who the LI users are is itself LI (li_policy); a mediation device too
         el = etree.SubElement(sessions, f"{{{m}}}session")
         for name, value in (
             ("session-id", str(other.session_id)),
