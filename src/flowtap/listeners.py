@@ -10,12 +10,19 @@ Listeners set ``SO_REUSEPORT`` (measured on Linux: without it a specific address
 while the wildcard holds the same port, in either order, and ``SO_REUSEADDR`` does not help), so
 narrowing ``0.0.0.0:P`` to ``127.0.0.1:P``, or widening back, binds the new socket before the old
 one closes. The port is shared only with sockets of this user that set the option too: a port
-bound by another process without it still fails the bind with "address already in use".
+bound by another process without it still fails the bind with "address already in use". Because
+the option would also let two services of this process share a port (the kernel would then deal
+connections to both), an endpoint that overlaps another service's fails here with the same
+"address already in use" the kernel gives for a foreign socket: whoever moves NETCONF onto the
+(hidden) DTCP port learns nothing a busy port would not tell them.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -35,6 +42,22 @@ def endpoints(addresses: Iterable[str], port: int) -> frozenset[Endpoint]:
     return frozenset((address, port) for address in (tuple(addresses) or (EVERY_ADDRESS,)))
 
 
+def _covers(wide: str, address: str) -> bool:
+    """Whether a listener on ``wide`` takes connections to ``address`` (same port)."""
+    if wide in (EVERY_ADDRESS, "::") or wide == address:
+        return True
+    if wide == "0.0.0.0":
+        try:
+            return ipaddress.ip_address(address).version == 4
+        except ValueError:
+            return False
+    return False
+
+
+def _overlap(a: Endpoint, b: Endpoint) -> bool:
+    return a[1] == b[1] != 0 and (_covers(a[0], b[0]) or _covers(b[0], a[0]))
+
+
 @dataclass
 class Move:
     """A prepared change: listeners bound for it, and endpoints it closes when committed."""
@@ -44,11 +67,25 @@ class Move:
 
 
 class ListenerSet:
+    _all: list[ListenerSet] = []  # every service's set in this process (see the module doc)
+
     def __init__(self, server: SshServer, service: str, path: str) -> None:
         self.server = server
         self._service = service  # for messages: "NETCONF", "DTCP"
         self._path = path  # the configuration node a bind failure points at
         self._open: dict[Endpoint, asyncssh.SSHAcceptor] = {}
+        self._prepared: frozenset[Endpoint] = frozenset()
+        ListenerSet._all.append(self)
+
+    def _held_elsewhere(self, endpoint: Endpoint) -> bool:
+        return any(_overlap(endpoint, theirs) for other in ListenerSet._all if other is not self
+                   for theirs in (*other._open, *other._prepared))  # fmt: skip
+
+    async def _bind(self, endpoint: Endpoint) -> asyncssh.SSHAcceptor:
+        if self._held_elsewhere(endpoint):
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        address, port = endpoint
+        return await self.server.bind(address or None, port)
 
     @property
     def endpoints(self) -> frozenset[Endpoint]:
@@ -71,12 +108,15 @@ class ListenerSet:
         for endpoint in sorted(wanted - frozenset(self._open)):
             address, port = endpoint
             try:
-                move.opened[endpoint] = await self.server.bind(address or None, port)
+                move.opened[endpoint] = await self._bind(endpoint)
+                self._prepared = frozenset(move.opened)
             except OSError as exc:
                 await self.abort(move)
                 where = f"{address} port {port}" if address else f"port {port}"
+                # asyncio words the same errno per call site; the reason alone reads the same
+                reason = os.strerror(exc.errno) if exc.errno else exc.strerror
                 raise CommitFailed(
-                    f"Cannot listen for {self._service} on {where}: {exc.strerror}",
+                    f"Cannot listen for {self._service} on {where}: {reason}",
                     tag="resource-denied", path=self._path,
                 ) from None  # fmt: skip
         return move
@@ -84,12 +124,14 @@ class ListenerSet:
     def commit(self, move: Move) -> None:
         """Serve the prepared listeners and close the removed ones; never fails."""
         self._open.update(move.opened)
+        self._prepared = frozenset()
         for endpoint in move.removed:
             self._open.pop(endpoint).close()  # stops listening; sessions carry on
         if move.opened or move.removed:
             LOG.info("%s listening on %s", self._service, self.describe())
 
     async def abort(self, move: Move) -> None:
+        self._prepared = frozenset()
         for listener in move.opened.values():
             listener.close()
             await listener.wait_closed()
@@ -99,6 +141,8 @@ class ListenerSet:
         for listener in self._open.values():
             listener.close()
         self._open.clear()
+        if self in ListenerSet._all:
+            ListenerSet._all.remove(self)
 
     def describe(self) -> str:
         if not self._open:

@@ -182,9 +182,6 @@ ERROR_PATHS = {
     "flow-tap: {exc}": "missing-capture-device",
     # the bind decides for non-LI users (test_row6_netconf_on_the_hidden_dtcp_port_...)
     "NETCONF and flow-tap-dtcp cannot share a port": "netconf-port",
-    # the DTCP endpoint changes only with LI configuration, which non-LI users cannot edit
-    # (edit-names-li-configuration) and never commit from the shared candidate (pending-li-edits)
-    "Cannot listen for DTCP on port {port}: {exc.strerror}": "edit-names-li-configuration",
     # YANG rules on flow-tap's own leaves: the same two reasons
     "flow-tap needs an interface (services PIC unit) or a tunnel-interface": "pending-li-edits",
     "flow-tap interface must be a logical unit (type-fpc/pic/port.unit)":
