@@ -5,10 +5,10 @@ Each phase starts its own flowtapd (flow-tap on ``lo``, DTCP with the seed's
 ``connection-limit 5; rate-limit 5;``, NETCONF with Junos's 75 / 150 per minute), attacks it,
 and measures from the point of view of the administrator or the mediation device:
 
-  idle-netconf   75 SSH logins by a view-only user that open no channel; time until the
-                 administrator gets a NETCONF reply
-  idle-dtcp      5 logins by a user without flow-tap-operation on the DTCP port; time until the
-                 mediation device gets its NOOP answered
+  idle-netconf   75 SSH logins by a view-only user (from 127.0.0.3) that open no channel; time
+                 until the administrator (from 127.0.0.1) gets a NETCONF reply
+  idle-dtcp      5 logins by that user on the DTCP port; time until the mediation device gets
+                 its NOOP answered
   preauth-flood  raw TCP connections from 127.0.0.2 to the DTCP port, kept at 5 (never logging
                  in); mediation-device admissions from 127.0.0.1 / tries
   big-message    30 NETCONF sessions each sending an unfinished 4 MiB message; daemon RSS
@@ -64,6 +64,7 @@ NETOPS = TestUser("netops", "netops-pw-1", "read-only")
 NC_HELLO = (b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities>'
             b"<capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>"
             b"]]>]]>")  # fmt: skip
+ATTACKER = "127.0.0.3"  # a host of the network that has view-only credentials
 HOSTILE_XPATH = "//*[count(//*[count(//*[count(//*)>0])>0])>0]"
 TRIED: Counter[str] = Counter()
 
@@ -133,9 +134,20 @@ async def admin_reply(server: Flowtapd) -> None:
     await asyncio.to_thread(admin_get, server)
 
 
+async def logins(server: Flowtapd, port: int, count: int) -> list[Any]:
+    """``count`` logins by the view-only user from the attacker's address, a few at a time (as
+    many in flight as one source may have before logging in)."""
+    gate = asyncio.Semaphore(8)
+
+    async def one() -> asyncssh.SSHClientConnection:
+        async with gate:
+            return await ssh_login(server, port, NETOPS, local_addr=(ATTACKER, 0))
+
+    return await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+
+
 async def phase_idle_netconf(server: Flowtapd, cap: float) -> dict[str, str]:
-    attackers = await asyncio.gather(*(ssh_login(server, server.port, NETOPS) for _ in range(75)),
-                                     return_exceptions=True)  # fmt: skip
+    attackers = await logins(server, server.port, 75)
     opened = [a for a in attackers if isinstance(a, asyncssh.SSHClientConnection)]
     waited, tries = await until(lambda: admin_reply(server), cap)
     for conn in opened:
@@ -145,13 +157,12 @@ async def phase_idle_netconf(server: Flowtapd, cap: float) -> dict[str, str]:
 
 
 async def phase_idle_dtcp(server: Flowtapd, cap: float) -> dict[str, str]:
-    attackers = await asyncio.gather(
-        *(ssh_login(server, server.dtcp_port, NETOPS) for _ in range(5)), return_exceptions=True)
+    attackers = await logins(server, server.dtcp_port, 5)
     opened = [a for a in attackers if isinstance(a, asyncssh.SSHClientConnection)]
     waited, tries = await until(lambda: mediation_noop(server), cap)
     for conn in opened:
         conn.close()
-    return {"logins without flow-tap-operation kept": str(len(opened)),
+    return {"logins without flow-tap-operation made": str(len(opened)),
             "mediation device's first NOOP answered": fmt(waited, cap) + f" ({tries} tries)"}
 
 
