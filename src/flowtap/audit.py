@@ -274,6 +274,11 @@ class AuditLog:
         """Append ``record``; returns once it is durable. Raises :class:`AuditError`."""
         await self._enqueue(record)
 
+    def append_nowait(self, record: AuditRecord) -> asyncio.Future[None]:
+        """Chain ``record`` now (call order is file order); the future resolves once it is
+        durable. Raises :class:`AuditError` at once when the log is unusable."""
+        return self._enqueue(record)
+
     def _enqueue(self, record: AuditRecord) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         line = self._encode(record)  # chained now: the order of calls is the order on disk
