@@ -164,7 +164,8 @@ class DtcpSession:
                 elif outcome.reply is not None:
                     await self._send(replies)
                     replies = []
-                    await self._send_in_pieces(outcome.reply)
+                    if not await self._send_in_pieces(outcome.reply):
+                        return  # cut short by a bug: the channel is closing
             elif outcome.reply is not None:
                 LOG.error("%s: LI audit log refused a record; request refused with 500",
                           self.session_id)  # fmt: skip
@@ -178,11 +179,21 @@ class DtcpSession:
             self._write(b"".join(replies))
             await self._drain()
 
-    async def _send_in_pieces(self, pieces: Iterator[bytes]) -> None:
+    async def _send_in_pieces(self, pieces: Iterator[bytes]) -> bool:
         """A long reply (LIST): each piece is rendered when asked for, so other sessions run
         between two of them; ``drain`` also stops a client that does not read from piling up
-        the whole reply in memory."""
-        for piece in pieces:
+        the whole reply in memory. False when rendering failed (a bug): half a reply cannot
+        be taken back, so the channel is closed."""
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration:
+                return True
+            except Exception as exc:  # never the request's values in the log: the type only
+                LOG.error("%s: internal error while writing a reply: %s", self.session_id,
+                          type(exc).__name__)  # fmt: skip
+                self.close()
+                return False
             self._write(piece)
             await self._drain()
             await asyncio.sleep(0)
