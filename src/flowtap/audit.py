@@ -192,7 +192,7 @@ class AuditLog:
             if last is not None and last.get("event") != "close" and recover is not None:
                 log.append_sync(*recover(fd, os.fstat(fd).st_size, last))
             log.append_sync(AuditRecord("open", "ok", reason="; ".join(notes) or None))
-        except AuditError:
+        except BaseException:  # also a failed recovery: the next start tries again
             log._release()
             raise
         return log
