@@ -21,6 +21,7 @@ from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
 from flowtap.datastores import Datastores
 from flowtap.dtcp.auditing import LiAudit
+from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.publisher import CriteriaSink
 from flowtap.dtcp.registry import Registry, RegistryLimits
 from flowtap.dtcp.service import DtcpService
@@ -101,7 +102,7 @@ class Appliance:
         if running is None:
             running = self._initial_config()
         try:
-            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG)
+            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG, criteria_ended_by_crash)
         except (AuditError, OSError) as exc:
             raise BootError(f"LI audit log: {exc}") from None
         self.li_audit = LiAudit(self.audit_log)

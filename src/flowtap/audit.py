@@ -16,9 +16,12 @@ in call order. Group commit: records arriving while an fsync is in flight are wr
 synced together by one worker thread, each caller awaiting its own. After a write error every
 append raises :class:`AuditError` (fail closed: no reply may claim success without its record).
 :meth:`AuditLog.open` continues an existing chain from its last line, drops a torn (never
-acknowledged) tail and appends an ``open`` record noting it and any unclean shutdown;
-:meth:`AuditLog.close` appends ``close``. Directory 0700, file 0600, both owned by this user
-(anything looser is refused); an exclusive ``flock`` keeps out a second writer.
+acknowledged) tail and appends an ``open`` record noting it and any unclean shutdown; after an
+unclean one it first appends what its ``recover`` callback derives from the old records (the
+intercepts that ended with the crash, LI-10), so an ``open`` record always follows a complete
+account of the writer before it. :meth:`AuditLog.close` appends ``close``. Directory 0700,
+file 0600, both owned by this user (anything looser is refused); an exclusive ``flock`` keeps
+out a second writer.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ import secrets
 import stat
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,9 @@ RECORD_FIELDS = (
 )  # fmt: skip
 _HEX = frozenset("0123456789abcdef")
 _TAIL_CHUNK = 64 * 1024
+
+Recover = Callable[[int, int, dict[str, Any]], Sequence["AuditRecord"]]
+"""``(fd, end, last record)`` of a log whose writer did not close it -> records to append first."""
 
 
 class AuditError(FlowtapError):
@@ -150,8 +157,12 @@ class AuditLog:
         self.syncs = 0  # fdatasync calls (group commit: fewer than records)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> AuditLog:
-        """Open (or create) the log at ``path`` and append an ``open`` record (synchronously)."""
+    def open(cls, path: str | os.PathLike[str], recover: Recover | None = None) -> AuditLog:
+        """Open (or create) the log at ``path`` and append an ``open`` record (synchronously).
+
+        When the previous writer did not close the log, ``recover(fd, end, last)`` gets the
+        file (readable with ``os.pread`` up to ``end``) and its last record; what it returns is
+        appended, durable in one ``fdatasync``, before the ``open`` record."""
         path = Path(path)
         _ensure_dir(path.parent)
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -170,7 +181,7 @@ class AuditLog:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise AuditError(f"audit log {path} is in use by another writer") from exc
-            seq, prev, notes = cls._resume(fd, st.st_size)
+            seq, prev, notes, last = cls._resume(fd, st.st_size)
             if created:
                 _fsync_dir(path.parent)
         except BaseException:
@@ -178,15 +189,17 @@ class AuditLog:
             raise
         log = cls(path, fd, seq, prev)
         try:
+            if last is not None and last.get("event") != "close" and recover is not None:
+                log.append_sync(*recover(fd, os.fstat(fd).st_size, last))
             log.append_sync(AuditRecord("open", "ok", reason="; ".join(notes) or None))
-        except AuditError:
+        except BaseException:  # also a failed recovery: the next start tries again
             log._release()
             raise
         return log
 
     @staticmethod
-    def _resume(fd: int, size: int) -> tuple[int, str, list[str]]:
-        """Find where the chain stands: ``(last seq, hash of last line, notes)``."""
+    def _resume(fd: int, size: int) -> tuple[int, str, list[str], dict[str, Any] | None]:
+        """Find where the chain stands: ``(last seq, hash of last line, notes, last record)``."""
         notes: list[str] = []
         data = b""
         pos = size
@@ -206,28 +219,29 @@ class AuditLog:
             header = _seal({MAGIC: VERSION, "genesis": secrets.token_hex(32), "created": utc_ms()})
             os.write(fd, header + b"\n")
             os.fsync(fd)
-            return 0, _line_hash(header), notes
+            return 0, _line_hash(header), notes, None
         last = data[: cut - 1].rsplit(b"\n", 1)[-1]
         try:
             obj = _check_seal(last)
         except ValueError as exc:
             raise AuditError(f"cannot continue the chain: last line invalid ({exc})") from None
         if obj.get(MAGIC) == VERSION:
-            return 0, _line_hash(last), notes
+            return 0, _line_hash(last), notes, None
         if not isinstance(obj.get("seq"), int):
             raise AuditError("cannot continue the chain: last line has no seq")
         if obj.get("event") != "close":
             notes.insert(0, "previous writer did not close the log (crash or kill)")
-        return int(obj["seq"]), _line_hash(last), notes
+        return int(obj["seq"]), _line_hash(last), notes, obj
 
     def _encode(self, record: AuditRecord) -> bytes:
         if self._failed is not None:
             raise AuditError("audit log unusable after a write error") from self._failed
         if self._closed or self._closing:
             raise AuditError("audit log closed")
-        fields = asdict(record)
         body: dict[str, Any] = {"seq": self._seq + 1, "time": utc_ms()}
-        body.update((name, fields[name]) for name in RECORD_FIELDS[2:-2])
+        # getattr, not dataclasses.asdict: the fields are scalars, and asdict's deep copy was
+        # most of the cost of a record (a recovery after a crash appends thousands at once)
+        body.update((name, getattr(record, name)) for name in RECORD_FIELDS[2:-2])
         body["prev"] = self._prev
         line = _seal(body)
         self._seq += 1
@@ -241,13 +255,16 @@ class AuditLog:
             view = view[written:]
         os.fdatasync(self._fd)
 
-    def append_sync(self, record: AuditRecord) -> None:
-        """Append and fsync in the calling thread (blocks; for startup, shutdown and tools)."""
+    def append_sync(self, *records: AuditRecord) -> None:
+        """Append ``records`` and fsync once, in the calling thread (blocks; for startup,
+        shutdown and tools)."""
         if self._queue or self._flusher is not None:
             raise AuditError("append_sync() while asynchronous appends are in flight")
-        line = self._encode(record)
+        if not records:
+            return
+        data = b"".join([self._encode(record) for record in records])
         try:
-            self._write_durable(line)
+            self._write_durable(data)
         except OSError as exc:
             self._failed = exc
             raise AuditError(f"audit write failed: {exc.strerror}") from exc
@@ -256,6 +273,11 @@ class AuditLog:
     async def append(self, record: AuditRecord) -> None:
         """Append ``record``; returns once it is durable. Raises :class:`AuditError`."""
         await self._enqueue(record)
+
+    def append_nowait(self, record: AuditRecord) -> asyncio.Future[None]:
+        """Chain ``record`` now (call order is file order); the future resolves once it is
+        durable. Raises :class:`AuditError` at once when the log is unusable."""
+        return self._enqueue(record)
 
     def _enqueue(self, record: AuditRecord) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()

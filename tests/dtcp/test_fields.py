@@ -47,7 +47,7 @@ from flowtap.dtcp.filters import (
     parse_intercept_id,
     parse_port_filter,
 )
-from flowtap.dtcp.message import MessageDecoder, Request
+from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
 from flowtap.errors import DtcpError
 
 V4_MAX = 2**32 - 1
@@ -224,15 +224,20 @@ def test_add_action_copy_is_the_default_behaviour(action: str) -> None:
     assert add({"Action": action}) == add()
 
 
-def test_add_unknown_x_headers_are_ignored_and_first_duplicate_wins() -> None:
+def test_add_unknown_x_headers_are_ignored_even_repeated() -> None:
     assert add({"X-Vendor-Thing": "1", "X-Md-Comment": "hello world"}) == add()
-    duplicated = request(
-        "ADD DTCP/0.8",
-        *(f"{k}: {v}" for k, v in BASE_ADD.items()),
-        "Dest-Port: 9999",
-        "X-JTap-Cdest-Dest-Port: 9999",
-    )
-    assert parse_add(duplicated, "ftuser", 5) == add()
+    repeated = request("ADD DTCP/0.8", *(f"{k}: {v}" for k, v in BASE_ADD.items()),
+                       "X-Vendor-Thing: 1", "X-Vendor-Thing: 2")  # fmt: skip
+    assert parse_add(repeated, "ftuser", 5) == add()
+
+
+@pytest.mark.parametrize("name", ["Dest-Port", "X-JTap-Cdest-Dest-Port"])
+def test_add_repeating_a_parameter_never_reaches_the_parser(name: str) -> None:
+    # SECURITY D3: the decoder refuses it (400) instead of letting the first copy win
+    head = "".join(f"{line}\r\n" for line in ("ADD DTCP/0.8", *(
+        f"{k}: {v}" for k, v in BASE_ADD.items()), f"{name}: 9999")).encode()
+    [decoded] = MessageDecoder().feed(SSH_SIGNER.sign(head, "Authentication-Info"))
+    assert isinstance(decoded, DecodeError) and decoded.status == 400
 
 
 def test_add_wildcard_next_to_negation_matches_everything_else() -> None:

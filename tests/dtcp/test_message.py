@@ -7,6 +7,7 @@ import random
 import pytest
 
 from flowtap.dtcp.auth_info import SSH_SIGNER, verify_request
+from flowtap.dtcp.headers import CATALOGUED
 from flowtap.dtcp.message import (
     MAX_MESSAGE_BYTES,
     DecodeError,
@@ -116,14 +117,52 @@ def test_header_syntax_col_and_trailing_whitespace(line: str, name: str, value: 
     assert list(request.headers) == [(name, value)]
 
 
-def test_d3_duplicate_header_first_wins() -> None:
-    # The fact sheet (§1.3) says the first of repeated headers wins; it is not a 400.
-    request = only_request(
-        signed("NOOP DTCP/0.7", "Csource-ID: md1", "Csource-ID: mallory", "SEQ: 1", "seq: 2")
-    )
-    assert request.headers.get("csource-id") == "md1"
-    assert request.headers.get("seq") == "1"
-    assert request.headers.count("csource-id") == 2
+def test_d3_duplicate_csource_id_is_a_400_echoing_the_seq() -> None:
+    # SECURITY D3 overrides the fact sheet's "first value wins" (§1.3): never act on one copy
+    # while another is logged or checked.
+    error = only_error(signed("NOOP DTCP/0.7", "Csource-ID: md1", "Csource-ID: mallory", "Seq: 3"))
+    assert (error.status, error.detail, error.seq, error.method) == (
+        400, "duplicate header Csource-ID", 3, "NOOP")
+    assert error.version == "0.7" and not error.fatal
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUED))
+def test_d3_every_catalogued_header_is_single_valued(name: str) -> None:
+    error = only_error(signed("ADD DTCP/0.7", "Csource-ID: md1", "Seq: 4", f"{name}: 1",
+                              f"{name.upper()}: 1"))
+    if name == "seq":
+        assert (error.status, error.seq) == (400, None)  # which Seq to echo is ambiguous
+    else:
+        assert (error.status, error.seq) == (400, 4)
+    # Csource-ID and Seq are already there: their second copy is the lower-case line
+    repeated = name if name in ("csource-id", "seq") else name.upper()
+    assert error.detail == f"duplicate header {repeated}"
+
+
+@pytest.mark.parametrize("name", ["X-JTap-Made-Up", "Frobnicate", "Authentication-Info-X"])
+def test_d3_unknown_non_extension_and_x_jtap_headers_may_not_repeat(name: str) -> None:
+    error = only_error(signed(*NOOP, f"{name}: a", f"{name}: b"))
+    assert error.status == 400
+
+
+def test_d3_uncatalogued_x_extensions_may_repeat_and_are_kept_in_order() -> None:
+    # draft §6.3: unknown X- headers are ignored without error, however often they appear
+    request = only_request(signed(*NOOP, "X-Vendor-Trace: a", "x-vendor-trace: b"))
+    assert list(request.headers)[-2:] == [("X-Vendor-Trace", "a"), ("x-vendor-trace", "b")]
+    assert request.headers.count("x-vendor-trace") == 2
+
+
+def test_d3_repeats_after_authentication_info_are_not_interpreted() -> None:
+    head = lines_bytes(*NOOP)
+    stream = SSH_SIGNER.sign(head, "Authentication-Info")[:-2] + b"Seq: 9\r\nSeq: 9\r\n\r\n"
+    assert only_request(stream).headers.get("seq") == "5"
+
+
+def test_d3_duplicate_is_refused_and_the_next_message_decodes() -> None:
+    bad = signed("NOOP DTCP/0.7", "Csource-ID: md1", "csource-id: md1", "Seq: 1")
+    first, second = decode(bad + signed(*NOOP), chunk=7)
+    assert isinstance(first, DecodeError) and first.status == 400
+    assert isinstance(second, Request) and second.headers.get("seq") == "5"
 
 
 def test_lines_after_authentication_info_are_ignored() -> None:

@@ -115,6 +115,31 @@ def add_fields(
     return fields
 
 
+def numbered_add_fields(i: int) -> list[tuple[str, str]]:
+    """ADD fields with a distinct /32 target per ``i``, as real taps are; not static, so a
+    REFRESH touches every one."""
+    return [
+        ("Cdest-ID", "cd1"), ("Dest-Address", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"),
+        ("Protocol", "17"), ("Dest-Port", str(1024 + i % 60000)),
+        ("X-JTap-Cdest-Dest-Address", "127.0.0.1"), ("X-JTap-Cdest-Dest-Port", "47000"),
+        ("X-JTap-Cdest-Source-Address", "127.0.0.1"), ("X-JTap-Cdest-Source-Port", "47001"),
+        ("Timeout-Total", "86400"),
+    ]  # fmt: skip
+
+
+async def install(client: AsyncDtcpClient, n: int, window: int = 64) -> None:
+    """``n`` criteria (``numbered_add_fields``), ``window`` ADDs in flight: thousands a second."""
+    requests = [client.build("ADD", numbered_add_fields(i)) for i in range(n)]
+    sent = min(window, n)
+    client.process.stdin.write(b"".join(requests[:sent]))
+    for _ in range(n):
+        (reply,) = await client.read(1, timeout=60)
+        assert reply.status == 200, reply.raw
+        if sent < n:
+            client.process.stdin.write(requests[sent])
+            sent += 1
+
+
 def request(method: str, csource: str, fields: list[tuple[str, str]], seq: int = 1,
             version: str = "0.7") -> bytes:
     return build_request(method, fields, seq=seq, csource_id=csource, version=version)

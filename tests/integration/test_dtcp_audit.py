@@ -109,3 +109,38 @@ async def test_li2_targets_and_agencies_never_reach_ordinary_logs(
     assert all(marker in audit for marker in MARKERS[:4])  # the one place they are kept
     assert json.loads(audit.splitlines()[-1])["event"] == "close"
     assert os.stat(server.audit_log).st_size > 0
+
+
+async def test_sigkill_records_the_end_of_every_live_criterion_at_restart(tmp_path: Path) -> None:
+    """Issue 13 row 9 (LI-10): after a SIGKILL the restarted daemon records, per criterion that
+    was live, that it ended by the unclean stop; a clean SIGTERM records each as stopped."""
+    server = make_flowtapd(tmp_path)
+    server.start()
+    try:
+        async with md(server) as one, md(server, "md2") as two:
+            ids = [(await one.add(add_fields(dest=f"192.0.2.{i}"))).criteria_id for i in (1, 2, 3)]
+            other = (await two.add(add_fields())).criteria_id
+            deleted = await one.delete([("Criteria-ID", str(ids[1])), ("Flags", "STATIC")])
+            assert deleted.criteria_count == 1
+        last = audit_records(server)[-1]
+        server.kill()
+        server.start(init=False)
+        ended = [r for r in audit_records(server) if r["result"] == "unclean stop"]
+        assert [(r["principal"], r["criteria_id"]) for r in ended] == [
+            ("md1", ids[0]), ("md1", ids[2]), ("md2", other)]  # in the order they were added
+        assert all(r["event"] == "dtcp-remove" and r["cdest_id"] == "cd1" and r["peer"]
+                   and f"last known live {last['time']}" in r["reason"] for r in ended)
+        assert all(r["target"] is None and "192.0.2." not in r["reason"] for r in ended)
+        async with md(server) as one:
+            kept = (await one.add(add_fields())).criteria_id
+    finally:
+        server.stop()  # SIGTERM
+    records = audit_records(server)
+    stopped = [r for r in records if r["result"] == "service stopped"]
+    assert [(r["principal"], r["criteria_id"]) for r in stopped] == [("md1", kept)]
+    assert records[-1]["event"] == "close"
+    checked = verify(server.audit_log)
+    assert checked.returncode == 0 and "closed" in checked.stdout, checked.stdout + checked.stderr
+    server.start(init=False)  # after a clean stop nothing more is recorded as ended
+    server.stop()
+    assert len([r for r in audit_records(server) if r["result"] == "unclean stop"]) == 3

@@ -25,7 +25,7 @@ from tests.integration.dtcp_support import (
     request,
 )
 
-MD_USERS = {**USERS, **{f"p{i}": TestUser(f"p{i}", f"p{i}-pw-1", "li-md") for i in range(1, 9)}}
+MD_USERS = {**USERS, **{f"p{i}": TestUser(f"p{i}", f"p{i}-pw-1", "li-md") for i in range(1, 10)}}
 TIMESTAMP = re.compile(rb"TIMESTAMP: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}")
 
 
@@ -159,6 +159,33 @@ async def test_d3_header_injection_is_refused(server: Flowtapd, injected: bytes)
         assert reply.status == 400
         assert (await client.noop()).status == 200  # resynchronised
         assert listed_ids(await client.list()) == []
+
+
+@pytest.mark.parametrize(("method", "fields"), [
+    ("ADD", [("Csource-ID", "p9"), *add_fields()]),  # the same identity twice
+    ("ADD", [*add_fields(), ("CSOURCE-ID", "p1")]),  # a second identity after the first
+    ("ADD", [*add_fields(), ("Dest-Address", "192.0.2.99")]),
+    ("ADD", [*add_fields(), ("X-JTap-Cdest-Dest-Port", "47999")]),
+    ("ADD", [*add_fields(), ("Flags", "STATIC")]),  # even an identical copy
+    ("LIST", [("Flags", "Criteria"), ("flags", "Stats")]),
+    ("NOOP", [("Seq", "1")]),
+])
+async def test_d3_duplicate_headers_are_refused_and_audited(
+    server: Flowtapd, method: str, fields: list[tuple[str, str]],
+) -> None:
+    """Row 8 of issue 13: a repeated single-valued header is a 400, nothing is applied, the
+    refusal is in the LI audit log, the channel stays usable and no header was echoed."""
+    async with md(server, "p9") as client:
+        before = len(audit_records(server))
+        (reply,) = await client.send(request(method, "p9", fields, seq=77), 1)
+        assert reply.status_line == "DTCP/0.7 400 Bad Request" and reply.verified
+        assert [name for name, _ in reply.headers] in (
+            ["SEQ", "TIMESTAMP", "AUTHENTICATION-INFO"], ["TIMESTAMP", "AUTHENTICATION-INFO"])
+        assert (await client.noop()).status == 200  # resynchronised, not closed
+        assert listed_ids(await client.list()) == []
+    refusals = [r for r in audit_records(server)[before:] if r["result"] == "400 Bad Request"]
+    assert [(r["principal"], r["method"]) for r in refusals] == [("p9", method)]
+    assert "duplicate header" in refusals[0]["reason"]
 
 
 async def test_d3_megabyte_header_line_is_refused_and_closes(server: Flowtapd) -> None:

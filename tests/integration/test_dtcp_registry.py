@@ -4,6 +4,7 @@ real Dataplane as the sink: it installs criteria without capturing)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +13,7 @@ from flowtap.criteria import ContentDestination, Criterion, Flag, Match, Timeout
 from flowtap.dataplane import Dataplane
 from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import parse_criteria_selector
+from flowtap.dtcp.publisher import Publisher
 from flowtap.dtcp.registry import Registry, RegistryLimits
 from flowtap.dtcp.tuning import DtcpTuning
 
@@ -167,3 +169,26 @@ def test_hmac_policy_default_matches_the_yang_default() -> None:
     assert model.from_tree(tree).dtcp == model.DtcpService(hmac_policy="strict")
     tree.find(".//{*}hmac-policy").getparent().remove(tree.find(".//{*}hmac-policy"))
     assert model.from_tree(tree).dtcp == model.DtcpService(hmac_policy="lenient")
+
+
+class _SlowSink:
+    """A dataplane whose table rebuild takes 0.2 s (as 5,000 criteria do)."""
+
+    def set_criteria(self, criteria: object) -> None:
+        time.sleep(0.2)
+
+    def counters(self) -> dict[int, object]:
+        return {}
+
+
+async def test_publisher_close_does_not_wait_out_its_rest() -> None:
+    """Shutdown with criteria installed (issue 13: SIGTERM within 5 s): a publisher resting
+    between two rebuilds (here up to 2 s) stops at once."""
+    publisher = Publisher(_SlowSink(), tuple, rest_factor=10.0, max_rest=2.0)  # type: ignore[arg-type]
+    publisher.changed()
+    await asyncio.sleep(0.05)
+    publisher.changed()  # arrives during the first rebuild: the publisher rests after it
+    await asyncio.sleep(0.4)
+    started = time.monotonic()
+    await publisher.close()
+    assert time.monotonic() - started < 1.0

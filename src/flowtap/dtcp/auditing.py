@@ -21,8 +21,9 @@ was refused) and ``reason`` (Seq, HMAC verdict, refusal detail).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 from flowtap.audit import AuditLog, AuditRecord
 from flowtap.auth.authenticator import AuthDecision
@@ -34,6 +35,7 @@ from flowtap.dtcp.replies import render_address_filter, render_value_filter
 
 LOG = logging.getLogger(__name__)
 MAX_TARGET = 8192
+SLICE = 256  # records encoded between two turns of the event loop (about 10 ms)
 _FLAGS = ((Flag.STATIC, "Static"), (Flag.SEND_ASYNC, "SendAsync"))
 
 
@@ -56,13 +58,26 @@ class LiAudit:
             raise AuditError("no LI audit log")
         await self.log.append(record)
 
-    def spawn(self, records: Sequence[AuditRecord]) -> None:
-        """Append records nobody waits for (expiries, clears): failures are logged."""
-        for record in records:
-            future = self.submit(record)
-            self._unawaited.add(future)
-            future.add_done_callback(self._unawaited.discard)
-            future.add_done_callback(_log_failure)
+    def spawn(self, records: Iterable[AuditRecord]) -> None:
+        """Append records nobody waits for (expiries, clears): failures are logged. One task
+        makes and chains them in order, ``SLICE`` at a time with a turn of the event loop in
+        between, so clearing thousands of criteria (flow-tap removed, shutdown) never holds
+        the loop. ``records`` may be lazy; what it reads must not change meanwhile."""
+        future = asyncio.ensure_future(self._append_all(iter(records)))
+        self._unawaited.add(future)
+        future.add_done_callback(self._unawaited.discard)
+        future.add_done_callback(_log_failure)
+
+    async def _append_all(self, records: Iterator[AuditRecord]) -> None:
+        durable = []
+        while part := list(itertools.islice(records, SLICE)):
+            if self.log is None:
+                from flowtap.audit import AuditError  # noqa: PLC0415
+
+                raise AuditError("no LI audit log")
+            durable += [self.log.append_nowait(record) for record in part]
+            await asyncio.sleep(0)
+        await asyncio.gather(*durable)
 
     async def drain(self) -> None:
         """Wait for the records :meth:`spawn` started (before closing the log)."""
@@ -77,7 +92,7 @@ class LiAudit:
 
     def removal_listener(self) -> Callable[[Sequence[Entry], str], None]:
         def on_removed(entries: Sequence[Entry], reason: str) -> None:
-            self.spawn([removal_record(e, reason) for e in entries])
+            self.spawn(removal_record(e, reason) for e in list(entries))
 
         return on_removed
 

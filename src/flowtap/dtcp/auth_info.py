@@ -50,6 +50,15 @@ class Signer:
         """
         return b"%s%s: %s\r\n\r\n" % (head, header_name.encode("ascii"), self.digest(head).encode())
 
+    def start(self) -> hmac.HMAC:
+        """A keyed HMAC to ``update`` with a message written in pieces; end it with
+        :meth:`trailer`. The pieces joined and the trailer are exactly what :meth:`sign` makes."""
+        return self._keyed.copy()
+
+    @staticmethod
+    def trailer(mac: hmac.HMAC, header_name: str = REPLY_HEADER) -> bytes:
+        return b"%s: %s\r\n\r\n" % (header_name.encode("ascii"), mac.hexdigest().encode())
+
     def verify(self, signed: bytes, authentication_info: str | None) -> bool:
         if authentication_info is None or len(authentication_info) != DIGEST_HEX_LENGTH:
             return False

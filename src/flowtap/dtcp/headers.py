@@ -45,13 +45,30 @@ UNIMPLEMENTED_IN_ADD = frozenset({
     OUTPUT_INTERFACE, "x-jtap-filter-family", "x-drop-policy", "x-interface-id", "x-username",
     "x-act-sess-id", "x-ip-addr", "x-nas-port-id", "x-call-sta-id", "x-rm-circuit-id",
     "x-rm-remote-id", "x-logical-system", "x-routing-instance"})  # fmt: skip
+# Every header this appliance reads or refuses by name. Each is single-valued: the ABNF gives
+# none of them a repeated form (lists are comma-separated inside one header), so a second copy
+# can only be a client bug or an injection attempt, and "first wins" would let whichever copy a
+# middlebox or logger reads differ from the one acted on (SECURITY D3).
+CATALOGUED = frozenset().union(*ALLOWED.values(), DRAFT_HEADERS, UNIMPLEMENTED_IN_ADD)
+
+
+def single_valued(name: str) -> bool:
+    """True for a lower-cased ``name`` that must not repeat in a request: every header but the
+    ``X-`` extensions nobody catalogued, which are ignored however often they appear (draft
+    §6.3: unknown ``X-`` headers must be ignored without error, and an ignored header cannot
+    take effect twice). ``X-JTap-*`` are all Junos parameters, catalogued or refused (501)."""
+    return name in CATALOGUED or not name.startswith("x-") or name.startswith("x-jtap-")
 
 _ESCAPE = re.compile(rb"\\([0-9]{3})")
 _VCHAR_EXCEPT_BACKSLASH = re.compile(r"[!-\[\]-~]*")
 
 
 class Headers:
-    """Header fields in wire order with case-insensitive lookup; the first duplicate wins."""
+    """Header fields in wire order with case-insensitive lookup.
+
+    The decoder refuses a request that repeats a single-valued header (:func:`single_valued`),
+    so ``get`` is unambiguous for every header the appliance reads; of an ignored ``X-``
+    extension the first value is kept."""
 
     __slots__ = ("_fields", "_first")
 

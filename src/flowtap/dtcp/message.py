@@ -11,8 +11,11 @@ Decisions (the fact sheet leaves these open):
 - ``Name *WSP ":" *WSP value``: header names are case-insensitive and limited to
   ``[A-Za-z0-9][A-Za-z0-9_.-]*``; a line that starts with whitespace (folding), has no colon, or
   carries a C0 control character (TAB excepted), DEL or invalid UTF-8 is a 400. Trailing whitespace
-  is dropped. If a header repeats, the first value wins (fact sheet §1.3); lines after
-  ``Authentication-Info`` are not interpreted at all.
+  is dropped. Lines after ``Authentication-Info`` are not interpreted at all.
+- A repeated header is a 400 (SECURITY D3, which overrides the fact sheet's "first value wins",
+  §1.3): two ``Csource-ID`` lines must not let one identity be checked and another logged.
+  Only ``X-`` extensions outside the catalogue may repeat (``headers.single_valued``); they are
+  ignored anyway. The reply echoes no Seq when ``Seq`` itself is the duplicate.
 - ``\\ddd`` escapes name one byte (000-255) of the value's UTF-8 encoding; any other backslash is
   a 400. Values are stored still escaped: ``fields`` splits lists on the literal commas first and
   unescapes each item, so an escape never acts as a separator.
@@ -39,7 +42,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from flowtap.dtcp.headers import Headers, escape, unescape
+from flowtap.dtcp.headers import Headers, escape, single_valued, unescape
 
 MAX_LINE_BYTES = 8192
 MAX_HEADERS = 64
@@ -301,8 +304,12 @@ def _decode_message(message: bytes, max_line: int, max_lines: int) -> Request | 
         offset = len(lines[0]) + 2
         for raw in lines[1:]:
             name, value = _parse_header(raw)
-            if name.lower() == AUTHENTICATION_INFO:
+            key = name.lower()
+            if key == AUTHENTICATION_INFO:
                 return Request(method, version, headers, message[:offset], value)
+            if key in headers and single_valued(key):
+                seq = None if key == "seq" else _salvage_seq(message)
+                return DecodeError(400, f"duplicate header {name}", version, seq, method)
             headers.add(name, value)
             offset += len(raw) + 2
         return Request(method, version, headers, message[:offset], None)

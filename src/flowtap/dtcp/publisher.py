@@ -29,6 +29,7 @@ audit log records why. One bad criterion never blinds the others (LI-8).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -97,6 +98,7 @@ class Publisher:
         self._good: dict[int, Criterion] = {}  # what the dataplane accepted last
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
+        self._closing = asyncio.Event()  # ends a rest at once: shutdown must not wait for it
         self.stats = PublishStats()
         self.rest_factor = rest_factor
         self.max_rest = max_rest
@@ -122,6 +124,7 @@ class Publisher:
     async def close(self) -> None:
         """Finish the call in flight, then stop; later changes are ignored."""
         self._closed = True
+        self._closing.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._executor is not None:
@@ -151,7 +154,9 @@ class Publisher:
                 self._published = generation
                 self._release_waiters()
                 if self._changed_at is not None and self.rest_factor:
-                    await asyncio.sleep(min(self.max_rest, self.rest_factor * (done - started)))
+                    rest = min(self.max_rest, self.rest_factor * (done - started))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), rest)
         finally:
             self._task = None
 

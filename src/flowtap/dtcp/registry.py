@@ -29,14 +29,16 @@ Decisions (DTCP.md §2.3-2.7, §7; draft §5.5-5.11):
 
 Complexity: ADD, confirm and DELETE by ID or Cdest-ID are O(1) per criterion (dicts and an
 index per source); LIST and range selectors are O(criteria of the source); the table given to
-the publisher is a dict copied in C.
+the publisher is a dict copied in C. The session applies DELETE and REFRESH of many criteria,
+and renders LIST rows, in slices (``methods.SLICE``) so other sessions run in between; hence
+``holds`` and the lazy ``list_slices``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -198,11 +200,24 @@ class Registry:
         return [e for e in src.entries.values() if selector is None or selector.matches(
             e.criteria_id)]  # fmt: skip
 
-    def list_entries(self, entries: Sequence[Entry], stats: bool) -> list[ListEntry]:
-        """LIST rows, a consistent snapshot taken now (one counters call when ``stats``)."""
-        if not stats:
-            return [ListEntry(e.criterion, e.peer, CriterionStats(e.last_refresh)) for e in entries]
-        return list_rows(entries, self.sink.counters() if entries else {}, self.clock())
+    def holds(self, entry: Entry) -> bool:
+        """Whether ``entry`` is still in the table (not deleted, expired or cleared since)."""
+        return self._by_key.get(entry.key) is entry
+
+    def list_slices(
+        self, entries: Sequence[Entry], stats: bool, size: int
+    ) -> Iterator[list[ListEntry]]:
+        """LIST rows, ``size`` at a time, made as each slice is asked for. The counters and
+        the clock are read now, once, so every slice shows the same instant."""
+        counters = self.sink.counters() if stats and entries else {}
+        now = self.clock()
+
+        def rows(part: Sequence[Entry]) -> list[ListEntry]:
+            if stats:
+                return list_rows(part, counters, now)
+            return [ListEntry(e.criterion, e.peer, CriterionStats(e.last_refresh)) for e in part]
+
+        return (rows(entries[i : i + size]) for i in range(0, len(entries), size))
 
     # ---- changing --------------------------------------------------------------------------
 
@@ -273,8 +288,10 @@ class Registry:
     def refresh(self, entries: Sequence[Entry], timeouts: Timeouts) -> list[_Saved]:
         """Replace the given timeouts of non-static ``entries``; returns what :meth:`unrefresh`
         needs. Packet and byte limits restart from the counters now."""
-        targets = [e for e in entries if not e.criterion.static]
-        counters = self.sink.counters() if timeouts.packets or timeouts.bytes else {}
+        # only those still held: a REFRESH applied in slices must not republish one deleted
+        # or expired meanwhile
+        targets = [e for e in entries if not e.criterion.static and self.holds(e)]
+        counters = self.sink.counters() if targets and (timeouts.packets or timeouts.bytes) else {}
         saved = []
         for entry in targets:
             saved.append(_Saved(entry, tuple(getattr(entry, a) for a in _TIMING)))
@@ -367,8 +384,13 @@ class Registry:
         if initial:
             entry.timeouts = given
         else:
-            entry.timeouts = Timeouts(*(new if new is not None else old for new, old in zip(
-                dataclasses.astuple(given), dataclasses.astuple(entry.timeouts), strict=True)))
+            old = entry.timeouts  # field by field: dataclasses.astuple deep-copies (slow)
+            entry.timeouts = Timeouts(
+                old.idle if given.idle is None else given.idle,
+                old.total if given.total is None else given.total,
+                old.packets if given.packets is None else given.packets,
+                old.bytes if given.bytes is None else given.bytes,
+            )
         if given.total is not None:
             entry.total_deadline = now + given.total
         if given.idle is not None:

@@ -31,7 +31,7 @@ Decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -81,13 +81,16 @@ def encode_reply(
     version: str, status: int, headers: Headers, *, signer: Signer = SSH_SIGNER
 ) -> bytes:
     """Status line, ``headers`` in order, then the signature; values must already be wire-safe."""
-    lines = [f"DTCP/{version} {status} {reason_phrase(status)}"]
-    for name, value in headers:
-        if _UNSAFE_VALUE.search(name) or _UNSAFE_VALUE.search(value):
-            raise ValueError(f"{name}: control character in a reply header")
-        lines.append(f"{name}: {value}")
-    lines.append("")
-    return signer.sign("\r\n".join(lines).encode("utf-8"))
+    return signer.sign(_encode_lines([f"DTCP/{version} {status} {reason_phrase(status)}"], headers))
+
+
+def _encode_lines(lines: list[str], headers: Headers) -> bytes:
+    """``lines`` then ``headers`` as ``Name: value``, each ending with CRLF."""
+    fields = [f"{name}: {value}" for name, value in headers]
+    # one search over all names and values at once (per header, it was a LIST's main cost)
+    if _UNSAFE_VALUE.search("".join(fields)):
+        raise ValueError("control character in a reply header")
+    return "".join(f"{line}\r\n" for line in lines + fields).encode("utf-8")
 
 
 def add_reply(
@@ -159,16 +162,47 @@ def list_reply(
     signer: Signer = SSH_SIGNER,
 ) -> bytes:
     """The reply to LIST; ``flags`` (CRITERIA, STATS or BOTH) selects the blocks per entry."""
-    headers = [("SEQ", str(seq)), ("TIMESTAMP", format_timestamp(when))]
+    return b"".join(list_reply_parts(version, seq, [entries], len(entries), flags, when,
+                                     signer=signer))  # fmt: skip
+
+
+def list_reply_parts(
+    version: str,
+    seq: int,
+    slices: Iterable[Sequence[ListEntry]],
+    total: int,
+    flags: Flag,
+    when: datetime,
+    *,
+    signer: Signer = SSH_SIGNER,
+) -> Iterator[bytes]:
+    """The reply to LIST in pieces: the head, one piece per slice of ``total`` entries (pulled
+    from ``slices`` only when that piece is asked for), then the signature. Joined, they are
+    the bytes of one reply, signed as a whole, so a session can write a long LIST slice by
+    slice and let other sessions run in between."""
+    mac = signer.start()
+    head = _encode_lines([f"DTCP/{version} 200 {reason_phrase(200)}"], [
+        ("SEQ", str(seq)), ("TIMESTAMP", format_timestamp(when))])  # fmt: skip
+    mac.update(head)
+    yield head
     legacy = version_tuple(version) < (0, 6)
-    total = str(len(entries))
-    for number, entry in enumerate(entries, 1):
-        headers.extend(_entry(entry, flags))
-        if not legacy:
-            headers.extend((("CRITERIA-NUM", str(number)), ("CRITERIA-COUNT", total)))
-    if legacy:
-        headers.append(("NUM-CRITERIA", total))
-    return encode_reply(version, 200, headers, signer=signer)
+    count = str(total)
+    number = 0
+    for part in slices:
+        headers: list[tuple[str, str]] = []
+        for entry in part:
+            number += 1
+            headers.extend(_entry(entry, flags))
+            if not legacy:
+                headers.extend((("CRITERIA-NUM", str(number)), ("CRITERIA-COUNT", count)))
+        piece = _encode_lines([], headers)
+        mac.update(piece)
+        yield piece
+    if number != total:
+        raise ValueError("LIST slices do not hold the announced number of entries")
+    tail = _encode_lines([], [("NUM-CRITERIA", count)]) if legacy else b""
+    mac.update(tail)
+    yield tail + signer.trailer(mac)
 
 
 def _around(seq: int | None, result: list[tuple[str, str]], when: datetime) -> Headers:

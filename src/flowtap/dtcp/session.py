@@ -21,6 +21,10 @@ written in order. A reply never precedes its durable record. If the audit log ca
 written, the changes of the affected requests are undone and each gets
 ``500 Server Internal Error`` (fail closed).
 
+Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessions run: between
+two such messages of a batch, between the slices of their work (``methods.SLICE``) and between
+the pieces of a LIST reply, which is rendered piece by piece as the channel drains.
+
 The channel closes after ``idle_timeout`` without a message, ``message_timeout`` after a
 message started without its end arriving, after ``max_consecutive_errors`` protocol errors in a
 row (400, 501, 505 or an unanswered 497: D1) and on a fatal framing error (D12). Criteria
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -41,7 +45,14 @@ from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.auth_info import verify_request
 from flowtap.dtcp.fields import parse_identity, seq_of
 from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
-from flowtap.dtcp.methods import HANDLERS, Outcome, RequestContext, refused, status_line
+from flowtap.dtcp.methods import (
+    BULK_METHODS,
+    HANDLERS,
+    Outcome,
+    RequestContext,
+    refused,
+    status_line,
+)
 from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.replies import decode_error_reply, error_reply
 from flowtap.dtcp.tuning import DtcpTuning
@@ -130,8 +141,10 @@ class DtcpSession:
         outcomes: list[Outcome] = []
         close = False
         for item in items:  # in order; stop at the message after which the channel closes
-            outcome = self._handle(item)
+            outcome = await self._handle(item)
             outcomes.append(outcome)
+            if isinstance(item, Request) and item.method in BULK_METHODS:
+                await asyncio.sleep(0)  # ten pipelined LISTs: others run between their selects
             self._errors = self._errors + 1 if outcome.status in PROTOCOL_ERRORS else 0
             if outcome.close or self._errors >= self.host.tuning.max_consecutive_errors:
                 close = True
@@ -141,24 +154,51 @@ class DtcpSession:
         for outcome, result in reversed(list(zip(outcomes, results, strict=True))):
             if result is not None and outcome.undo is not None:
                 outcome.undo()
-        replies = []
+        replies: list[bytes] = []
         for outcome, result in zip(outcomes, results, strict=True):
             if result is None:
                 if outcome.confirm is not None:
                     outcome.confirm()
-                if outcome.reply is not None:
+                if isinstance(outcome.reply, bytes):
                     replies.append(outcome.reply)
+                elif outcome.reply is not None:
+                    await self._send(replies)
+                    replies = []
+                    if not await self._send_in_pieces(outcome.reply):
+                        return  # cut short by a bug: the channel is closing
             elif outcome.reply is not None:
                 LOG.error("%s: LI audit log refused a record; request refused with 500",
                           self.session_id)  # fmt: skip
                 replies.append(error_reply(outcome.version, 500, outcome.seq, datetime.now()))
-        if replies:
-            self._write(b"".join(replies))
-            await self._drain()
+        await self._send(replies)
         if close:
             self.close()
 
-    def _handle(self, item: Request | DecodeError) -> Outcome:
+    async def _send(self, replies: list[bytes]) -> None:
+        if replies:
+            self._write(b"".join(replies))
+            await self._drain()
+
+    async def _send_in_pieces(self, pieces: Iterator[bytes]) -> bool:
+        """A long reply (LIST): each piece is rendered when asked for, so other sessions run
+        between two of them; ``drain`` also stops a client that does not read from piling up
+        the whole reply in memory. False when rendering failed (a bug): half a reply cannot
+        be taken back, so the channel is closed."""
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration:
+                return True
+            except Exception as exc:  # never the request's values in the log: the type only
+                LOG.error("%s: internal error while writing a reply: %s", self.session_id,
+                          type(exc).__name__)  # fmt: skip
+                self.close()
+                return False
+            self._write(piece)
+            await self._drain()
+            await asyncio.sleep(0)
+
+    async def _handle(self, item: Request | DecodeError) -> Outcome:
         ctx = self._ctx
         if isinstance(item, DecodeError):
             reply = decode_error_reply(item, datetime.now())
@@ -185,7 +225,7 @@ class DtcpSession:
             )  # fmt: skip
             return Outcome(499, None, record, request.version, ident.seq, close=True)
         try:
-            return HANDLERS[request.method](ctx, request, ident, note)
+            return await HANDLERS[request.method](ctx, request, ident, note)
         except Exception as exc:  # a bug: answer 500, never leak the request into logs
             LOG.error("%s: internal error in %s: %s", self.session_id, request.method,
                       type(exc).__name__)  # fmt: skip
