@@ -146,24 +146,29 @@ async def logins(server: Flowtapd, port: int, count: int) -> list[Any]:
     return await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
 
 
-async def phase_idle_netconf(server: Flowtapd, cap: float) -> dict[str, str]:
-    attackers = await logins(server, server.port, 75)
-    opened = [a for a in attackers if isinstance(a, asyncssh.SSHClientConnection)]
-    waited, tries = await until(lambda: admin_reply(server), cap)
+async def idle_logins_then(server: Flowtapd, port: int, count: int,
+                           victim: Callable[[], Awaitable[Any]], cap: float) -> tuple[int, str]:
+    """Hold ``count`` channel-less logins on ``port`` while ``victim`` retries; how many logins
+    were made and how long the victim waited."""
+    opened = [a for a in await logins(server, port, count)
+              if isinstance(a, asyncssh.SSHClientConnection)]  # fmt: skip
+    waited, tries = await until(victim, cap)
     for conn in opened:
         conn.close()
-    return {"idle logins opened": str(len(opened)),
-            "administrator's first NETCONF reply": fmt(waited, cap) + f" ({tries} tries)"}
+    return len(opened), fmt(waited, cap) + f" ({tries} tries)"
+
+
+async def phase_idle_netconf(server: Flowtapd, cap: float) -> dict[str, str]:
+    made, waited = await idle_logins_then(server, server.port, 75,
+                                          lambda: admin_reply(server), cap)  # fmt: skip
+    return {"idle logins opened": str(made), "administrator's first NETCONF reply": waited}
 
 
 async def phase_idle_dtcp(server: Flowtapd, cap: float) -> dict[str, str]:
-    attackers = await logins(server, server.dtcp_port, 5)
-    opened = [a for a in attackers if isinstance(a, asyncssh.SSHClientConnection)]
-    waited, tries = await until(lambda: mediation_noop(server), cap)
-    for conn in opened:
-        conn.close()
-    return {"logins without flow-tap-operation made": str(len(opened)),
-            "mediation device's first NOOP answered": fmt(waited, cap) + f" ({tries} tries)"}
+    made, waited = await idle_logins_then(server, server.dtcp_port, 5,
+                                          lambda: mediation_noop(server), cap)  # fmt: skip
+    return {"logins without flow-tap-operation made": str(made),
+            "mediation device's first NOOP answered": waited}
 
 
 async def phase_preauth_flood(server: Flowtapd, cap: float) -> dict[str, str]:
