@@ -25,6 +25,7 @@ SCRIPTS = [
     ("netconf_cycles.py", ["--seconds", "10"]),
     ("dtcp_add.py", []),
     ("dataplane.py", []),
+    ("hostile_soak.py", ["--cap", "45"]),
 ]
 
 
