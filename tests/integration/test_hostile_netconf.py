@@ -317,6 +317,28 @@ async def test_n1_client_hello_with_session_id_terminates(server: Flowtapd) -> N
     await assert_serves(server)
 
 
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+@pytest.mark.parametrize("pipelined", [False, True], ids=["own-write", "same-write"])
+async def test_n1_blank_messages_before_the_hello_are_ignored(
+    server: Flowtapd, version: str, pipelined: bool
+) -> None:
+    # Found by tests/fuzz (netconf_framing): a blank first message ended the hello phase, and
+    # switching to chunked framing on the real hello raised RuntimeError out of the session.
+    blanks = b"\r\n" + EOM + b" " + EOM
+    first = HELLO_10 if version == "1.0" else HELLO_11
+    async with raw_session(server, client_hello=None) as raw:
+        raw.chunked = version == "1.1"
+        if pipelined:
+            raw.send(blanks + first + raw.frame(rpc(GET_HOSTNAME)))
+        else:
+            raw.send(blanks)
+            await asyncio.sleep(0.2)  # let the server read the blanks on their own
+            raw.send(first + raw.frame(rpc(GET_HOSTNAME)))
+        reply = await raw.reply()
+        assert reply.findtext(f".//{{{SYS}}}host-name")
+    await assert_serves(server)
+
+
 async def test_n1_no_hello_at_all_times_out(server: Flowtapd) -> None:
     async with raw_session(server, client_hello=None) as raw:
         start = time.monotonic()
