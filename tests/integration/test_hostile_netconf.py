@@ -870,6 +870,32 @@ async def test_n11_missing_and_bad_message_id(server: Flowtapd) -> None:
     await assert_serves(server)
 
 
+@pytest.mark.parametrize(
+    ("attrs", "body", "answered"),
+    [
+        pytest.param('message-id="3" \u03d6="1"', "<frobnicate/>", "error", id="error-reply"),
+        pytest.param('message-id="3" xmlns:x="urn:x" x:\u03d6="1"', GET_HOSTNAME, "data",
+                     id="namespaced-echo"),
+        pytest.param('message-id="3"', f'<validate><source><config><system xmlns="{SYS}" '
+                     '\u03d6="1"/></config></source></validate>', "error", id="inline-config"),
+    ],
+)
+async def test_n11_non_ascii_names_keep_replies_well_formed(
+    server: Flowtapd, attrs: str, body: str, answered: str
+) -> None:
+    # Found by tests/fuzz (netconf_rpc): lxml's default ASCII output wrote a non-ASCII attribute
+    # name as a character reference, so the reply was not well-formed XML (or, for an inline
+    # <config>, re-parsing it failed into "Internal error").
+    async with raw_session(server) as raw:
+        reply = await raw.rpc(body.encode(), attrs)
+        assert reply.get("message-id") == "3"
+        if answered == "data":
+            assert reply.findtext(f".//{{{SYS}}}host-name")
+        else:
+            assert error_tags(reply) and "operation-failed" not in error_tags(reply)
+    await assert_serves(server)
+
+
 # --- N12: semantic errors, no partial change ------------------------------------------------------
 
 
