@@ -44,6 +44,10 @@ def child(target: str, libfuzzer_args: list[str]) -> None:
     atheris.Fuzz()
 
 
+def _artifacts(work: Path) -> set[str]:
+    return {p.name for p in work.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-"))}
+
+
 def run_target(target: str, args: argparse.Namespace) -> dict[str, object]:
     work = Path(args.work) / target
     corpus = work / "corpus"
@@ -57,6 +61,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict[str, object]:
     if dictionary.exists():
         libfuzzer.append(f"-dict={dictionary}")
     log = work / "fuzz.log"
+    earlier = _artifacts(work)
     started = time.monotonic()
     with log.open("w") as out:
         status = subprocess.call(
@@ -68,8 +73,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict[str, object]:
     stats = _STAT.findall(text)
     done = _DONE.search(text)
     execs = int(done.group(1)) if done else int(stats[-1][0]) if stats else 0
-    crashes = sorted(p.name for p in work.glob("crash-*")) + sorted(
-        p.name for p in work.glob("timeout-*")) + sorted(p.name for p in work.glob("oom-*"))
+    crashes = sorted(_artifacts(work) - earlier)
     return {
         "target": target,
         "executions": execs,
@@ -77,7 +81,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict[str, object]:
         "exec/s": round(execs / elapsed) if elapsed else 0,
         "cov": int(stats[-1][1]) if stats else 0,
         "ft": int(stats[-1][2]) if stats else 0,
-        "crashes": len(crashes) if status else 0,
+        "crashes": len(crashes),
         "artifacts": crashes,
         "status": status,
         "log": str(log),
