@@ -220,6 +220,8 @@ class Schema:
             )
         finally:
             dnode.free()
+        if out is None:  # libyang prints nothing for only empty non-presence containers
+            return b""
         return out.encode() if isinstance(out, str) else bytes(out)
 
     def _to_rpc_error(

@@ -896,6 +896,16 @@ async def test_n11_non_ascii_names_keep_replies_well_formed(
     await assert_serves(server)
 
 
+async def test_inline_config_of_only_empty_containers_validates(server: Flowtapd) -> None:
+    # Found by tests/fuzz (netconf_rpc): libyang prints nothing for such a tree, and the None it
+    # returned failed the canonical form with TypeError ("Internal error").
+    async with raw_session(server) as raw:
+        reply = await raw.rpc(f'<validate><source><config><system xmlns="{SYS}"><services/>'
+                              "</system></config></source></validate>")
+        assert reply.find(f"{{{NC}}}ok") is not None, etree.tostring(reply)
+    await assert_serves(server)
+
+
 # --- N12: semantic errors, no partial change ------------------------------------------------------
 
 
