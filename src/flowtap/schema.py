@@ -220,7 +220,7 @@ class Schema:
             )
         finally:
             dnode.free()
-        if out is None:  # nothing but empty non-presence containers: no data at all
+        if out is None:  # libyang prints nothing for only empty non-presence containers
             return b""
         return out.encode() if isinstance(out, str) else bytes(out)
 

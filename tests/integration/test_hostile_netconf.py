@@ -317,6 +317,28 @@ async def test_n1_client_hello_with_session_id_terminates(server: Flowtapd) -> N
     await assert_serves(server)
 
 
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+@pytest.mark.parametrize("pipelined", [False, True], ids=["own-write", "same-write"])
+async def test_n1_blank_messages_before_the_hello_are_ignored(
+    server: Flowtapd, version: str, pipelined: bool
+) -> None:
+    # Found by tests/fuzz (netconf_framing): a blank first message ended the hello phase, and
+    # switching to chunked framing on the real hello raised RuntimeError out of the session.
+    blanks = b"\r\n" + EOM + b" " + EOM
+    first = HELLO_10 if version == "1.0" else HELLO_11
+    async with raw_session(server, client_hello=None) as raw:
+        raw.chunked = version == "1.1"
+        if pipelined:
+            raw.send(blanks + first + raw.frame(rpc(GET_HOSTNAME)))
+        else:
+            raw.send(blanks)
+            await asyncio.sleep(0.2)  # let the server read the blanks on their own
+            raw.send(first + raw.frame(rpc(GET_HOSTNAME)))
+        reply = await raw.reply()
+        assert reply.findtext(f".//{{{SYS}}}host-name")
+    await assert_serves(server)
+
+
 async def test_n1_no_hello_at_all_times_out(server: Flowtapd) -> None:
     async with raw_session(server, client_hello=None) as raw:
         start = time.monotonic()
@@ -845,6 +867,42 @@ async def test_n11_missing_and_bad_message_id(server: Flowtapd) -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionError, asyncssh.Error):
             raw.send(chunk(rpc(GET_HOSTNAME, f'message-id="{"9" * (MAX_MESSAGE + 1)}"')))
         await assert_terminated(raw)
+    await assert_serves(server)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "body", "answered"),
+    [
+        pytest.param('message-id="3" \u03d6="1"', "<frobnicate/>", "error", id="error-reply"),
+        pytest.param('message-id="3" xmlns:x="urn:x" x:\u03d6="1"', GET_HOSTNAME, "data",
+                     id="namespaced-echo"),
+        pytest.param('message-id="3"', f'<validate><source><config><system xmlns="{SYS}" '
+                     '\u03d6="1"/></config></source></validate>', "error", id="inline-config"),
+    ],
+)
+async def test_n11_non_ascii_names_keep_replies_well_formed(
+    server: Flowtapd, attrs: str, body: str, answered: str
+) -> None:
+    # Found by tests/fuzz (netconf_rpc): lxml's default ASCII output wrote a non-ASCII attribute
+    # name as a character reference, so the reply was not well-formed XML (or, for an inline
+    # <config>, re-parsing it failed into "Internal error").
+    async with raw_session(server) as raw:
+        reply = await raw.rpc(body.encode(), attrs)
+        assert reply.get("message-id") == "3"
+        if answered == "data":
+            assert reply.findtext(f".//{{{SYS}}}host-name")
+        else:
+            assert error_tags(reply) and "operation-failed" not in error_tags(reply)
+    await assert_serves(server)
+
+
+async def test_inline_config_of_only_empty_containers_validates(server: Flowtapd) -> None:
+    # Found by tests/fuzz (netconf_rpc): libyang prints nothing for such a tree, and the None it
+    # returned failed the canonical form with TypeError ("Internal error").
+    async with raw_session(server) as raw:
+        reply = await raw.rpc(f'<validate><source><config><system xmlns="{SYS}"><services/>'
+                              "</system></config></source></validate>")
+        assert reply.find(f"{{{NC}}}ok") is not None, etree.tostring(reply)
     await assert_serves(server)
 
 

@@ -213,6 +213,31 @@ def test_start_chunked_in_the_middle_of_the_hello_is_a_bug() -> None:
         dec2.start_chunked()
 
 
+@pytest.mark.parametrize("blank", [b"", b" ", b"\r\n", b"\n  \t"])
+def test_blank_messages_before_the_hello_are_dropped(blank: bytes) -> None:
+    # Found by tests/fuzz (netconf_framing): a blank first message used to end the hello phase,
+    # so the session's start_chunked() on the real hello raised RuntimeError.
+    dec = FrameDecoder()
+    assert dec.feed(blank + EOM + HELLO + EOM + encode_chunked(RPC1)) == [HELLO]
+    assert dec.start_chunked() == [RPC1]
+    dec = FrameDecoder()
+    assert dec.feed(blank + EOM) == []
+    assert dec.feed(HELLO + EOM) == [HELLO]
+    assert dec.start_chunked() == []
+    assert dec.feed(encode_chunked(RPC1)) == [RPC1]
+
+
+def test_start_chunked_after_the_hello_broke_the_framing_terminates() -> None:
+    # Found by tests/fuzz (netconf_framing): bytes held after the hello over the cap break the
+    # decoder in the same feed that returns the hello; the session then switches framing.
+    dec = FrameDecoder(100)
+    with pytest.raises(SessionTerminated) as caught:
+        dec.feed(HELLO + EOM + b"x" * 101)
+    assert getattr(caught.value, "completed", None) == [HELLO]
+    with pytest.raises(SessionTerminated):
+        dec.start_chunked()
+
+
 def test_start_chunked_is_idempotent() -> None:
     dec = chunked_decoder()
     assert dec.start_chunked() == []

@@ -129,6 +129,9 @@ class FrameDecoder:
         """Switch to chunked framing; return messages completed by bytes held since the hello."""
         if self._mode is _Mode.CHUNKED:
             return []
+        if self._mode is _Mode.BROKEN:
+            # The feed that completed the hello also broke the framing (held bytes over the cap).
+            raise SessionTerminated("NETCONF framing already failed")
         if self._mode is _Mode.HELLO and self._buf:
             raise RuntimeError("start_chunked() called in the middle of the hello")
         if self._mode not in (_Mode.HELLO, _Mode.HELD):
@@ -185,7 +188,10 @@ class FrameDecoder:
                 start = idx + len(EOM)
                 if self._mode is _Mode.HELLO:
                     # Not skipping blanks here: under chunked framing they are the header's LF.
-                    self._mode = _Mode.HELD
+                    # A blank "message" is no hello: it is dropped, as after the hello, and the
+                    # hello is still awaited (the session switches framing on the real one).
+                    if msg:
+                        self._mode = _Mode.HELD
                 else:
                     # Peers often send a newline after ]]>]]>; XML forbids blanks before <?xml,
                     # and dropping them keeps in_message false between messages.

@@ -119,6 +119,15 @@ def _inline_config(op: etree._Element, param: str) -> etree._Element:
     return config
 
 
+def _inline_tree(op: etree._Element) -> etree._Element:
+    """The inline ``<source><config>`` as a datastore tree."""
+    # UTF-8: lxml's default ASCII output writes a non-ASCII element or attribute name as a
+    # character reference, which is not well-formed and failed the re-parse (found by fuzzing).
+    children = _inline_config(op, "source")
+    _check_edit_size(children)
+    return parse_top(b"".join(etree.tostring(c, encoding="UTF-8") for c in children))
+
+
 def _with_defaults(op: etree._Element) -> str | None:
     el = _child(op, "with-defaults", WD_NS)
     return None if el is None else (el.text or "").strip()
@@ -233,9 +242,7 @@ async def copy_config(session: Session, op: etree._Element) -> Result:
     target = _datastore(op, "target")
     source = _datastore(op, "source")
     if source == "config":
-        inline = _inline_config(op, "source")
-        _check_edit_size(inline)
-        tree = parse_top(b"".join(etree.tostring(c) for c in inline))
+        tree = _inline_tree(op)
     else:
         tree = ds.tree(source)
         if not session.ctx.read_filter.sees_everything(session.principal):
@@ -276,9 +283,7 @@ async def validate(session: Session, op: etree._Element) -> Result:
     source = _datastore(op, "source")
     datastores = session.ctx.datastores
     if source == "config":
-        inline = _inline_config(op, "source")
-        _check_edit_size(inline)
-        tree = parse_top(b"".join(etree.tostring(c) for c in inline))
+        tree = _inline_tree(op)
     elif source == "candidate":  # as this user would commit it (LI subtrees: li_policy)
         tree = datastores.view(session.principal)
     else:

@@ -31,7 +31,7 @@ def reply(attrs: Mapping[str, str], body: Body | None = None) -> bytes:
         root = element(_REPLY, NC_NS)
         for name, value in echoed.items():
             root.set(name, value)
-        head = etree.tostring(root)[:-2] + b">"
+        head = etree.tostring(root, encoding="UTF-8")[:-2] + b">"
     else:  # the usual message-id alone: no tree needed
         head = (_REPLY_OPEN + "".join(
             f' {name}="{value.translate(_ATTRIBUTE_ESCAPES)}"' for name, value in echoed.items()
@@ -82,7 +82,9 @@ def error_reply(attrs: Mapping[str, str], errors: Iterable[NetconfRpcError]) -> 
             root.set(name, value)
     for error in errors:
         root.append(error_element(error))
-    return etree.tostring(root)
+    # UTF-8, not lxml's default ASCII: that writes a non-ASCII attribute name of the <rpc> as a
+    # character reference, which is not well-formed XML (found by fuzzing).
+    return etree.tostring(root, encoding="UTF-8")
 
 
 # The module prefixes used in error-path, declared on the element so clients can resolve them.
