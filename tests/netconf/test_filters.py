@@ -560,3 +560,12 @@ def test_deeply_nested_xpath_is_refused() -> None:
         xpath_filter(src, expr, NS)
     assert err.value.tag == "invalid-value"
     xpath_filter(src, "//*[count(//*[count(//*)>0])>0]", NS)  # depth 4 is still served
+
+
+@pytest.mark.parametrize("select", ["/c:top\x00", "//*[c:name='\x01']", "/c:top/c:users\x1f"])
+def test_xpath_with_a_control_character_is_invalid_value(select: str) -> None:
+    """Found by fuzzing: lxml raised ValueError (no XML attribute can carry one, but the
+    function must still answer with an rpc-error)."""
+    with pytest.raises(NetconfRpcError) as exc:
+        xpath_filter(data(), select, NS)
+    assert exc.value.tag == "invalid-value"

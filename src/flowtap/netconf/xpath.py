@@ -286,6 +286,8 @@ def evaluate(data: etree._Element, query: XPathQuery) -> list[etree._Element]:
         result = compile_xpath(query.select, query.namespaces)(data, **{_ROOT_VAR: root})
     except etree.XPathError as exc:
         raise invalid_xpath(f"invalid XPath filter: {exc}") from None
+    except ValueError:  # lxml refuses control characters (no XML attribute can carry them)
+        raise invalid_xpath("invalid XPath filter: it holds a control character") from None
     if not isinstance(result, list):
         raise invalid_xpath("XPath filter does not select a node-set")
     nodes: list[etree._Element] = []
