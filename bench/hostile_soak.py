@@ -10,7 +10,8 @@ and measures from the point of view of the administrator or the mediation device
   idle-dtcp      5 logins by that user on the DTCP port; time until the mediation device gets
                  its NOOP answered
   preauth-flood  raw TCP connections from 127.0.0.2 to the DTCP port, kept at 5 (never logging
-                 in); mediation-device admissions from 127.0.0.1 / tries
+                 in); mediation-device admissions from 127.0.0.1 / tries (one try every 13 s,
+                 within its own rate-limit)
   big-message    30 NETCONF sessions each sending an unfinished 4 MiB message; daemon RSS
                  before, with them open, and after they close
   stopped-lock   a client that locks the candidate and is then SIGSTOPped; time until the
@@ -199,7 +200,7 @@ async def phase_preauth_flood(server: Flowtapd, cap: float) -> dict[str, str]:
             admitted += 1
         except Exception:
             pass
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(13.0)  # within the device's own rate-limit (5 a minute)
     stop.set()
     await flooder
     for s in held:
