@@ -25,7 +25,8 @@ Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessi
 two such messages of a batch, between the slices of their work (``methods.SLICE``) and between
 the pieces of a LIST reply, which is rendered piece by piece as the channel drains.
 
-The channel closes after ``idle_timeout`` without a message, ``message_timeout`` after a
+The channel closes after the login class's ``idle-timeout`` (else ``idle_timeout``) without a
+message, ``message_timeout`` after a
 message started without its end arriving, after ``max_consecutive_errors`` protocol errors in a
 row (400, 501, 505 or an unanswered 497: D1) and on a fatal framing error (D12). Criteria
 outlive the channel.
@@ -99,6 +100,10 @@ class DtcpSession:
         self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config)
         self._errors = 0
         self.closing = False
+        # the login class's idle-timeout (minutes), fixed at login as for NETCONF; else tuning's
+        minutes = host.config().idle_timeouts.get(principal.login_class)
+        tuning = host.tuning
+        self.idle_timeout = minutes * tuning.idle_minute if minutes else tuning.idle_timeout
 
     async def run(self, reader: Reader) -> None:
         timer = ReadDeadline()
@@ -114,7 +119,7 @@ class DtcpSession:
                     deadline = message_deadline
                 else:
                     message_deadline = None
-                    deadline = timer.time() + tuning.idle_timeout
+                    deadline = timer.time() + self.idle_timeout
                 chunk = await timer.read(reader, 65536, deadline)
                 if not chunk:
                     break

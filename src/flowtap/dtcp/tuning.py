@@ -10,8 +10,10 @@ Decisions:
   authenticated by then is closed and frees its slot (D11); so is one without an open DTCP
   channel that long after it was accepted or after its channel ended (issue 13 row 2).
 - ``idle_timeout`` 1800 s: an authenticated DTCP channel with no message in progress and no
-  request for that long is closed. Criteria survive the close (they belong to the control
-  source, not to the channel), so a mediation device only has to reconnect.
+  request for that long is closed, unless the user's login class sets ``idle-timeout`` (minutes
+  of ``idle_minute`` seconds, shortened by tests), which then applies as it does to NETCONF.
+  Criteria survive the close (they belong to the control source, not to the channel), so a
+  mediation device only has to reconnect.
 - ``message_timeout`` 30 s: from the first byte of a message to its empty line, however slowly
   the bytes trickle in (slowloris); then the channel is closed.
 - ``max_consecutive_errors`` 10: after that many protocol errors in a row (400, 501, 505, or
@@ -45,6 +47,7 @@ MAX_DESTINATIONS = 64  # Junos: mediation devices per system
 class DtcpTuning:
     login_timeout: float = 30.0
     idle_timeout: float = 1800.0
+    idle_minute: float = 60.0
     message_timeout: float = 30.0
     max_consecutive_errors: int = 10
     max_criteria_per_source: int = MAX_CRITERIA_PER_SOURCE
