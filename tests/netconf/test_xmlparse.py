@@ -330,3 +330,12 @@ def test_N11_reply_attributes_caps() -> None:
     with pytest.raises(NetconfRpcError) as err:
         reply_attributes(rpc_with('other="1"'))
     assert err.value.tag == "missing-attribute"
+
+
+def test_a_namespace_name_with_a_closing_brace_is_malformed() -> None:
+    """Found by fuzzing: lxml writes names as {namespace}local, so a namespace holding "}"
+    broke every later name lookup ("Internal error"). The fuzzer's input, as it came."""
+    corpus = Path(__file__).parents[1] / "fuzz" / "corpus" / "netconf_rpc"
+    with pytest.raises(NetconfRpcError) as exc:
+        parse_message((corpus / "regression-brace-in-namespace").read_bytes())
+    assert exc.value.tag == "malformed-message" and "'}'" in exc.value.message

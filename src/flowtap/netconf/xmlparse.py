@@ -116,6 +116,9 @@ _UTF8_NAMES: Final = (b"utf-8", b"utf8")
 _XMLNS_DECLARATION: Final = re.compile(rb"\sxmlns(?::[^\s=/>]+)?\s*=")
 
 
+_BRACE_IN_NAMESPACE: Final = etree.XPath("boolean(//namespace::*[contains(., '}')])")
+
+
 def _malformed(message: str) -> NetconfRpcError:
     return NetconfRpcError(tag="malformed-message", type="rpc", message=message)
 
@@ -201,6 +204,10 @@ def parse_message(
         count = _COUNT_ATTRIBUTES(root)
         if isinstance(count, float) and count > max_attributes:
             raise _malformed("too many attributes")
+    # A namespace name holding "}" cannot be written in lxml's {namespace}local names (found by
+    # fuzzing: "Internal error"). It can only come from a literal "}" or a character reference.
+    if (b"}" in data or b"&#" in data) and _BRACE_IN_NAMESPACE(root):
+        raise _malformed("namespace name contains '}'")
     return root
 
 
