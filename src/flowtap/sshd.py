@@ -34,6 +34,12 @@ ENCRYPTION_ALGS = ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-c
 MAC_ALGS = ["hmac-sha2-256", "hmac-sha2-512"]
 SIGNATURE_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
 LOGIN_TIMEOUT = 30
+# A logged-in connection has this long to open its subsystem channel, after login and after its
+# last channel ended: real clients (ncclient, NSO, netopeer2-cli, mediation devices) open it at
+# once. Short, so that a user with valid credentials who logs in and opens nothing cannot hold
+# the logged-in slots: within the per-source rate-limit one address keeps at most
+# rate-limit * CHANNEL_WINDOW / 60 such connections (150 a minute: 12), far below the 75 slots.
+CHANNEL_WINDOW = 5.0
 SERVER_VERSION = "flowtap"
 # An unresponsive peer (a stopped process, a dead host behind a silent network) is disconnected
 # KEEPALIVE_INTERVAL * (KEEPALIVE_COUNT_MAX + 1) seconds after it last sent anything: 30 s, and
@@ -81,8 +87,9 @@ def host_key(state_dir: Path) -> asyncssh.SSHKey:
 
 class ServerConnection(asyncssh.SSHServer):
     """Per-connection authentication state, and the watchdog that disconnects a connection without
-    an open subsystem channel ``channel_timeout`` seconds after it was accepted or after its last
-    channel ended (an idle login must not keep its slot)."""
+    an open subsystem channel: ``login_timeout`` seconds after it was accepted, and
+    ``channel_timeout`` seconds after its login or after its last channel ended (an idle login
+    must not keep its slot)."""
 
     def __init__(self, server: SshServer) -> None:
         self._server = server
@@ -105,7 +112,7 @@ class ServerConnection(asyncssh.SSHServer):
                 LOG.info("%s: connection refused (%s)", self._server.subsystem, refusal)
                 conn.abort()  # before key exchange and before any RADIUS query
                 return
-        self._arm_watchdog()
+        self._arm_watchdog(self._server.login_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._watchdog is not None:
@@ -127,13 +134,13 @@ class ServerConnection(asyncssh.SSHServer):
     def channel_closed(self) -> None:
         self._channels -= 1
         if self._channels == 0:
-            self._arm_watchdog()
+            self._arm_watchdog(self._server.channel_timeout)
 
-    def _arm_watchdog(self) -> None:
+    def _arm_watchdog(self, seconds: float) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
         loop = asyncio.get_running_loop()
-        self._watchdog = loop.call_later(self._server.channel_timeout, self._no_channel)
+        self._watchdog = loop.call_later(seconds, self._no_channel)
 
     def _no_channel(self) -> None:
         self._watchdog = None
@@ -201,6 +208,8 @@ class ServerConnection(asyncssh.SSHServer):
             conn.disconnect(refusal.code, refusal.message)
             if refusal.report is not None:
                 await refusal.report()
+        elif self._channels == 0 and not self._lost:
+            self._arm_watchdog(self._server.channel_timeout)
 
     async def _notify(self, decision: AuthDecision) -> bool:
         """Report a decision to ``on_auth``; False when it failed (the login must not proceed)."""
@@ -260,7 +269,7 @@ class SshServer:
         self.authorize = authorize
         self.on_auth = on_auth
         self.login_timeout = login_timeout
-        self.channel_timeout = login_timeout
+        self.channel_timeout = min(login_timeout, CHANNEL_WINDOW)
         self.principals: dict[asyncssh.SSHServerConnection, Principal] = {}
 
     async def _process(self, proc: asyncssh.SSHServerProcess[bytes]) -> None:

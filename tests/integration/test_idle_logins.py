@@ -182,3 +182,19 @@ def test_a_stopped_client_loses_its_candidate_lock_at_the_keepalive_timeout(
         holder.wait()
         server.stop()
 
+
+
+async def test_a_login_that_opens_no_channel_is_closed_within_the_channel_window(
+        tmp_path: Path) -> None:  # fmt: skip
+    """With the production 30 s login timeout, a logged-in connection still gets only
+    ``sshd.CHANNEL_WINDOW`` to open its channel: one address within its rate-limit cannot hold
+    the 75 logged-in slots (issue 13 row 2, an attacker with view-only credentials)."""
+    server = Flowtapd(tmp_path / "state", free_port(), dict(USERS))
+    server.start()
+    try:
+        conn = await login(server.port, "admin", USERS["admin"].password)
+        started = time.monotonic()
+        await asyncio.wait_for(conn.wait_closed(), sshd.CHANNEL_WINDOW + 7)
+        assert time.monotonic() - started >= sshd.CHANNEL_WINDOW - 1
+    finally:
+        server.stop()

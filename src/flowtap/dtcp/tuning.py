@@ -8,7 +8,8 @@ environment variable ``FLOWTAP_DTCP_<FIELD IN CAPITALS>`` (for example
 Decisions:
 - ``login_timeout`` 30 s (SECURITY §3.5 suggests 30-60 s): an SSH connection that has not
   authenticated by then is closed and frees its slot (D11); so is one without an open DTCP
-  channel that long after it was accepted or after its channel ended (issue 13 row 2).
+  channel that long after it was accepted, or ``sshd.CHANNEL_WINDOW`` after its login or after
+  its channel ended (issue 13 row 2).
 - ``idle_timeout`` 1800 s: an authenticated DTCP channel with no message in progress and no
   request for that long is closed, unless the user's login class sets ``idle-timeout`` (minutes
   of ``idle_minute`` seconds, shortened by tests), which then applies as it does to NETCONF.

@@ -7,7 +7,8 @@ serving) and closes the removed ones in commit; open sessions are never dropped 
 decided when the TCP connection is accepted (before key exchange and before any RADIUS query)
 and again at login; a change applies at once and never drops an open session
 (:mod:`flowtap.admission`). A connection without an open NETCONF channel is disconnected
-``LOGIN_TIMEOUT`` after it was accepted or after its channel ended (:mod:`flowtap.sshd`).
+``LOGIN_TIMEOUT`` after it was accepted, and ``sshd.CHANNEL_WINDOW`` after its login or after
+its channel ended (:mod:`flowtap.sshd`).
 """
 
 from __future__ import annotations
