@@ -9,7 +9,7 @@ Usage (plain helper, not a fixture, so any test module can import it)::
         with FreeRadius(tmp_path_factory.mktemp("radius")) as server:
             yield server
 
-    server_cfg = radius.server()          # flowtap.model.RadiusServer pointing at it
+    server_cfg = radius.server()          # flowtap.config.model.RadiusServer pointing at it
 
 The whole configuration is written under the given directory (own port, ``reject_delay = 0``,
 Message-Authenticator required from clients). :meth:`FreeRadius.start` waits for "Ready to
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from flowtap.model import RadiusServer
+from flowtap.config.model import RadiusServer
 
 FREERADIUS = "/usr/sbin/freeradius"
 SECRET = "testing123"

@@ -17,9 +17,12 @@ from lxml import etree
 from flowtap.audit import AuditError, AuditLog, AuditRecord
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
+from flowtap.config.datastores import Datastores
+from flowtap.config.persist import StateDir, atomic_write
+from flowtap.config.schema import NC_NS, Schema
+from flowtap.config.txn import TransactionManager
 from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
-from flowtap.datastores import Datastores
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.publisher import CriteriaSink
@@ -31,9 +34,6 @@ from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService
 from flowtap.netconf.session_ops import install_notifier
-from flowtap.persist import StateDir, atomic_write
-from flowtap.schema import NC_NS, Schema
-from flowtap.txn import TransactionManager
 
 LOG = logging.getLogger(__name__)
 SYSTEM_NS = "urn:flowtap:yang:system"

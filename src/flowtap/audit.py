@@ -44,8 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flowtap.config.persist import fsync_dir as _fsync_dir
 from flowtap.errors import FlowtapError
-from flowtap.persist import fsync_dir as _fsync_dir
 
 MAGIC = "flowtap_audit"
 VERSION = 1

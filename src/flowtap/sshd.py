@@ -23,8 +23,8 @@ from flowtap import memory
 from flowtap.auth.authenticator import AuthDecision, Authenticator
 from flowtap.auth.limits import AuthTryLimiter
 from flowtap.auth.principal import Principal
+from flowtap.config.model import Config
 from flowtap.deadline import seconds_from_env
-from flowtap.model import Config
 
 LOG = logging.getLogger(__name__)
 

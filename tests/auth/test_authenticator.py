@@ -10,8 +10,8 @@ import pytest
 
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import AuthDecision, Authenticator
-from flowtap.model import Config, RadiusServer, User
-from flowtap.permissions import LI_FLAGS, expand
+from flowtap.config.model import Config, RadiusServer, User
+from flowtap.config.permissions import LI_FLAGS, expand
 from tests.radius_server import FreeRadius, free_udp_port
 
 FRANK_LOCAL = passwords.make_hash("frank-local", rounds=1000)

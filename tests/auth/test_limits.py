@@ -11,7 +11,7 @@ import pytest
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.limits import AuthTryLimiter
-from flowtap.model import Config, User
+from flowtap.config.model import Config, User
 
 CONFIG = Config(users={"frank": User("frank", "read-only", passwords.make_hash("ok", rounds=1000))})
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from flowtap.auth import radius
-from flowtap.model import RadiusServer
+from flowtap.config.model import RadiusServer
 from tests.radius_server import FreeRadius, free_udp_port
 
 

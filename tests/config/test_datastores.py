@@ -8,11 +8,11 @@ import pytest
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.datastores import Datastores
-from flowtap.permissions import expand
-from flowtap.persist import StateDir
-from flowtap.schema import Schema
-from flowtap.txn import TransactionManager, parse_top
+from flowtap.config.datastores import Datastores
+from flowtap.config.permissions import expand
+from flowtap.config.persist import StateDir
+from flowtap.config.schema import Schema
+from flowtap.config.txn import TransactionManager, parse_top
 
 SYS = "urn:flowtap:yang:system"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

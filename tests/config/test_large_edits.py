@@ -9,12 +9,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from flowtap.access import ReadFilter
 from flowtap.auth.principal import Principal
-from flowtap.edit import apply_edit, new_root
-from flowtap.permissions import expand
-from flowtap.persist import PREALLOCATE_LIMIT, PREALLOCATE_STEP, StateDir
-from flowtap.schema import Schema
+from flowtap.config.access import ReadFilter
+from flowtap.config.edit import apply_edit, new_root
+from flowtap.config.permissions import expand
+from flowtap.config.persist import PREALLOCATE_LIMIT, PREALLOCATE_STEP, StateDir
+from flowtap.config.schema import Schema
 
 SYS = "urn:flowtap:yang:system"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from flowtap import model
+from flowtap.config import model
+from flowtap.config.persist import StateDir, decode_records
+from flowtap.config.schema import Schema
+from flowtap.config.txn import TransactionManager, parse_top
 from flowtap.errors import CommitFailed, NetconfRpcError
-from flowtap.persist import StateDir, decode_records
-from flowtap.schema import Schema
-from flowtap.txn import TransactionManager, parse_top
 
 SYS = "urn:flowtap:yang:system"
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.datastores import Datastores
+from flowtap.config.datastores import Datastores
+from flowtap.config.permissions import expand
+from flowtap.config.persist import StateDir
+from flowtap.config.schema import Schema
+from flowtap.config.txn import TransactionManager
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.session import Session
-from flowtap.permissions import expand
-from flowtap.persist import StateDir
-from flowtap.schema import Schema
-from flowtap.txn import TransactionManager
 
 REPO = Path(__file__).resolve().parents[2]
 FACTORY_DEFAULT = REPO / "netconf" / "factory-default.xml"

@@ -157,7 +157,7 @@ def test_hmac_policy_default_matches_the_yang_default() -> None:
 
     from lxml import etree
 
-    from flowtap import model
+    from flowtap.config import model
 
     yang = (Path(__file__).resolve().parents[2] / "yang" / "flowtap-system.yang").read_text()
     leaf = yang[yang.index("leaf hmac-policy"):]

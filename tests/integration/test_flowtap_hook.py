@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from ncclient.operations import RPCError
 
-from flowtap import li_policy, model
 from flowtap.auth.principal import Principal
+from flowtap.config import li_policy, model
+from flowtap.config.permissions import expand
 from flowtap.criteria import ContentDestination, Match
 from flowtap.dataplane import ffi
 from flowtap.dataplane.netns import Topology, unique_prefix
 from flowtap.dataplane.service import FlowTapService, check, plan
 from flowtap.dataplane.traffic import udp_packet
 from flowtap.errors import CommitFailed
-from flowtap.permissions import expand
 from tests.dataplane.helpers import addr, crit, vals
 from tests.dataplane.netns_helpers import drain, send, settle, udp_receiver
 from tests.flowtapd import NC, SVC, Flowtapd, free_port

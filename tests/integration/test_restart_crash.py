@@ -12,9 +12,9 @@ from pathlib import Path
 
 from lxml import etree
 
+from flowtap.config.persist import StateDir
+from flowtap.config.schema import Schema
 from flowtap.netconf.client import NetconfClient
-from flowtap.persist import StateDir
-from flowtap.schema import Schema
 from tests.flowtapd import SYS, Flowtapd, free_port
 from tests.integration.conftest import USERS
 

@@ -40,8 +40,8 @@ import asyncssh
 from flowtap.audit import AuditRecord
 from flowtap.auth import passwords, radius
 from flowtap.auth.principal import Principal
-from flowtap.model import REMOTE_TEMPLATE, Config, User
-from flowtap.permissions import expand, parse_radius_permissions
+from flowtap.config.model import REMOTE_TEMPLATE, Config, User
+from flowtap.config.permissions import expand, parse_radius_permissions
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flowtap.permissions import LI_FLAGS
+from flowtap.config.permissions import LI_FLAGS
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from pyrad import packet as rpacket
 from pyrad.client_async import ClientAsync
 from pyrad.dictionary import Dictionary
 
-from flowtap.model import RadiusServer
+from flowtap.config.model import RadiusServer
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,16 @@
 Rules that depend on configuration outside ``services flow-tap`` live here rather than as YANG
 ``must``: libyang would refuse them on every commit and ``<validate>``, by anyone, with a message
 naming flow-tap (LI-1). The flow-tap hook refuses them only when the committer reads LI
-configuration (:func:`flowtap.li_policy.strict`); for anyone else the commit goes through and the
-service reports itself degraded with these reasons (flow-tap-state, LI audit log).
+configuration (:func:`flowtap.config.li_policy.strict`); for anyone else the commit goes
+through and the service reports itself degraded with these reasons (flow-tap-state, LI audit
+log).
 
 Pure: configuration in, reasons out.
 """
 
 from __future__ import annotations
 
-from flowtap import model
+from flowtap.config import model
 from flowtap.errors import CommitFailed
 
 SERVICE_PATH = "/ftsvc:services/ftsvc:flow-tap"

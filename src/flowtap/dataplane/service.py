@@ -17,7 +17,7 @@ What runs, decided here (dataplane/ENCAP.md, "Capture interfaces", says the same
 * IPv4 always; IPv6 iff the service unit has ``family inet6`` (FlowTapLite: the tunnel unit, if
   it is configured under ``interfaces``; otherwise IPv4 only).
 * Refused at commit, when the committer reads LI configuration (``flow-tap``; see
-  :mod:`flowtap.li_policy`): what :mod:`flowtap.dataplane.conflicts` finds and this commit
+  :mod:`flowtap.config.li_policy`): what :mod:`flowtap.dataplane.conflicts` finds and this commit
   introduces (dynamic-flow-capture next to flow-tap, a service unit that is not configured or
   has no ``family inet``, two capture interfaces on one Linux device: each packet would be
   copied twice, ``invalid-value``), and a capture device that does not exist or cannot be
@@ -65,7 +65,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from flowtap import li_policy, model
+from flowtap.config import li_policy, model
 from flowtap.dataplane import conflicts
 from flowtap.dataplane.conflicts import SERVICE_PATH, interface_path
 from flowtap.dataplane.counters import KernelStats

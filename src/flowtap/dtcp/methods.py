@@ -31,6 +31,7 @@ from datetime import datetime
 
 from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
+from flowtap.config.model import Config
 from flowtap.criteria import Criterion, Flag
 from flowtap.dataplane.engine import Dataplane
 from flowtap.dtcp.auditing import render_criterion, render_request
@@ -55,7 +56,6 @@ from flowtap.dtcp.replies import (
 )
 from flowtap.dtcp.status import reason_phrase
 from flowtap.errors import DtcpError
-from flowtap.model import Config
 
 BULK_METHODS = frozenset({"LIST", "DELETE", "REFRESH"})
 """Methods whose work grows with the criteria they select."""

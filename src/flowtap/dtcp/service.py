@@ -36,11 +36,12 @@ from pathlib import Path
 
 import asyncssh
 
-from flowtap import model, sshd
+from flowtap import sshd
 from flowtap.admission import ConnectionGate, Limits
 from flowtap.audit import AuditError, AuditRecord
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
+from flowtap.config import model
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.session import DtcpSession

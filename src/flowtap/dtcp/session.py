@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Protocol
 
 from flowtap.auth.principal import Principal
+from flowtap.config.model import HMAC_STRICT, Config
 from flowtap.deadline import ReadDeadline, Reader
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.auth_info import verify_request
@@ -58,7 +59,6 @@ from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.replies import decode_error_reply, error_reply
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
-from flowtap.model import HMAC_STRICT, Config
 
 LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from flowtap.access import ReadFilter
 from flowtap.auth.principal import Principal
-from flowtap.datastores import Datastores
+from flowtap.config.access import ReadFilter
+from flowtap.config.datastores import Datastores
+from flowtap.config.schema import Schema
+from flowtap.config.txn import TransactionManager
 from flowtap.netconf.library import Library
 from flowtap.netconf.xpath_pool import XPathPool
-from flowtap.schema import Schema
-from flowtap.txn import TransactionManager
 
 if TYPE_CHECKING:
     from flowtap.netconf.session import Session

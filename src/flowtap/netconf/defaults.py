@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from lxml import etree
 
+from flowtap.config.schema import Schema, SchemaNode
 from flowtap.errors import NetconfRpcError
-from flowtap.schema import Schema, SchemaNode
 
 WD_NS = "urn:ietf:params:xml:ns:netconf:default:1.0"
 WD_DEFAULT = f"{{{WD_NS}}}default"

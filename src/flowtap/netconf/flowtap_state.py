@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from flowtap import access
 from flowtap.auth.principal import Principal
+from flowtap.config import access
+from flowtap.config.xmlutil import element
 from flowtap.dataplane.service import FlowTapService
-from flowtap.xmlutil import element
 
 SERVICES_NS = "urn:flowtap:yang:services"
 STATE_PATH = "/ftsvc:flow-tap-state"

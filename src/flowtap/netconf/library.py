@@ -12,8 +12,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from flowtap.config.xmlutil import element
 from flowtap.errors import NetconfRpcError
-from flowtap.xmlutil import element
 
 MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from flowtap.config.txn import parse_top
+from flowtap.config.xmlutil import element
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf import defaults, filters
 from flowtap.netconf.library import MONITORING_NS
 from flowtap.netconf.replies import NC_NS, data, data_bytes
-from flowtap.txn import parse_top
-from flowtap.xmlutil import element
 
 if TYPE_CHECKING:
     from flowtap.netconf.session import Session

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from lxml import etree
 
+from flowtap.config.xmlutil import element
 from flowtap.errors import NetconfRpcError
-from flowtap.xmlutil import element
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 _REPLY = f"{{{NC_NS}}}rpc-reply"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from flowtap.config.txn import parse_top
 from flowtap.errors import NetconfRpcError
-from flowtap.txn import parse_top
 
 if TYPE_CHECKING:
     from flowtap.netconf.session import Session

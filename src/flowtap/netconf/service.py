@@ -19,10 +19,11 @@ from pathlib import Path
 
 import asyncssh
 
-from flowtap import li_policy, model, sshd
+from flowtap import sshd
 from flowtap.admission import ConnectionGate, Limits
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
+from flowtap.config import li_policy, model
 from flowtap.deadline import seconds_from_env
 from flowtap.errors import CommitFailed
 from flowtap.listeners import ListenerSet, Move, endpoints

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from lxml import etree
 
 from flowtap.auth.principal import Principal
+from flowtap.config.xmlutil import element
 from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
@@ -22,7 +23,6 @@ from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, 
 from flowtap.netconf.replies import NC_NS, error_reply, reply
 from flowtap.netconf.state import state_elements
 from flowtap.netconf.xmlparse import message_id, parse_message
-from flowtap.xmlutil import element
 
 LOG = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from flowtap import access
 from flowtap.auth.principal import Principal
-from flowtap.diff import Change
+from flowtap.config import access
+from flowtap.config.diff import Change
+from flowtap.config.txn import Diff
+from flowtap.config.xmlutil import element
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.replies import PREFIXES
-from flowtap.txn import Diff
-from flowtap.xmlutil import element
 
 if TYPE_CHECKING:
     from flowtap.netconf.session import Session

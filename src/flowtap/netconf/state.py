@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from flowtap.config.xmlutil import element
 from flowtap.netconf.library import MONITORING_NS
-from flowtap.xmlutil import element
 
 if TYPE_CHECKING:
     from flowtap.netconf.session import Session

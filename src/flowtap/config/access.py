@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.diff import Change
+from flowtap.config.diff import Change
+from flowtap.config.permissions import LI_FLAGS
+from flowtap.config.schema import Schema, SchemaNode
+from flowtap.config.xmlutil import discard
 from flowtap.errors import NetconfRpcError
-from flowtap.permissions import LI_FLAGS
-from flowtap.schema import Schema, SchemaNode
-from flowtap.xmlutil import discard
 
 VIEW = frozenset({"view", "view-configuration"})
 

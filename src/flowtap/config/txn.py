@@ -17,13 +17,13 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from flowtap import access, li_policy, model
 from flowtap.auth.principal import Principal
-from flowtap.diff import Change, changes
-from flowtap.edit import new_root
+from flowtap.config import access, li_policy, model
+from flowtap.config.diff import Change, changes
+from flowtap.config.edit import new_root
+from flowtap.config.persist import StateDir
+from flowtap.config.schema import Schema
 from flowtap.errors import CommitFailed, NetconfRpcError
-from flowtap.persist import StateDir
-from flowtap.schema import Schema
 
 LOG = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class TransactionManager:
 
     def validate(self, tree: etree._Element, principal: Principal | None) -> bytes:
         """What a commit of ``tree`` by ``principal`` checks before it allocates anything: YANG
-        validation and each hook's validate (under the LI policy, :mod:`flowtap.li_policy`).
+        validation and each hook's validate (under the LI policy, :mod:`flowtap.config.li_policy`).
         Returns the canonical serialization."""
         canonical = self.schema.canonical(serialize(tree), validate=True)
         new_config = model.from_tree(parse_top(canonical))

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from flowtap import access, li_policy
 from flowtap.auth.principal import Principal
-from flowtap.diff import changes
-from flowtap.edit import apply_edit, content_to_check
+from flowtap.config import access, li_policy
+from flowtap.config.diff import changes
+from flowtap.config.edit import apply_edit, content_to_check
+from flowtap.config.txn import CommitResult, TransactionManager, parse_top, serialize
 from flowtap.errors import NetconfRpcError
-from flowtap.txn import CommitResult, TransactionManager, parse_top, serialize
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIRM_TIMEOUT = 600

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from flowtap.schema import Schema, SchemaNode
+from flowtap.config.schema import Schema, SchemaNode
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from contextvars import ContextVar
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.schema import Schema
-from flowtap.xmlutil import element
+from flowtap.config.schema import Schema
+from flowtap.config.xmlutil import element
 
 READ_FLAG = "flow-tap"
 # The LI configuration subtrees (access.RULES: readable with flow-tap only).

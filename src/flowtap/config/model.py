@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from lxml import etree
 
-from flowtap.permissions import PREDEFINED_CLASSES, expand
+from flowtap.config.permissions import PREDEFINED_CLASSES, expand
 
 NS_SYSTEM = "urn:flowtap:yang:system"
 NS_INTERFACES = "urn:flowtap:yang:interfaces"

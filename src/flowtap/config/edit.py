@@ -13,9 +13,9 @@ import re
 
 from lxml import etree
 
+from flowtap.config.schema import NC_NS, Schema, SchemaNode
+from flowtap.config.xmlutil import discard, element
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors
-from flowtap.schema import NC_NS, Schema, SchemaNode
-from flowtap.xmlutil import discard, element
 
 OPERATION = f"{{{NC_NS}}}operation"
 YANG_NS = "urn:ietf:params:xml:ns:yang:1"

@@ -32,7 +32,7 @@ def default_yang_dir() -> Path:
     packaged = Path(str(resources.files("flowtap"))) / "_data" / "yang"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "yang"
+    return Path(__file__).resolve().parents[3] / "yang"
 
 
 @dataclass(slots=True)
