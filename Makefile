@@ -44,7 +44,7 @@ test: deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 demo: deps
-	$(BIN)/python -m flowtap.demo
+	$(BIN)/python -m flowtap.tools.demo
 
 bench: deps
 	$(BIN)/python bench/run_all.py

@@ -53,9 +53,9 @@ from typing import Any
 from flowtap.criteria import AddressFilter, ContentDestination, Criterion, Match, Span, ValueFilter
 from flowtap.dataplane import CaptureInterface, Dataplane, ffi
 from flowtap.dataplane.bpf import drop_all
-from flowtap.dataplane.netns import Topology, unique_prefix
 from flowtap.dataplane.ring import Ring
-from flowtap.dataplane.traffic import udp_packet
+from flowtap.tools.netns import Topology, unique_prefix
+from flowtap.tools.traffic import udp_packet
 
 SND, DST, OTHER = "198.18.1.2", "198.19.0.1", "198.19.0.2"
 DPORT = 20000

@@ -41,7 +41,7 @@ from tests.integration.dtcp_support import USERS, make_flowtapd
 
 from flowtap.app import Appliance
 from flowtap.dataplane import CaptureInterface
-from flowtap.dtcp.client import AsyncDtcpClient
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 
 PROBE = "127.0.0.88"
 PROBE_PORT = 40088

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.flowtapd import Flowtapd
 from tests.integration.dtcp_support import install, make_flowtapd, md
 
-from flowtap.dtcp.client import Reply
+from flowtap.tools.dtcp_client import Reply
 
 Window = tuple[float, float]
 

@@ -57,7 +57,7 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 import asyncssh  # noqa: I001
 
-from flowtap.dtcp.client import AsyncDtcpClient, build_request
+from flowtap.tools.dtcp_client import AsyncDtcpClient, build_request
 from tests.flowtapd import Flowtapd, TestUser
 from tests.integration.dtcp_support import USERS, make_flowtapd
 

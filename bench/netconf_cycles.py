@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.flowtapd import SYS, Flowtapd, TestUser, free_port
 
-from flowtap.netconf.client import NetconfClient
 from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
+from flowtap.tools.netconf_client import NetconfClient
 
 USER = TestUser("bench", "bench-pw", "li-admin")
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

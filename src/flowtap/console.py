@@ -37,11 +37,11 @@ def flowtapd() -> int:
 
 
 def dtcp() -> int:
-    return _run("flowtap.dtcp.cli")
+    return _run("flowtap.tools.dtcp_cli")
 
 
 def collector() -> int:
-    return _run("flowtap.collector")
+    return _run("flowtap.tools.collector")
 
 
 def audit() -> int:

@@ -9,8 +9,8 @@ import struct
 from pathlib import Path
 
 from flowtap.dataplane.encap import Outer, build
-from flowtap.dataplane.pcap import PcapWriter
-from flowtap.dataplane.traffic import ipv4_fragments, udp_packet
+from flowtap.tools.pcap import PcapWriter
+from flowtap.tools.traffic import ipv4_fragments, udp_packet
 
 PCAPS = Path(__file__).resolve().parents[2] / "dataplane" / "pcaps"
 OUTER4 = Outer(4, "198.18.99.1", 5555, "198.18.3.2", 47000, 255)

@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from flowtap.dataplane import ffi, pcap
-from flowtap.dataplane.netns import Topology
-from flowtap.dataplane.traffic import Sender
+from flowtap.dataplane import ffi
+from flowtap.tools import pcap
+from flowtap.tools.netns import Topology
+from flowtap.tools.traffic import Sender
 
 COLLECTOR = Path(sys.executable).with_name("flowtap-collector")
 

@@ -9,7 +9,7 @@ from flowtap.criteria import AddressFilter, Match, Span, ValueFilter
 from flowtap.dataplane import bpf, ffi
 from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
-from flowtap.dataplane.traffic import ipv4_fragments, udp_packet
+from flowtap.tools.traffic import ipv4_fragments, udp_packet
 
 from .cbpf import run
 from .helpers import addr, vals

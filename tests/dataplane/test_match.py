@@ -4,7 +4,7 @@ from flowtap.criteria import Match
 from flowtap.dataplane import match as match_mod
 from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
-from flowtap.dataplane.traffic import udp_packet
+from flowtap.tools.traffic import udp_packet
 
 from .golden import icmp_echo, tcp_syn
 from .helpers import addr, ip, vals

@@ -11,10 +11,11 @@ import time
 import pytest
 
 from flowtap.criteria import ContentDestination, Match, Timeouts
-from flowtap.dataplane import CaptureError, CaptureInterface, Dataplane, encap, ffi, pcap
+from flowtap.dataplane import CaptureError, CaptureInterface, Dataplane, encap, ffi
 from flowtap.dataplane.encap import Outer
-from flowtap.dataplane.netns import Topology, unique_prefix
-from flowtap.dataplane.traffic import ipv4_fragments, udp_packet
+from flowtap.tools import pcap
+from flowtap.tools.netns import Topology, unique_prefix
+from flowtap.tools.traffic import ipv4_fragments, udp_packet
 
 from .helpers import addr, crit, vals
 from .netns_helpers import Collector, drain, link_tap, send, settle, udp_receiver

@@ -1,7 +1,7 @@
 import struct
 
 from flowtap.dataplane.packet import parse
-from flowtap.dataplane.traffic import ipv4_fragments, udp_packet
+from flowtap.tools.traffic import ipv4_fragments, udp_packet
 
 from .golden import icmp_echo, tcp_syn
 from .helpers import ip

@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 from flowtap.criteria import AddressFilter, Span, ValueFilter
 from flowtap.dtcp import fields
-from flowtap.dtcp.client import build_request
 from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import (
     ADDRESS_MAX,
@@ -41,6 +40,7 @@ from flowtap.dtcp.filters import (
 from flowtap.dtcp.headers import unescape
 from flowtap.dtcp.message import MessageDecoder, Request
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
+from flowtap.tools.dtcp_client import build_request
 from tests.fuzz.support import ByteReader, check
 
 METHODS = ("ADD", "DELETE", "REFRESH", "LIST", "NOOP")

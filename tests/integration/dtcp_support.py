@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowtap.dtcp.client import AsyncDtcpClient, Reply, build_request
+from flowtap.tools.dtcp_client import AsyncDtcpClient, Reply, build_request
 from tests.flowtapd import IFS, NC, SVC, SYS, Flowtapd, TestUser, free_port
 
 LI_CLASSES = (

@@ -16,10 +16,11 @@ from typing import Any
 import asyncssh
 from lxml import etree
 
-from flowtap.dataplane import ffi, pcap
-from flowtap.demo.lab import Agency, Lab
-from flowtap.demo.traffic import Flow
-from flowtap.dtcp.client import DEFAULT_PORT, AsyncDtcpClient
+from flowtap.dataplane import ffi
+from flowtap.tools import pcap
+from flowtap.tools.demo.lab import Agency, Lab
+from flowtap.tools.demo.traffic import Flow
+from flowtap.tools.dtcp_client import DEFAULT_PORT, AsyncDtcpClient
 from tests.flowtapd import SVC, Flowtapd
 
 

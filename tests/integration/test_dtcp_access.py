@@ -15,7 +15,7 @@ import asyncssh
 import pytest
 from ncclient import manager
 
-from flowtap.dtcp.client import AsyncDtcpClient
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 from tests.flowtapd import SVC, SYS, Flowtapd, TestUser
 from tests.integration.dtcp_support import (
     USERS,

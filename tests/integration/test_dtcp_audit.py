@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from flowtap.dtcp.client import AsyncDtcpClient
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 from tests.flowtapd import TestUser
 from tests.integration.dtcp_support import (
     USERS,

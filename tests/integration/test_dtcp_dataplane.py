@@ -20,8 +20,8 @@ import pytest
 
 from flowtap.app import Appliance
 from flowtap.dataplane import CaptureInterface
-from flowtap.dtcp.client import AsyncDtcpClient
 from flowtap.dtcp.tuning import DtcpTuning
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 from tests.integration.dtcp_support import add_fields, audit_records, make_flowtapd
 
 TARGET = "127.0.0.77"

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from flowtap.dtcp.client import AsyncDtcpClient
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 from tests.flowtapd import Flowtapd
 from tests.integration.dtcp_support import (
     add_fields,

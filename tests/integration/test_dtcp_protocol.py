@@ -11,7 +11,7 @@ import paramiko
 import pytest
 
 from flowtap.dtcp.auth_info import SSH_SIGNER
-from flowtap.dtcp.client import build_request
+from flowtap.tools.dtcp_client import build_request
 from tests.flowtapd import Flowtapd, TestUser
 from tests.integration.dtcp_support import (
     USERS,

@@ -1,4 +1,4 @@
-"""Issue 4: the mediation-device toolkit (``flowtap.dtcp.client`` and the ``flowtap-dtcp`` CLI)
+"""Issue 4: the mediation-device toolkit (``flowtap.tools.dtcp_client`` and the ``flowtap-dtcp`` CLI)
 against flowtapd."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flowtap.dtcp.client import DtcpClient, ReplyDecoder, build_request, parse_message_file
+from flowtap.tools.dtcp_client import DtcpClient, ReplyDecoder, build_request, parse_message_file
 from tests.flowtapd import Flowtapd, TestUser
 from tests.integration.dtcp_support import USERS, add_fields, listed_ids, make_flowtapd
 

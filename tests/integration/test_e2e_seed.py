@@ -1,7 +1,7 @@
 """Issue 6 item 2: the seed's story end to end, step by step, on real processes.
 
 Juniper's "Configuring Flow-Tap Services for Lawful Intercept", in network namespaces
-(:mod:`flowtap.demo.lab`): a sender, the router running flowtapd, a receiver with the
+(:mod:`flowtap.tools.demo.lab`): a sender, the router running flowtapd, a receiver with the
 subscribers, and one network per agency holding its mediation device and content destination.
 FreeRADIUS runs beside flowtapd in the router's namespace.
 
@@ -38,12 +38,12 @@ from lxml import etree
 
 from flowtap import audit
 from flowtap.dataplane import ffi
-from flowtap.dataplane.netns import unique_prefix
-from flowtap.demo import config
-from flowtap.demo.daemon import Proc, collector
-from flowtap.demo.lab import AGENCY_A, AGENCY_B, BYSTANDER, Agency, Lab, wait_prefilter
-from flowtap.demo.traffic import Flow, Sender, forwarded, packets
-from flowtap.dtcp.client import AsyncDtcpClient
+from flowtap.tools.demo import config
+from flowtap.tools.demo.daemon import Proc, collector
+from flowtap.tools.demo.lab import AGENCY_A, AGENCY_B, BYSTANDER, Agency, Lab, wait_prefilter
+from flowtap.tools.demo.traffic import Flow, Sender, forwarded, packets
+from flowtap.tools.dtcp_client import AsyncDtcpClient
+from flowtap.tools.netns import unique_prefix
 from tests.flowtapd import NC, SVC, SYS, Flowtapd, TestUser
 from tests.integration.seed_support import (
     audit_kinds,

@@ -1,6 +1,6 @@
 """Issue 5 item 6: the flow-tap commit hook reconciles the dataplane (acceptance 7, commit part).
 
-Two levels, both on a real routed topology (``flowtap.dataplane.netns``):
+Two levels, both on a real routed topology (``flowtap.tools.netns``):
 - a real flowtapd inside the router namespace, driven over NETCONF with ncclient; what it
   captures is read from the kernel (``/proc/PID/net/packet``: the namespace is its own);
 - the hook object in-process with a real dataplane, to see copies start, stop and resume.
@@ -24,10 +24,10 @@ from flowtap.config import li_policy, model
 from flowtap.config.permissions import expand
 from flowtap.criteria import ContentDestination, Match
 from flowtap.dataplane import ffi
-from flowtap.dataplane.netns import Topology, unique_prefix
 from flowtap.dataplane.service import FlowTapService, check, plan
-from flowtap.dataplane.traffic import udp_packet
 from flowtap.errors import CommitFailed
+from flowtap.tools.netns import Topology, unique_prefix
+from flowtap.tools.traffic import udp_packet
 from tests.dataplane.helpers import addr, crit, vals
 from tests.dataplane.netns_helpers import drain, send, settle, udp_receiver
 from tests.flowtapd import NC, SVC, Flowtapd, free_port

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from flowtap.netconf.client import NetconfClient
+from flowtap.tools.netconf_client import NetconfClient
 from tests.flowtapd import NC, SYS, Flowtapd, TestUser
 from tests.integration.dtcp_support import USERS, make_flowtapd
 

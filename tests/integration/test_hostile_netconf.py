@@ -29,7 +29,7 @@ import pytest
 from lxml import etree
 from ncclient.operations import RPCError
 
-from flowtap.netconf.client import NetconfClient
+from flowtap.tools.netconf_client import NetconfClient
 from tests.flowtapd import IFS, NC, SVC, SYS, Flowtapd, free_port
 from tests.flowtapd import TestUser as User  # aliased: pytest would try to collect Test*
 from tests.integration.conftest import USERS

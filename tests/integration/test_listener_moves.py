@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ncclient.operations import RPCError
 
-from flowtap.dtcp.client import AsyncDtcpClient
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 from tests.flowtapd import NC, SYS, Flowtapd, free_port
 from tests.integration.conftest import USERS
 from tests.integration.dtcp_support import commit, make_flowtapd, md

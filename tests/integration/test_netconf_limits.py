@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from flowtap.netconf.client import NetconfClient
+from flowtap.tools.netconf_client import NetconfClient
 from tests.flowtapd import SYS, Flowtapd, TestUser, free_port
 from tests.integration.conftest import USERS
 

@@ -14,7 +14,7 @@ from lxml import etree
 
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
-from flowtap.netconf.client import NetconfClient
+from flowtap.tools.netconf_client import NetconfClient
 from tests.flowtapd import SYS, Flowtapd, free_port
 from tests.integration.conftest import USERS
 

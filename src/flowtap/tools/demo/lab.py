@@ -10,7 +10,7 @@ from outside flowtapd (kernel counters, the capture pre-filter, the collectors' 
      med   198.18.3.2 ── rmed  ┤ agency A: mediation device + content destination (collector)
      medb  198.18.4.2 ── rmedb ┘ agency B: mediation device + content destination (collector)
 
-The first four namespaces come from :mod:`flowtap.dataplane.netns`; ``medb`` is added here the
+The first four namespaces come from :mod:`flowtap.tools.netns`; ``medb`` is added here the
 same way (fixed MACs, static neighbours). IPv6 is off: no neighbour discovery or MLD packet ever
 disturbs the kernel counters the demo reads.
 """
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowtap.dataplane.netns import Topology, run, unique_prefix
+from flowtap.tools.netns import Topology, run, unique_prefix
 
 SENDER = Topology.v4(1, 2)
 RECEIVER_DEV = "rcv0"

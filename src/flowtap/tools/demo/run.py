@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from flowtap.dataplane.netns import unique_prefix
-from flowtap.demo.lab import Lab
-from flowtap.demo.story import Story
+from flowtap.tools.demo.lab import Lab
+from flowtap.tools.demo.story import Story
+from flowtap.tools.netns import unique_prefix
 
 
 def _interrupt(_sig: int, _frame: FrameType | None) -> None:
@@ -28,7 +28,7 @@ def _interrupt(_sig: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flowtap.demo", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m flowtap.tools.demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("demo-out"),
                     help="where the pcaps, logs and flowtapd's state go (default %(default)s)")

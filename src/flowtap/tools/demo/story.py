@@ -1,4 +1,4 @@
-"""The demo's story, step by step (``make demo``; see :mod:`flowtap.demo.run`)."""
+"""The demo's story, step by step (``make demo``; see :mod:`flowtap.tools.demo.run`)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import asyncssh
 from lxml import etree
 
 from flowtap import audit
-from flowtap.dataplane import ffi, pcap
-from flowtap.demo import config
-from flowtap.demo.daemon import Proc, admin_password, collector, collector_summary, flowtapd
-from flowtap.demo.lab import (
+from flowtap.dataplane import ffi
+from flowtap.tools import pcap
+from flowtap.tools.demo import config
+from flowtap.tools.demo.daemon import Proc, admin_password, collector, collector_summary, flowtapd
+from flowtap.tools.demo.lab import (
     AGENCY_A,
     AGENCY_B,
     BYSTANDER,
@@ -33,10 +34,10 @@ from flowtap.demo.lab import (
     PcapCounter,
     wait_prefilter,
 )
-from flowtap.demo.readme import write_readme
-from flowtap.demo.traffic import Flow, Sender, packets
-from flowtap.dtcp.client import DEFAULT_PORT, AsyncDtcpClient
-from flowtap.netconf.client import NetconfClient
+from flowtap.tools.demo.readme import write_readme
+from flowtap.tools.demo.traffic import Flow, Sender, packets
+from flowtap.tools.dtcp_client import DEFAULT_PORT, AsyncDtcpClient
+from flowtap.tools.netconf_client import NetconfClient
 
 AGENCIES = (AGENCY_A, AGENCY_B)
 FLOWS = (Flow("target A", AGENCY_A.target, 40000, 5004),

@@ -2,7 +2,7 @@
 
 Used by the netns tests and ``bench/dataplane.py``; frames leave through an AF_PACKET socket
 (``sendmmsg``, qdisc bypass) so the generator costs as little as possible on its CPU.
-``python -m flowtap.dataplane.traffic`` runs it as a separate process (for benchmarks, where
+``python -m flowtap.tools.traffic`` runs it as a separate process (for benchmarks, where
 it must not share the tap's GIL).
 """
 

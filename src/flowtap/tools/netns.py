@@ -144,10 +144,10 @@ def topology(prefix: str | None = None, *, inet6: bool = True,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flowtap.dataplane.netns up|down [PREFIX]`` (dataplane/netns.sh calls this)."""
+    """``python -m flowtap.tools.netns up|down [PREFIX]`` (dataplane/netns.sh calls this)."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] not in ("up", "down"):
-        print("usage: python -m flowtap.dataplane.netns up|down [PREFIX]", file=sys.stderr)
+        print("usage: python -m flowtap.tools.netns up|down [PREFIX]", file=sys.stderr)
         return 2
     topo = Topology(args[1] if len(args) > 1 else "ftdp")
     if args[0] == "up":

@@ -101,7 +101,7 @@ def admin_password(state_dir: Path) -> str:
 def collector(netns: str, listen: str, port: int, pcap: Path, log: Path,
               *, timeout: float = 10.0) -> Proc:
     """``flowtap-collector`` writing every copy to ``pcap`` as it arrives (``--flush``)."""
-    args = [sys.executable, "-m", "flowtap.collector", "-l", listen, "-p", str(port),
+    args = [sys.executable, "-m", "flowtap.tools.collector", "-l", listen, "-p", str(port),
             "-w", str(pcap), "--flush", "-t", "300"]  # fmt: skip
     proc = Proc(f"collector {pcap.name}", netns, args, log)
     try:

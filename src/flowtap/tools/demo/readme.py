@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flowtap.demo.lab import AGENCY_A, AGENCY_B, BYSTANDER
+from flowtap.tools.demo.lab import AGENCY_A, AGENCY_B, BYSTANDER
 
 TEXT = """\
 flowtap demo output ({when})
 ================================================================
 
-What ran: `make demo` (python -m flowtap.demo) built network namespaces
+What ran: `make demo` (python -m flowtap.tools.demo) built network namespaces
 (sender -> router running flowtapd -> receiver, plus one network per agency),
 configured a fresh flowtapd over NETCONF, let two agencies' mediation devices
 ADD one criterion each over DTCP, sent subscriber traffic through the router,

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from flowtap.dataplane.pcap import PcapWriter
+from flowtap.tools.pcap import PcapWriter
 
 SPLITS = ("none", "dport", "sport", "source")
 RCVBUF = 16 << 20

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from flowtap.auth.passwords import make_hash
-from flowtap.demo.lab import INGRESS_DEV, Agency
+from flowtap.tools.demo.lab import INGRESS_DEV, Agency
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 SYS = "urn:flowtap:yang:system"

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from flowtap.dtcp.client import (
+from flowtap.tools.dtcp_client import (
     DEFAULT_PORT,
     DEFAULT_VERSION,
     AsyncDtcpClient,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from flowtap.dataplane import ffi
 from flowtap.dataplane.encap import checksum
-from flowtap.dataplane.traffic import udp_packet
-from flowtap.demo.lab import SENDER, Lab
+from flowtap.tools.demo.lab import SENDER, Lab
+from flowtap.tools.traffic import udp_packet
 
 
 @dataclass(frozen=True, slots=True)
