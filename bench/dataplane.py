@@ -50,10 +50,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowtap.criteria import AddressFilter, ContentDestination, Criterion, Match, Span, ValueFilter
 from flowtap.dataplane import CaptureInterface, Dataplane, ffi
 from flowtap.dataplane.bpf import drop_all
 from flowtap.dataplane.ring import Ring
+from flowtap.intercept.criteria import (
+    AddressFilter,
+    ContentDestination,
+    Criterion,
+    Match,
+    Span,
+    ValueFilter,
+)
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.traffic import udp_packet
 

@@ -25,11 +25,11 @@ from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.crash_audit import criteria_ended_by_crash
-from flowtap.dtcp.publisher import CriteriaSink
-from flowtap.dtcp.registry import Registry, RegistryLimits
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import NetconfRpcError
+from flowtap.intercept.publisher import CriteriaSink
+from flowtap.intercept.registry import Registry, RegistryLimits
 from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService

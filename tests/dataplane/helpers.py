@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from flowtap.criteria import AddressFilter, ContentDestination, Criterion, Match, Span, ValueFilter
+from flowtap.intercept.criteria import (
+    AddressFilter,
+    ContentDestination,
+    Criterion,
+    Match,
+    Span,
+    ValueFilter,
+)
 
 
 def ip(text: str) -> int:

@@ -5,10 +5,10 @@ import struct
 
 import pytest
 
-from flowtap.criteria import AddressFilter, Match, Span, ValueFilter
 from flowtap.dataplane import bpf, ffi
 from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
+from flowtap.intercept.criteria import AddressFilter, Match, Span, ValueFilter
 from flowtap.tools.traffic import ipv4_fragments, udp_packet
 
 from .cbpf import run

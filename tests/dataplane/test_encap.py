@@ -3,9 +3,9 @@ import subprocess
 
 import pytest
 
-from flowtap.criteria import ContentDestination
 from flowtap.dataplane import encap
 from flowtap.dataplane.encap import Outer
+from flowtap.intercept.criteria import ContentDestination
 from flowtap.tools import pcap
 
 from .golden import OUTER4, OUTER6, PCAPS, files, inner_packets

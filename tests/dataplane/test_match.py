@@ -1,9 +1,9 @@
 import pytest
 
-from flowtap.criteria import Match
 from flowtap.dataplane import match as match_mod
 from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
+from flowtap.intercept.criteria import Match
 from flowtap.tools.traffic import udp_packet
 
 from .golden import icmp_echo, tcp_syn

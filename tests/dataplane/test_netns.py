@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from flowtap.criteria import ContentDestination, Match, Timeouts
 from flowtap.dataplane import CaptureError, CaptureInterface, Dataplane, encap, ffi
 from flowtap.dataplane.encap import Outer
+from flowtap.intercept.criteria import ContentDestination, Match, Timeouts
 from flowtap.tools import pcap
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.traffic import ipv4_fragments, udp_packet

@@ -7,18 +7,6 @@ from ipaddress import ip_address
 
 import pytest
 
-from flowtap.criteria import (
-    ANY,
-    ANY_ADDRESS,
-    AddressFilter,
-    ContentDestination,
-    Criterion,
-    Flag,
-    Match,
-    Span,
-    Timeouts,
-    ValueFilter,
-)
 from flowtap.dtcp.auth_info import SSH_SIGNER
 from flowtap.dtcp.fields import (
     DeleteParams,
@@ -49,6 +37,18 @@ from flowtap.dtcp.filters import (
 )
 from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
 from flowtap.errors import DtcpError
+from flowtap.intercept.criteria import (
+    ANY,
+    ANY_ADDRESS,
+    AddressFilter,
+    ContentDestination,
+    Criterion,
+    Flag,
+    Match,
+    Span,
+    Timeouts,
+    ValueFilter,
+)
 
 V4_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1

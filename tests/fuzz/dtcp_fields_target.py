@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from flowtap.criteria import AddressFilter, Span, ValueFilter
 from flowtap.dtcp import fields
 from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import (
@@ -40,6 +39,7 @@ from flowtap.dtcp.filters import (
 from flowtap.dtcp.headers import unescape
 from flowtap.dtcp.message import MessageDecoder, Request
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
+from flowtap.intercept.criteria import AddressFilter, Span, ValueFilter
 from flowtap.tools.dtcp_client import build_request
 from tests.fuzz.support import ByteReader, check
 

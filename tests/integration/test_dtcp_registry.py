@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from flowtap.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 from flowtap.dataplane import Dataplane
 from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import parse_criteria_selector
-from flowtap.dtcp.publisher import Publisher
-from flowtap.dtcp.registry import Registry, RegistryLimits
 from flowtap.dtcp.tuning import DtcpTuning
+from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
+from flowtap.intercept.publisher import Publisher
+from flowtap.intercept.registry import Registry, RegistryLimits
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from ncclient.operations import RPCError
 from flowtap.auth.principal import Principal
 from flowtap.config import li_policy, model
 from flowtap.config.permissions import expand
-from flowtap.criteria import ContentDestination, Match
 from flowtap.dataplane import ffi
 from flowtap.dataplane.service import FlowTapService, check, plan
 from flowtap.errors import CommitFailed
+from flowtap.intercept.criteria import ContentDestination, Match
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.traffic import udp_packet
 from tests.dataplane.helpers import addr, crit, vals

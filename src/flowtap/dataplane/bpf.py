@@ -26,9 +26,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from flowtap.criteria import AddressFilter, Match, ValueFilter
 from flowtap.dataplane.match import applies
 from flowtap.dataplane.packet import ICMP_PROTOCOLS, IPV6_EXTENSIONS, PORT_PROTOCOLS
+from flowtap.intercept.criteria import AddressFilter, Match, ValueFilter
 
 Insn = tuple[int, int, int, int]  # code, jt, jf, k (struct sock_filter)
 

@@ -12,7 +12,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from flowtap.criteria import ContentDestination
+from flowtap.intercept.criteria import ContentDestination
 
 IPV4_OVERHEAD = 28  # outer IPv4 (20) + UDP (8)
 IPV6_OVERHEAD = 48  # outer IPv6 (40) + UDP (8)

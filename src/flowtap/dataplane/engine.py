@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from flowtap.criteria import Criterion
 from flowtap.dataplane import bpf
 from flowtap.dataplane.counters import Counter, CriterionCounters, KernelStats
 from flowtap.dataplane.encap import MAX_INNER, Outer
@@ -39,6 +38,7 @@ from flowtap.dataplane.match import MatchTable, applies, normalize_interface
 from flowtap.dataplane.packet import parse
 from flowtap.dataplane.ring import CaptureError, CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
+from flowtap.intercept.criteria import Criterion
 
 LOG = logging.getLogger(__name__)
 _PKT = struct.Struct("=I8xII6xH")  # tp_next_offset, tp_snaplen, tp_len, tp_net

@@ -25,8 +25,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
-from flowtap.criteria import AddressFilter, Match, Span, ValueFilter
 from flowtap.dataplane.packet import FlowKey, is_icmp_error
+from flowtap.intercept.criteria import AddressFilter, Match, Span, ValueFilter
 
 P = TypeVar("P")
 Check = Callable[[int], bool]

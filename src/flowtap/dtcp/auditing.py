@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 from flowtap.audit import AuditLog, AuditRecord
 from flowtap.auth.authenticator import AuthDecision
-from flowtap.criteria import Criterion, Flag
 from flowtap.dtcp.filters import BYTE_MAX, PORT_MAX
 from flowtap.dtcp.message import Request, escape
-from flowtap.dtcp.registry import Entry
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
+from flowtap.intercept.criteria import Criterion, Flag
+from flowtap.intercept.registry import Entry
 
 LOG = logging.getLogger(__name__)
 MAX_TARGET = 8192

@@ -48,17 +48,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from flowtap.criteria import (
-    ANY,
-    ANY_ADDRESS,
-    AddressFilter,
-    ContentDestination,
-    Criterion,
-    Flag,
-    Match,
-    Timeouts,
-    ValueFilter,
-)
 from flowtap.dtcp.filters import (
     BYTE_MAX,
     U64_MAX,
@@ -100,6 +89,17 @@ from flowtap.dtcp.headers import (
 from flowtap.dtcp.message import Request
 from flowtap.dtcp.status import reason_phrase
 from flowtap.errors import DtcpError
+from flowtap.intercept.criteria import (
+    ANY,
+    ANY_ADDRESS,
+    AddressFilter,
+    ContentDestination,
+    Criterion,
+    Flag,
+    Match,
+    Timeouts,
+    ValueFilter,
+)
 
 MAX_DESTINATIONS = 2
 DAYSEC_MAX = 86400

@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv6Address
 
-from flowtap.criteria import ANY, ANY_ADDRESS, AddressFilter, Span, ValueFilter
 from flowtap.dtcp.headers import unescape
+from flowtap.intercept.criteria import ANY, ANY_ADDRESS, AddressFilter, Span, ValueFilter
 
 U64_MAX = 2**64 - 1
 ADDRESS_MAX = {4: 2**32 - 1, 6: 2**128 - 1}

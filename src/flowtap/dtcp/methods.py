@@ -17,7 +17,7 @@ Checks left to this layer (the codec only reads the request):
 - 901 JTap-Failure: an ``X-JTap-Input-Interface`` that names no configured interface unit, and
   a content destination the dataplane cannot serve (``Dataplane.check``: TTL 0, ...);
 - 430 Unknown Content Destination: a LIST whose Cdest-ID names none of the source's
-  destinations (see :mod:`flowtap.dtcp.registry` for the DELETE/REFRESH counterpart);
+  destinations (see :mod:`flowtap.intercept.registry` for the DELETE/REFRESH counterpart);
 - 431, 550, 551: from the registry.
 """
 
@@ -32,7 +32,6 @@ from datetime import datetime
 from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
 from flowtap.config.model import Config
-from flowtap.criteria import Criterion, Flag
 from flowtap.dataplane.engine import Dataplane
 from flowtap.dtcp.auditing import render_criterion, render_request
 from flowtap.dtcp.fields import (
@@ -46,7 +45,6 @@ from flowtap.dtcp.fields import (
 )
 from flowtap.dtcp.headers import INPUT_INTERFACE
 from flowtap.dtcp.message import Request
-from flowtap.dtcp.registry import Entry, Registry
 from flowtap.dtcp.replies import (
     add_reply,
     count_reply,
@@ -56,6 +54,8 @@ from flowtap.dtcp.replies import (
 )
 from flowtap.dtcp.status import reason_phrase
 from flowtap.errors import DtcpError
+from flowtap.intercept.criteria import Criterion, Flag
+from flowtap.intercept.registry import Entry, Registry
 
 BULK_METHODS = frozenset({"LIST", "DELETE", "REFRESH"})
 """Methods whose work grows with the criteria they select."""

@@ -43,9 +43,9 @@ from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
 from flowtap.config import model
 from flowtap.dtcp.auditing import LiAudit
-from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
+from flowtap.intercept.registry import Registry
 from flowtap.listeners import Endpoint, ListenerSet, Move, endpoints
 
 LOG = logging.getLogger(__name__)

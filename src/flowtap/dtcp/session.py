@@ -55,10 +55,10 @@ from flowtap.dtcp.methods import (
     refused,
     status_line,
 )
-from flowtap.dtcp.registry import Registry
 from flowtap.dtcp.replies import decode_error_reply, error_reply
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
+from flowtap.intercept.registry import Registry
 
 LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})

@@ -14,12 +14,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from flowtap.criteria import Timeouts
 from flowtap.dataplane.counters import CriterionCounters
 from flowtap.dtcp.replies import CriterionStats, ListEntry
+from flowtap.intercept.criteria import Timeouts
 
 if TYPE_CHECKING:
-    from flowtap.dtcp.registry import Entry
+    from flowtap.intercept.registry import Entry
 
 BANDWIDTH_WINDOW = 10.0  # seconds
 MAX_SAMPLES = 64

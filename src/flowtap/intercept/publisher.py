@@ -38,8 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from flowtap.criteria import Criterion
 from flowtap.dataplane.counters import CriterionCounters
+from flowtap.intercept.criteria import Criterion
 
 LOG = logging.getLogger(__name__)
 _SAMPLES = 1024

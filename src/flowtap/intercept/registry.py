@@ -42,13 +42,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flowtap.criteria import Criterion, Timeouts
-from flowtap.dtcp.expiry import IDLE, TOTAL, Due, ExpiryQueue
 from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import CriteriaSelector
-from flowtap.dtcp.publisher import CriteriaSink, Publisher
 from flowtap.dtcp.replies import CriterionStats, ListEntry
-from flowtap.dtcp.stats import list_rows
 from flowtap.dtcp.tuning import (
     MAX_CRITERIA,
     MAX_CRITERIA_PER_SOURCE,
@@ -56,6 +52,10 @@ from flowtap.dtcp.tuning import (
     MAX_DESTINATIONS_PER_SOURCE,
     DtcpTuning,
 )
+from flowtap.intercept.criteria import Criterion, Timeouts
+from flowtap.intercept.expiry import IDLE, TOTAL, Due, ExpiryQueue
+from flowtap.intercept.publisher import CriteriaSink, Publisher
+from flowtap.intercept.stats import list_rows
 
 MAX_CRITERIA_ID = 2**32 - 1  # replies carry 32-bit IDs (draft §8)
 
