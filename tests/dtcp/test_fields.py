@@ -7,6 +7,7 @@ from ipaddress import ip_address
 
 import pytest
 
+from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auth_info import SSH_SIGNER
 from flowtap.dtcp.fields import (
     DeleteParams,
@@ -15,7 +16,6 @@ from flowtap.dtcp.fields import (
     NoopParams,
     RefreshParams,
     RequestIdentity,
-    parse_add,
     parse_delete,
     parse_identity,
     parse_list,

@@ -33,11 +33,11 @@ from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
 from flowtap.config.model import Config
 from flowtap.dataplane.engine import Dataplane
+from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auditing import render_criterion, render_request
 from flowtap.dtcp.fields import (
     DtcpRequestError,
     RequestIdentity,
-    parse_add,
     parse_delete,
     parse_list,
     parse_noop,
