@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from flowtap import audit
-from flowtap.audit import AuditError, AuditLog, AuditRecord, verify
+from flowtap.audit import AuditLog, AuditRecord, verify
+from flowtap.errors import AuditError
 from flowtap.tools import audit_cli
 
 TARGET = "src 192.0.2.77/32 dst-port 5060"

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtap.config.persist import fsync_dir as _fsync_dir
-from flowtap.errors import FlowtapError
+from flowtap.errors import AuditError
 
 MAGIC = "flowtap_audit"
 VERSION = 1
@@ -58,10 +58,6 @@ _TAIL_CHUNK = 64 * 1024
 
 Recover = Callable[[int, int, dict[str, Any]], Sequence["AuditRecord"]]
 """``(fd, end, last record)`` of a log whose writer did not close it -> records to append first."""
-
-
-class AuditError(FlowtapError):
-    """The audit log cannot be written (the caller must not report success)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,6 @@ from flowtap.dataplane.bpf_asm import (
     B,
     H,
     Insn,
-    JumpTooFar,
     K,
     W,
     X,
@@ -66,6 +65,7 @@ from flowtap.dataplane.bpf_asm import (
 from flowtap.dataplane.bpf_intervals import address_intervals, coarsen, merge, search_tree
 from flowtap.dataplane.match import applies
 from flowtap.dataplane.packet import ICMP_PROTOCOLS, IPV6_EXTENSIONS, PORT_PROTOCOLS
+from flowtap.errors import JumpTooFar
 from flowtap.intercept.criteria import Match, ValueFilter
 
 EXACT_BUDGET = 320  # instructions; beyond that the linear program costs the forwarding CPU

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 
+from flowtap.errors import JumpTooFar
+
 Insn = tuple[int, int, int, int]  # code, jt, jf, k (struct sock_filter)
 
 LD, LDX, ST, ALU, JMP, RET, MISC = 0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x07
@@ -23,11 +25,6 @@ SKF_AD_PROTOCOL = 0
 SKF_AD_PKTTYPE = 4
 
 BPF_MAXINSNS = 4096
-
-
-class JumpTooFar(Exception):
-    """A jump needs more than the 8 bits (conditional) or goes backwards: the program must
-    be built another way."""
 
 
 class Asm:

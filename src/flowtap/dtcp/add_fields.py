@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from flowtap.dtcp.fields import (
     V07,
-    DtcpRequestError,
     cdest_ids,
     check_headers,
     fail,
@@ -22,7 +21,6 @@ from flowtap.dtcp.fields import (
 )
 from flowtap.dtcp.filters import (
     BYTE_MAX,
-    FilterSyntaxError,
     format_address,
     parse_address_filter,
     parse_byte_filter,
@@ -48,6 +46,7 @@ from flowtap.dtcp.headers import (
     VRF_NAME,
 )
 from flowtap.dtcp.message import Request
+from flowtap.errors import DtcpRequestError, FilterSyntaxError
 from flowtap.intercept.criteria import (
     ANY,
     ANY_ADDRESS,

@@ -55,10 +55,6 @@ from typing import TypeVar
 from flowtap.dtcp.filters import (
     U64_MAX,
     CriteriaSelector,
-    FilterSyntaxError,
-    ImproperFilterError,
-    UnknownCriteriaIdError,
-    UnsupportedValueError,
     parse_criteria_selector,
     parse_identifier,
     parse_number,
@@ -73,8 +69,13 @@ from flowtap.dtcp.headers import (
     UNIMPLEMENTED_IN_ADD,
 )
 from flowtap.dtcp.message import Request
-from flowtap.dtcp.status import reason_phrase
-from flowtap.errors import DtcpError
+from flowtap.errors import (
+    DtcpRequestError,
+    FilterSyntaxError,
+    ImproperFilterError,
+    UnknownCriteriaIdError,
+    UnsupportedValueError,
+)
 from flowtap.intercept.criteria import Flag, Timeouts
 
 DAYSEC_MAX = 86400
@@ -87,14 +88,6 @@ METHOD_FLAGS = {"ADD": Flag.STATIC | Flag.SEND_ASYNC, "DELETE": Flag.STATIC, "RE
                 "LIST": Flag.BOTH, "NOOP": Flag.SEND_ASYNC}  # fmt: skip
 
 _T = TypeVar("_T")
-
-
-class DtcpRequestError(DtcpError):
-    """A request refused while reading it; ``parameter`` is (header name, raw value) to echo."""
-
-    def __init__(self, status: int, detail: str, parameter: tuple[str, str] | None = None):
-        super().__init__(status, reason_phrase(status), detail)
-        self.parameter = parameter
 
 
 @dataclass(frozen=True, slots=True)
