@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from flowtap import audit
-from flowtap.audit import AuditError, AuditLog, AuditRecord, verify
+from flowtap.audit import AuditLog, AuditRecord, verify
+from flowtap.errors import AuditError
+from flowtap.tools import audit_cli
 
 TARGET = "src 192.0.2.77/32 dst-port 5060"
 
@@ -281,16 +283,16 @@ def test_group_commit_throughput(path: Path) -> None:
 
 def test_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(path, 2)
-    assert audit.main(["verify", str(path)]) == 0
+    assert audit_cli.main(["verify", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("OK ") and "192.0.2.77" not in out
     seq, head = out.split("anchor ")[1].split()[0].split(":")
-    assert audit.main(["verify", str(path), "--anchor", f"{seq}:{head}"]) == 0
-    assert audit.main(["verify", str(path), "--anchor", f"{int(seq) + 1}:{head}"]) == 1
+    assert audit_cli.main(["verify", str(path), "--anchor", f"{seq}:{head}"]) == 0
+    assert audit_cli.main(["verify", str(path), "--anchor", f"{int(seq) + 1}:{head}"]) == 1
     os.truncate(path, path.stat().st_size - 1)
-    assert audit.main(["verify", str(path)]) == 1
+    assert audit_cli.main(["verify", str(path)]) == 1
     assert "FAILED" in capsys.readouterr().out
-    assert audit.main(["verify", str(path.parent / "nope.log")]) == 2
+    assert audit_cli.main(["verify", str(path.parent / "nope.log")]) == 2
     script = Path(sys.executable).parent / "flowtap-audit"
     if script.exists():  # the console script, once the package is (re)installed
         proc = subprocess.run(

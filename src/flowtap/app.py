@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from flowtap.audit import AuditError, AuditLog, AuditRecord
+from flowtap.audit import AuditLog, AuditRecord
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
 from flowtap.config.datastores import Datastores
@@ -27,7 +27,7 @@ from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
-from flowtap.errors import NetconfRpcError
+from flowtap.errors import AuditError, BootError, NetconfRpcError
 from flowtap.intercept.publisher import CriteriaSink
 from flowtap.intercept.registry import Registry, RegistryLimits
 from flowtap.netconf import flowtap_state
@@ -47,10 +47,6 @@ def factory_default_path() -> Path:
     if packaged.is_file():
         return packaged
     return Path(__file__).resolve().parents[2] / "netconf" / "factory-default.xml"
-
-
-class BootError(Exception):
-    """The appliance cannot start on this configuration."""
 
 
 class Appliance:

@@ -22,11 +22,12 @@ intercepts that ended with the crash, LI-10), so an ``open`` record always follo
 account of the writer before it. :meth:`AuditLog.close` appends ``close``. Directory 0700,
 file 0600, both owned by this user (anything looser is refused); an exclusive ``flock`` keeps
 out a second writer.
+
+The ``flowtap-audit`` command that verifies a log is :mod:`flowtap.tools.audit_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import fcntl
@@ -35,7 +36,6 @@ import json
 import os
 import secrets
 import stat
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtap.config.persist import fsync_dir as _fsync_dir
-from flowtap.errors import FlowtapError
+from flowtap.errors import AuditError
 
 MAGIC = "flowtap_audit"
 VERSION = 1
@@ -58,10 +58,6 @@ _TAIL_CHUNK = 64 * 1024
 
 Recover = Callable[[int, int, dict[str, Any]], Sequence["AuditRecord"]]
 """``(fd, end, last record)`` of a log whose writer did not close it -> records to append first."""
-
-
-class AuditError(FlowtapError):
-    """The audit log cannot be written (the caller must not report success)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,35 +398,3 @@ def verify(path: str | os.PathLike[str], anchor: tuple[int, str] | None = None) 
         number += 1
         return fail(f"log ends at seq {seq}, before the anchor seq {anchor[0]} (truncated)")
     return VerifyResult(True, seq, seq, head, clean)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``flowtap-audit verify FILE [--anchor SEQ:HASH]``: exit 0 valid, 1 invalid, 2 error."""
-    parser = argparse.ArgumentParser(prog="flowtap-audit", description="flowtap LI audit log tool")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ver = sub.add_parser("verify", help="verify the hash chain of an audit log")
-    ver.add_argument("file")
-    ver.add_argument("--anchor", help="SEQ:HASH noted earlier (detects cut-off records)")
-    args = parser.parse_args(argv)
-    anchor = None
-    if args.anchor:
-        seq_text, _, digest = args.anchor.partition(":")
-        if not seq_text.isdigit() or len(digest) != 64:
-            parser.error("--anchor must be SEQ:SHA256HEX")
-        anchor = (int(seq_text), digest.lower())
-    try:
-        result = verify(args.file, anchor)
-    except OSError as exc:
-        print(f"flowtap-audit: {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
-    if not result.ok:
-        print(f"FAILED {args.file}: line {result.line}: {result.error}")
-        return 1
-    state = "closed" if result.clean_close else "not closed (in use, crashed, or cut off)"
-    print(f"OK {args.file}: {result.records} records, {state}")
-    print(f"anchor {result.last_seq}:{result.head}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,8 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from flowtap.app import BootError, serve
+from flowtap.app import serve
 from flowtap.console import WARNINGS_LOGGER
+from flowtap.errors import BootError
 
 
 def main(argv: list[str] | None = None) -> int:

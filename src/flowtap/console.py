@@ -45,4 +45,4 @@ def collector() -> int:
 
 
 def audit() -> int:
-    return _run("flowtap.audit")
+    return _run("flowtap.tools.audit_cli")

@@ -7,11 +7,36 @@
 - ``SessionTerminated``: the NETCONF session must be closed (framing error, bad hello).
 - ``CommitFailed``: a hook refused a commit in validate or prepare (mapped to an rpc-error).
 - ``DtcpError``: a DTCP status line other than 200.
+- ``DtcpRequestError``: a ``DtcpError`` found while reading a request's headers; carries the
+  header to echo in Error-Parameters.
+- ``FilterSyntaxError`` (400), ``ImproperFilterError`` (432), ``UnsupportedValueError`` (501),
+  ``UnknownCriteriaIdError`` (431): a DTCP header value refused by its grammar; also
+  ``ValueError`` (the grammar functions raise nothing else).
+- ``AuditError``: the LI audit log cannot be written; the caller must not report success.
+- ``BootError``: the appliance cannot start on this configuration.
+- ``CaptureError``: a capture interface cannot be opened; ``SendError``: a content destination
+  socket cannot be set up. Both also ``OSError``.
+- ``JumpTooFar``: a classic BPF jump does not fit; the compiler then tries a coarser program.
+- ``DtcpClientError``: the DTCP client's connection or reply stream failed.
+- ``RpcFailed``: the NETCONF client got an rpc-error.
+- ``ProcError``: a demo process did not start or exited early; also ``RuntimeError``.
+
+Defined elsewhere: ``netconf.framing.FramingError`` (a ``SessionTerminated`` that carries the
+messages framed before the violation), and two private exceptions that never leave their module:
+``dtcp.message._Reject``, ``netconf.xpath._NotLinear``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from flowtap.dtcp.status import reason_phrase
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+_NETCONF_ERROR_TAG = "{urn:ietf:params:xml:ns:netconf:base:1.0}error-tag"
 
 
 class FlowtapError(Exception):
@@ -67,3 +92,77 @@ class DtcpError(FlowtapError):
         self.status = status
         self.reason = reason
         self.detail = detail
+
+
+class DtcpRequestError(DtcpError):
+    """A request refused while reading it; ``parameter`` is (header name, raw value) to echo."""
+
+    def __init__(self, status: int, detail: str, parameter: tuple[str, str] | None = None):
+        super().__init__(status, reason_phrase(status), detail)
+        self.parameter = parameter
+
+
+class FilterSyntaxError(FlowtapError, ValueError):
+    """400 Bad Request."""
+
+
+class ImproperFilterError(FlowtapError, ValueError):
+    """432 Improper Filter Specification."""
+
+
+class UnsupportedValueError(FlowtapError, ValueError):
+    """501 Not Implemented."""
+
+
+class UnknownCriteriaIdError(FlowtapError, ValueError):
+    """431 Unknown Criteria ID; ``entry`` is the list entry that named it."""
+
+    def __init__(self, entry: str) -> None:
+        super().__init__("criteria ID out of range")
+        self.entry = entry
+
+
+class AuditError(FlowtapError):
+    """The audit log cannot be written (the caller must not report success)."""
+
+
+class BootError(FlowtapError):
+    """The appliance cannot start on this configuration."""
+
+
+class CaptureError(FlowtapError, OSError):
+    """A capture interface cannot be opened (missing device, no privilege).
+
+    ``interface`` is the IFL name of the capture interface and ``reason`` the cause alone.
+    """
+
+    def __init__(self, interface: str, reason: str) -> None:
+        super().__init__(f"capture interface {interface}: {reason}")
+        self.interface = interface
+        self.reason = reason
+
+
+class SendError(FlowtapError, OSError):
+    """A content destination socket cannot be set up (bad address, no privilege)."""
+
+
+class JumpTooFar(FlowtapError):
+    """A classic BPF jump needs more than 8 bits (conditional) or goes backwards: the program
+    must be built another way."""
+
+
+class DtcpClientError(FlowtapError):
+    """The connection or the reply stream failed (not a non-200 status: see ``Reply``)."""
+
+
+class RpcFailed(FlowtapError):
+    """A NETCONF reply held rpc-errors; the message lists their error-tags."""
+
+    def __init__(self, reply: etree._Element) -> None:
+        tags = [e.text for e in reply.iter(_NETCONF_ERROR_TAG)]
+        super().__init__(", ".join(t or "" for t in tags))
+        self.reply = reply
+
+
+class ProcError(FlowtapError, RuntimeError):
+    """A process did not start, or exited early."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from flowtap.dataplane.bpf import SKF_AD_OFF, SKF_AD_PKTTYPE, SKF_AD_PROTOCOL, Insn
+from flowtap.dataplane.bpf_asm import SKF_AD_OFF, SKF_AD_PKTTYPE, SKF_AD_PROTOCOL, Insn
 
 M32 = 0xFFFFFFFF
 

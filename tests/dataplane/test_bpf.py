@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from flowtap.dataplane import bpf, ffi
+from flowtap.dataplane import bpf, bpf_asm, ffi
 from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
 from flowtap.intercept.criteria import AddressFilter, Match, Span, ValueFilter
@@ -99,7 +99,7 @@ def test_program_never_rejects_what_userspace_matches(seed):
 
 def test_no_criteria_drops_everything():
     f = bpf.compile_filter([], inet6=True)
-    assert f.kind == "drop" and f.insns == ((bpf.RET | bpf.K, 0, 0, 0),)
+    assert f.kind == "drop" and f.insns == ((bpf_asm.RET | bpf_asm.K, 0, 0, 0),)
     assert bpf.compile_filter([Match(ip_version=6)], inet6=False).kind == "drop"
 
 
@@ -151,7 +151,7 @@ def test_ten_thousand_hosts_fit_a_coarsened_tree():
     ms = [Match(dest_address=AddressFilter(4, (Span(h, h),)), dest_port=vals("80"))
           for h in hosts] + [Match(dest_address=addr("198.19.0.1"))]
     f = bpf.compile_filter(ms, inet6=False)
-    assert f.kind == "coarse" and len(f) <= bpf.BPF_MAXINSNS
+    assert f.kind == "coarse" and len(f) <= bpf_asm.BPF_MAXINSNS
     for h in [*hosts[::97], 0xC6130001]:  # every criterion's host still passes
         assert accepts(f, udp_packet("192.0.2.1", str(ipaddress.ip_address(h)), 9, 80, 60))
     for other in ("198.19.0.2", "192.0.2.7", "11.0.0.1", "9.255.255.255"):
@@ -164,14 +164,14 @@ def test_large_sets_degrade_to_coarse_then_broad_and_always_fit():
     few = [Match(dest_address=AddressFilter(4, (Span(h, h),)), dest_port=vals("80"))
            for h in hosts[:900]]
     f = bpf.compile_filter(few, inet6=False)
-    assert f.kind == "coarse" and len(f) <= bpf.BPF_MAXINSNS
+    assert f.kind == "coarse" and len(f) <= bpf_asm.BPF_MAXINSNS
     table = MatchTable([(m, 1) for m in few])
     for h in hosts[:900:50]:
         pkt = udp_packet("192.0.2.1", str(ipaddress.ip_address(h)), 9, 80, 60)
         assert table.lookup(*parse(pkt, 0, len(pkt))) and accepts(f, pkt)
     many = [Match(dest_address=AddressFilter(4, (Span(h, h),))) for h in hosts]
     g = bpf.compile_filter(many, inet6=False)  # coarsened: the smallest gaps are filled
-    assert g.kind == "coarse" and len(g) <= bpf.BPF_MAXINSNS
+    assert g.kind == "coarse" and len(g) <= bpf_asm.BPF_MAXINSNS
     for h in hosts[::101]:
         assert accepts(g, udp_packet("192.0.2.1", str(ipaddress.ip_address(h)), 9, 80, 60))
     # a criterion without any positive address: the tree accepts the whole family

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from flowtap.dataplane import CaptureError, CaptureInterface, Dataplane, encap, ffi
+from flowtap.dataplane import CaptureInterface, Dataplane, encap, ffi
 from flowtap.dataplane.encap import Outer
+from flowtap.errors import CaptureError
 from flowtap.intercept.criteria import ContentDestination, Match, Timeouts
 from flowtap.tools import pcap
 from flowtap.tools.netns import Topology, unique_prefix

@@ -7,15 +7,14 @@ from ipaddress import ip_address
 
 import pytest
 
+from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auth_info import SSH_SIGNER
 from flowtap.dtcp.fields import (
     DeleteParams,
-    DtcpRequestError,
     ListParams,
     NoopParams,
     RefreshParams,
     RequestIdentity,
-    parse_add,
     parse_delete,
     parse_identity,
     parse_list,
@@ -24,10 +23,6 @@ from flowtap.dtcp.fields import (
     seq_of,
 )
 from flowtap.dtcp.filters import (
-    FilterSyntaxError,
-    ImproperFilterError,
-    UnknownCriteriaIdError,
-    UnsupportedValueError,
     parse_address_filter,
     parse_byte_filter,
     parse_criteria_selector,
@@ -36,7 +31,14 @@ from flowtap.dtcp.filters import (
     parse_port_filter,
 )
 from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
-from flowtap.errors import DtcpError
+from flowtap.errors import (
+    DtcpError,
+    DtcpRequestError,
+    FilterSyntaxError,
+    ImproperFilterError,
+    UnknownCriteriaIdError,
+    UnsupportedValueError,
+)
 from flowtap.intercept.criteria import (
     ANY,
     ANY_ADDRESS,

@@ -8,7 +8,6 @@ from datetime import datetime
 import pytest
 
 from flowtap.dtcp.auth_info import SSH_SIGNER, Signer
-from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import parse_address_filter, parse_port_filter
 from flowtap.dtcp.message import DecodeError
 from flowtap.dtcp.replies import (
@@ -27,7 +26,7 @@ from flowtap.dtcp.replies import (
     render_value_filter,
 )
 from flowtap.dtcp.status import NEVER_SENT, REASON_PHRASES, Status, reason_phrase
-from flowtap.errors import DtcpError
+from flowtap.errors import DtcpError, DtcpRequestError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 
 WHEN = datetime(2011, 2, 13, 15, 57, 47, 667000)

@@ -1,5 +1,5 @@
-"""Fuzz target: DTCP header fields into typed parameters (``fields``) and the filter grammar
-(``filters``).
+"""Fuzz target: DTCP header fields into typed parameters (``fields``, ``add_fields``) and the
+filter grammar (``filters``).
 
 The input bytes choose a method, a version and header lines, from a vocabulary of real header
 names and value fragments or as raw text; ``build_request`` writes them out and ``MessageDecoder``
@@ -21,8 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from flowtap.dtcp import fields
-from flowtap.dtcp.fields import DtcpRequestError
+from flowtap.dtcp import add_fields, fields
 from flowtap.dtcp.filters import (
     ADDRESS_MAX,
     BYTE_MAX,
@@ -39,6 +38,7 @@ from flowtap.dtcp.filters import (
 from flowtap.dtcp.headers import unescape
 from flowtap.dtcp.message import MessageDecoder, Request
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
+from flowtap.errors import DtcpRequestError
 from flowtap.intercept.criteria import AddressFilter, Span, ValueFilter
 from flowtap.tools.dtcp_client import build_request
 from tests.fuzz.support import ByteReader, check
@@ -89,7 +89,7 @@ def _request(reader: ByteReader) -> Request | None:
 
 
 _PARSERS: dict[str, Callable[[Request], object]] = {
-    "ADD": lambda r: fields.parse_add(r, "md1", 1),
+    "ADD": lambda r: add_fields.parse_add(r, "md1", 1),
     "DELETE": fields.parse_delete,
     "REFRESH": fields.parse_refresh,
     "LIST": fields.parse_list,

@@ -26,7 +26,7 @@ from tests.integration.dtcp_support import (
 
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flowtap.audit", "verify", str(path)],
+    return subprocess.run([sys.executable, "-m", "flowtap.tools.audit_cli", "verify", str(path)],
                           capture_output=True, text=True, check=False)  # fmt: skip
 
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from flowtap.dataplane import Dataplane
-from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import parse_criteria_selector
 from flowtap.dtcp.tuning import DtcpTuning
+from flowtap.errors import DtcpRequestError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 from flowtap.intercept.publisher import Publisher
 from flowtap.intercept.registry import Registry, RegistryLimits

@@ -13,15 +13,12 @@ Public API for the commit hook and the DTCP registry::
 
 from flowtap.dataplane.counters import CriterionCounters, KernelStats
 from flowtap.dataplane.engine import Dataplane, PreparedCapture
-from flowtap.dataplane.ring import CaptureError, CaptureInterface
-from flowtap.dataplane.sender import SendError
+from flowtap.dataplane.ring import CaptureInterface
 
 __all__ = [
-    "CaptureError",
     "CaptureInterface",
     "CriterionCounters",
     "Dataplane",
     "KernelStats",
     "PreparedCapture",
-    "SendError",
 ]

@@ -18,89 +18,60 @@ from ``skb->protocol`` (the socket is bound to ETH_P_ALL, see DATAPLANE.md §3.5
 non-first fragments and checks the version nibble. With no criteria the program is
 ``ret #0`` (:func:`drop_all`). IPv6 packets with extension headers are accepted whenever any
 IPv6 criterion exists (userspace walks the header chain).
+
+The instructions and their assembler are :mod:`flowtap.dataplane.bpf_asm`; the address
+intervals of ``coarse`` (and of IPv6 ranges in ``exact``) are
+:mod:`flowtap.dataplane.bpf_intervals`.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from flowtap.dataplane.bpf_asm import (
+    ABS,
+    ALU,
+    AND,
+    BPF_MAXINSNS,
+    IND,
+    JEQ,
+    JGE,
+    JGT,
+    JMP,
+    JSET,
+    LD,
+    LDX,
+    LEN,
+    MEM,
+    MISC,
+    MSH,
+    RET,
+    RSH,
+    SKF_AD_OFF,
+    SKF_AD_PKTTYPE,
+    SKF_AD_PROTOCOL,
+    ST,
+    TAX,
+    TXA,
+    Asm,
+    B,
+    H,
+    Insn,
+    K,
+    W,
+    X,
+)
+from flowtap.dataplane.bpf_intervals import address_intervals, coarsen, merge, search_tree
 from flowtap.dataplane.match import applies
 from flowtap.dataplane.packet import ICMP_PROTOCOLS, IPV6_EXTENSIONS, PORT_PROTOCOLS
-from flowtap.intercept.criteria import AddressFilter, Match, ValueFilter
+from flowtap.errors import JumpTooFar
+from flowtap.intercept.criteria import Match, ValueFilter
 
-Insn = tuple[int, int, int, int]  # code, jt, jf, k (struct sock_filter)
-
-LD, LDX, ST, ALU, JMP, RET, MISC = 0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x07
-W, H, B = 0x00, 0x08, 0x10
-IMM, ABS, IND, MEM, LEN, MSH = 0x00, 0x20, 0x40, 0x60, 0x80, 0xA0
-ADD, SUB, AND, RSH = 0x00, 0x10, 0x50, 0x70
-JA, JEQ, JGT, JGE, JSET = 0x00, 0x10, 0x20, 0x30, 0x40
-K, X = 0x00, 0x08
-TAX, TXA = 0x00, 0x80
-SKF_AD_OFF = 0xFFFFF000
-SKF_AD_PROTOCOL = 0
-SKF_AD_PKTTYPE = 4
-
-BPF_MAXINSNS = 4096
 EXACT_BUDGET = 320  # instructions; beyond that the linear program costs the forwarding CPU
 COARSE_LIMITS = (None, 1600, 1000, 700, 450, 250, 100)  # intervals per tree, tried in order
 ACCEPT = 0x40000  # snap length returned for accepted packets (whole packet)
 M_TMP, M_DST, M_SRC = 0, 1, 2  # scratch slots
-
-
-class _TooFar(Exception):
-    pass
-
-
-class Asm:
-    """A tiny assembler: conditional jumps and ``ja`` may name labels."""
-
-    def __init__(self) -> None:
-        self.code: list[tuple[int, int | str, int | str, int | str]] = []
-        self.labels: dict[str, int] = {}
-        self._ids = itertools.count()
-
-    def new(self, hint: str) -> str:
-        return f"{hint}{next(self._ids)}"
-
-    def label(self, name: str) -> None:
-        self.labels[name] = len(self.code)
-
-    def op(self, code: int, k: int = 0) -> None:
-        self.code.append((code, 0, 0, k))
-
-    def jmp(self, cond: int, k: int, jt: int | str = 0, jf: int | str = 0) -> None:
-        self.code.append((JMP | cond | K, jt, jf, k))
-
-    def ja(self, target: str) -> None:
-        self.code.append((JMP | JA, 0, 0, target))
-
-    def ret(self, value: int) -> None:
-        self.op(RET | K, value)
-
-    def when(self, cond: int, k: int, value: int) -> None:
-        """Return ``value`` if A <cond> k."""
-        self.jmp(cond, k, 0, 1)
-        self.ret(value)
-
-    def unless(self, cond: int, k: int, value: int) -> None:
-        """Return ``value`` unless A <cond> k."""
-        self.jmp(cond, k, 1, 0)
-        self.ret(value)
-
-    def assemble(self) -> tuple[Insn, ...]:
-        out: list[Insn] = []
-        for i, (code, jt, jf, k) in enumerate(self.code):
-            def rel(t: int | str, pos: int = i) -> int:
-                return t if isinstance(t, int) else self.labels[t] - pos - 1
-            rjt, rjf = rel(jt), rel(jf)
-            rk = rel(k) if isinstance(k, str) else k
-            if not (0 <= rjt <= 255 and 0 <= rjf <= 255 and rk >= 0):
-                raise _TooFar
-            out.append((code, rjt, rjf, rk & 0xFFFFFFFF))
-        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +106,7 @@ def compile_filter(matches: Iterable[Match], *, inet6: bool,
     if len(matches) * 6 <= exact_budget:  # cheap early out: cannot fit
         try:
             insns = _program("exact", fam)
-        except _TooFar:
+        except JumpTooFar:
             pass
         else:
             if len(insns) <= exact_budget:
@@ -143,7 +114,7 @@ def compile_filter(matches: Iterable[Match], *, inet6: bool,
     for limit in COARSE_LIMITS:
         try:
             insns = _program("coarse", fam, limit)
-        except _TooFar:
+        except JumpTooFar:
             continue
         if len(insns) <= BPF_MAXINSNS:
             return Filter(insns, "coarse")
@@ -228,9 +199,9 @@ def _family_body(a: Asm, kind: str, rules: list[Match], version: int,
     dst: list[tuple[int, int]] = []
     src: list[tuple[int, int]] = []
     for m in rules:
-        if spans := _approx(m.dest_address, version):
+        if spans := address_intervals(m.dest_address, version):
             dst.extend(spans)
-        elif spans := _approx(m.source_address, version):
+        elif spans := address_intervals(m.source_address, version):
             src.extend(spans)
         else:
             a.ja(accept)  # a criterion with no positive address: the whole family
@@ -238,91 +209,13 @@ def _family_body(a: Asm, kind: str, rules: list[Match], version: int,
     src_label = a.new("src")
     if dst:
         a.op(LD | W | ABS, dst_off)
-        _tree(a, _coarsen(_merge(dst), limit), accept, src_label if src else "reject")
+        search_tree(a, coarsen(merge(dst), limit), accept, src_label if src else "reject")
     a.label(src_label)
     if src:
         a.op(LD | W | ABS, src_off)
-        _tree(a, _coarsen(_merge(src), limit), accept, "reject")
+        search_tree(a, coarsen(merge(src), limit), accept, "reject")
     else:
         a.ja("reject")
-
-
-def _approx(af: AddressFilter, version: int) -> list[tuple[int, int]]:
-    """Positive spans of an address filter as 32-bit intervals (IPv6: top 32 bits)."""
-    shift = 96 if version == 6 else 0
-    return [(s.lo >> shift, s.hi >> shift) for s in af.spans if not s.negated]
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def _coarsen(intervals: list[tuple[int, int]],
-             limit: int | None) -> list[tuple[int, int]]:
-    """At most ``limit`` intervals covering ``intervals``: the smallest gaps are filled (the
-    program then accepts a few more addresses; userspace re-checks every packet)."""
-    if limit is None or len(intervals) <= limit:
-        return intervals
-    gaps = sorted(range(len(intervals) - 1),
-                  key=lambda i: intervals[i + 1][0] - intervals[i][1])
-    fill = set(gaps[:len(intervals) - limit])
-    out: list[tuple[int, int]] = []
-    for i, (lo, hi) in enumerate(intervals):
-        if i - 1 in fill:
-            out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def _tree(a: Asm, intervals: list[tuple[int, int]], hit: str, miss: str) -> None:
-    """Binary search of A over disjoint sorted intervals: ``ja hit`` or ``ja miss``."""
-    starts: list[int] = []
-    hits: list[bool] = []
-    pos = 0
-    for lo, hi in intervals:
-        if lo > pos:
-            starts.append(pos)
-            hits.append(False)
-        starts.append(lo)
-        hits.append(True)
-        pos = hi + 1
-    if pos <= 0xFFFFFFFF:
-        starts.append(pos)
-        hits.append(False)
-    sizes: dict[tuple[int, int], int] = {}
-
-    def size(lo: int, hi: int) -> int:
-        if hi - lo == 1:
-            return 1
-        if (lo, hi) not in sizes:
-            mid = (lo + hi) // 2
-            left = size(lo, mid)
-            sizes[(lo, hi)] = 1 + (left > 255) + left + size(mid, hi)
-        return sizes[(lo, hi)]
-
-    def emit(lo: int, hi: int) -> None:
-        if hi - lo == 1:
-            a.ja(hit if hits[lo] else miss)
-            return
-        mid = (lo + hi) // 2
-        right = a.new("r")
-        if size(lo, mid) > 255:
-            a.jmp(JGE, starts[mid], 0, 1)
-            a.ja(right)
-        else:
-            a.jmp(JGE, starts[mid], right, 0)
-        emit(lo, mid)
-        a.label(right)
-        emit(mid, hi)
-
-    emit(0, len(starts))
 
 
 def _spans(a: Asm, spans: Sequence[tuple[int, int, bool]], fail: str) -> None:
@@ -386,7 +279,7 @@ def _rule_block(a: Asm, m: Match, version: int, fail: str, cache_src: bool) -> N
                 else:
                     a.op(LD | W | ABS, off + 4 * word)
                 a.jmp(JEQ, (host[0] >> (96 - 32 * word)) & 0xFFFFFFFF, 0, fail)
-        elif approx := _approx(af, 6):
+        elif approx := address_intervals(af, 6):
             a.op(LD | MEM, slot) if cached else a.op(LD | W | ABS, off)
             _spans(a, [(lo, hi, False) for lo, hi in approx], fail)
     needs_ports = not (m.source_port.is_wildcard and m.dest_port.is_wildcard)

@@ -35,16 +35,14 @@ def configuration(config: model.Config) -> list[CommitFailed]:
             "flow-tap and dynamic-flow-capture cannot be configured together",
             path=SERVICE_PATH))  # fmt: skip
     if ft.interface is not None:
-        name, _, number = ft.interface.partition(".")
-        iface = config.interfaces.get(name)
-        unit = next((u for u in iface.units.values() if str(u.number) == number), None) if (
-            iface is not None) else None  # fmt: skip
         leaf = f"{SERVICE_PATH}/ftsvc:interface"
-        if unit is None:
+        # By number, as YANG compared the uint32 unit key: "sp-0/0/0.01" names unit 1.
+        service_unit = config.flow_tap_unit()
+        if service_unit is None:
             found.append(CommitFailed(
                 "flow-tap interface names a unit that is not configured under interfaces",
                 path=leaf))  # fmt: skip
-        elif not unit.inet:
+        elif not service_unit[1].inet:
             found.append(CommitFailed("flow-tap interface unit has no family inet", path=leaf))
     return found
 

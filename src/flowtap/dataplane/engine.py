@@ -36,8 +36,9 @@ from flowtap.dataplane.counters import Counter, CriterionCounters, KernelStats
 from flowtap.dataplane.encap import MAX_INNER, Outer
 from flowtap.dataplane.match import MatchTable, applies, normalize_interface
 from flowtap.dataplane.packet import parse
-from flowtap.dataplane.ring import CaptureError, CaptureInterface, Ring
+from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
+from flowtap.errors import CaptureError
 from flowtap.intercept.criteria import Criterion
 
 LOG = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class Dataplane:
 
         Raises:
             ValueError: a criterion is invalid (see :meth:`check`); nothing changed.
-            flowtap.dataplane.sender.SendError: a destination socket cannot be opened;
+            flowtap.errors.SendError: a destination socket cannot be opened;
                 nothing changed.
         """
         new = {c.criteria_id: c for c in criteria}

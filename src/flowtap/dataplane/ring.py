@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from flowtap.dataplane import ffi
 from flowtap.dataplane.bpf import Filter, drop_all
+from flowtap.errors import CaptureError
 
 BLOCK_SIZE = 1 << 18  # 256 KiB
 BLOCK_COUNT = 64  # 16 MiB per interface
@@ -26,18 +27,6 @@ PARK_PROTOCOL = 0x88B5  # IEEE local experimental EtherType: ptype bucket 5, not
 _BLOCK_HDR = struct.Struct("=II")  # num_pkts, offset_to_first_pkt (at offset 12)
 _STATUS = struct.Struct("=I")  # block_status (at offset 8)
 _STATS = struct.Struct("=III")  # tp_packets, tp_drops, tp_freeze_q_cnt
-
-
-class CaptureError(OSError):
-    """A capture interface cannot be opened (missing device, no privilege).
-
-    ``interface`` is the IFL name of the capture interface and ``reason`` the cause alone.
-    """
-
-    def __init__(self, interface: str, reason: str) -> None:
-        super().__init__(f"capture interface {interface}: {reason}")
-        self.interface = interface
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

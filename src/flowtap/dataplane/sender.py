@@ -19,16 +19,13 @@ import time
 
 from flowtap.dataplane import ffi
 from flowtap.dataplane.encap import Outer
+from flowtap.errors import SendError
 
 BATCH = 256
 SNDBUF = 4 << 20
 IPV6_AUTOFLOWLABEL = 70
 _IOV = struct.Struct("=QQ")
 _EAGAIN = {11, 105}  # EAGAIN, ENOBUFS: retried once after a short wait
-
-
-class SendError(OSError):
-    """A content destination socket cannot be set up (bad address, no privilege)."""
 
 
 def validate(outer: Outer) -> None:

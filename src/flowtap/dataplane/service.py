@@ -70,8 +70,8 @@ from flowtap.dataplane import conflicts
 from flowtap.dataplane.conflicts import SERVICE_PATH, interface_path
 from flowtap.dataplane.counters import KernelStats
 from flowtap.dataplane.engine import Dataplane, PreparedCapture
-from flowtap.dataplane.ring import CaptureError, CaptureInterface
-from flowtap.errors import CommitFailed
+from flowtap.dataplane.ring import CaptureInterface
+from flowtap.errors import CaptureError, CommitFailed
 
 LOG = logging.getLogger(__name__)
 

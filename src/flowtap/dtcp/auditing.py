@@ -30,6 +30,7 @@ from flowtap.auth.authenticator import AuthDecision
 from flowtap.dtcp.filters import BYTE_MAX, PORT_MAX
 from flowtap.dtcp.message import Request, escape
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
+from flowtap.errors import AuditError
 from flowtap.intercept.criteria import Criterion, Flag
 from flowtap.intercept.registry import Entry
 
@@ -48,13 +49,11 @@ class LiAudit:
 
     def submit(self, record: AuditRecord) -> asyncio.Future[None]:
         """Start appending ``record`` (chained in call order); the future resolves when it is
-        durable and raises :class:`flowtap.audit.AuditError` when it cannot be."""
+        durable and raises :class:`flowtap.errors.AuditError` when it cannot be."""
         return asyncio.ensure_future(self._append(record))
 
     async def _append(self, record: AuditRecord) -> None:
         if self.log is None:
-            from flowtap.audit import AuditError  # noqa: PLC0415
-
             raise AuditError("no LI audit log")
         await self.log.append(record)
 
@@ -72,8 +71,6 @@ class LiAudit:
         durable = []
         while part := list(itertools.islice(records, SLICE)):
             if self.log is None:
-                from flowtap.audit import AuditError  # noqa: PLC0415
-
                 raise AuditError("no LI audit log")
             durable += [self.log.append_nowait(record) for record in part]
             await asyncio.sleep(0)

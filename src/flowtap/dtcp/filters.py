@@ -30,6 +30,12 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv6Address
 
 from flowtap.dtcp.headers import unescape
+from flowtap.errors import (
+    FilterSyntaxError,
+    ImproperFilterError,
+    UnknownCriteriaIdError,
+    UnsupportedValueError,
+)
 from flowtap.intercept.criteria import ANY, ANY_ADDRESS, AddressFilter, Span, ValueFilter
 
 U64_MAX = 2**64 - 1
@@ -42,26 +48,6 @@ _ADDRESS_BITS = {4: 32, 6: 128}
 _U64_DIGITS = 20
 _CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 _INTERFACE = re.compile(r"[a-zA-Z][a-zA-Z0-9_.:/-]{0,63}")  # the YANG interface-name pattern
-
-
-class FilterSyntaxError(ValueError):
-    """400 Bad Request."""
-
-
-class ImproperFilterError(ValueError):
-    """432 Improper Filter Specification."""
-
-
-class UnsupportedValueError(ValueError):
-    """501 Not Implemented."""
-
-
-class UnknownCriteriaIdError(ValueError):
-    """431 Unknown Criteria ID; ``entry`` is the list entry that named it."""
-
-    def __init__(self, entry: str) -> None:
-        super().__init__("criteria ID out of range")
-        self.entry = entry
 
 
 def split_list(value: str) -> list[str]:

@@ -33,16 +33,9 @@ from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
 from flowtap.config.model import Config
 from flowtap.dataplane.engine import Dataplane
+from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auditing import render_criterion, render_request
-from flowtap.dtcp.fields import (
-    DtcpRequestError,
-    RequestIdentity,
-    parse_add,
-    parse_delete,
-    parse_list,
-    parse_noop,
-    parse_refresh,
-)
+from flowtap.dtcp.fields import RequestIdentity, parse_delete, parse_list, parse_noop, parse_refresh
 from flowtap.dtcp.headers import INPUT_INTERFACE
 from flowtap.dtcp.message import Request
 from flowtap.dtcp.replies import (
@@ -53,7 +46,7 @@ from flowtap.dtcp.replies import (
     noop_reply,
 )
 from flowtap.dtcp.status import reason_phrase
-from flowtap.errors import DtcpError
+from flowtap.errors import DtcpError, DtcpRequestError
 from flowtap.intercept.criteria import Criterion, Flag
 from flowtap.intercept.registry import Entry, Registry
 

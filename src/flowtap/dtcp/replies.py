@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flowtap.dtcp.auth_info import SSH_SIGNER, Signer
-from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import ADDRESS_MAX, BYTE_MAX, PORT_MAX, format_address
 from flowtap.dtcp.message import DEFAULT_VERSION, DecodeError, escape, version_tuple
 from flowtap.dtcp.status import reason_phrase
-from flowtap.errors import DtcpError
+from flowtap.errors import DtcpError, DtcpRequestError
 from flowtap.intercept.criteria import AddressFilter, Criterion, Flag, Span, Timeouts, ValueFilter
 
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")

@@ -38,13 +38,14 @@ import asyncssh
 
 from flowtap import sshd
 from flowtap.admission import ConnectionGate, Limits
-from flowtap.audit import AuditError, AuditRecord
+from flowtap.audit import AuditRecord
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
 from flowtap.config import model
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
+from flowtap.errors import AuditError
 from flowtap.intercept.registry import Registry
 from flowtap.listeners import Endpoint, ListenerSet, Move, endpoints
 

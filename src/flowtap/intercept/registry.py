@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flowtap.dtcp.fields import DtcpRequestError
 from flowtap.dtcp.filters import CriteriaSelector
 from flowtap.dtcp.replies import CriterionStats, ListEntry
 from flowtap.dtcp.tuning import (
@@ -52,6 +51,7 @@ from flowtap.dtcp.tuning import (
     MAX_DESTINATIONS_PER_SOURCE,
     DtcpTuning,
 )
+from flowtap.errors import DtcpRequestError
 from flowtap.intercept.criteria import Criterion, Timeouts
 from flowtap.intercept.expiry import IDLE, TOTAL, Due, ExpiryQueue
 from flowtap.intercept.publisher import CriteriaSink, Publisher

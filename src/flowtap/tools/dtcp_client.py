@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from flowtap.dtcp.auth_info import SSH_KEY, Signer
+from flowtap.errors import DtcpClientError
 
 DEFAULT_PORT = 32001
 SUBSYSTEM = "flow-tap-dtcp"
@@ -40,10 +41,6 @@ Fields = Sequence[tuple[str, str]]
 _STATUS = re.compile(r"DTCP/([0-9]+\.[0-9]+) ([0-9]{3}) ?(.*)")
 _REQUEST_LINE = re.compile(r"[A-Za-z]+ DTCP/[0-9]+\.[0-9]+")
 _T = TypeVar("_T")
-
-
-class DtcpClientError(Exception):
-    """The connection or the reply stream failed (not a non-200 status: see ``Reply``)."""
 
 
 def build_request(

@@ -13,6 +13,7 @@ from types import TracebackType
 import asyncssh
 from lxml import etree
 
+from flowtap.errors import RpcFailed
 from flowtap.netconf.framing import FrameDecoder, encode_chunked, encode_eom
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -22,13 +23,6 @@ _HELLO = (
     "<capability>urn:ietf:params:netconf:base:1.1</capability>"
     "</capabilities></hello>"
 ).encode()
-
-
-class RpcFailed(Exception):
-    def __init__(self, reply: etree._Element) -> None:
-        tags = [e.text for e in reply.iter(f"{{{NC_NS}}}error-tag")]
-        super().__init__(", ".join(t or "" for t in tags))
-        self.reply = reply
 
 
 class NetconfClient:

@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-
-class ProcError(RuntimeError):
-    """A process did not start, or exited early."""
+from flowtap.errors import ProcError
 
 
 class Proc:
