@@ -27,7 +27,7 @@ from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
-from flowtap.errors import NetconfRpcError
+from flowtap.errors import ConfigError
 from flowtap.intercept.publisher import CriteriaSink
 from flowtap.intercept.registry import Registry, RegistryLimits
 from flowtap.netconf import flowtap_state
@@ -138,7 +138,7 @@ class Appliance:
                 self.datastores.set_startup(self.txn.running_bytes)
             if await self.datastores.recover_pending():
                 LOG.warning("an unconfirmed commit was rolled back at boot")
-        except NetconfRpcError as exc:
+        except ConfigError as exc:
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
 

@@ -17,7 +17,7 @@ from flowtap.config.diff import Change
 from flowtap.config.permissions import LI_FLAGS
 from flowtap.config.schema import Schema, SchemaNode
 from flowtap.config.xmlutil import discard
-from flowtap.errors import NetconfRpcError
+from flowtap.errors import ConfigError
 
 VIEW = frozenset({"view", "view-configuration"})
 
@@ -132,7 +132,7 @@ def check_write(principal: Principal, diff: list[Change]) -> None:
     """Refuse a diff the principal may not make. The error names no value and no path."""
     if not diff:
         return
-    denied = NetconfRpcError(
+    denied = ConfigError(
         tag="access-denied",
         type="application",
         message="Access denied: the login class lacks the permission for this change",
@@ -202,8 +202,8 @@ def check_edit_request(
         stack.extend((child, node, operation) for child in el)
 
 
-def _denied() -> NetconfRpcError:
-    return NetconfRpcError(
+def _denied() -> ConfigError:
+    return ConfigError(
         tag="access-denied",
         type="application",
         message="Access denied: the login class lacks the permission for this change",

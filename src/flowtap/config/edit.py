@@ -15,7 +15,7 @@ from lxml import etree
 
 from flowtap.config.schema import NC_NS, Schema, SchemaNode
 from flowtap.config.xmlutil import discard, element
-from flowtap.errors import NetconfRpcError, NetconfRpcErrors
+from flowtap.errors import ConfigError, ConfigErrors
 
 OPERATION = f"{{{NC_NS}}}operation"
 YANG_NS = "urn:ietf:params:xml:ns:yang:1"
@@ -54,8 +54,8 @@ def apply_edit(
     """Apply the children of ``config`` to a copy of ``target`` and return the copy.
 
     Raises:
-        NetconfRpcError: the first error (stop-on-error, rollback-on-error).
-        NetconfRpcErrors: every error, with continue-on-error.
+        ConfigError: the first error (stop-on-error, rollback-on-error).
+        ConfigErrors: every error, with continue-on-error.
     """
     editor = _Editor(schema, error_option == "continue-on-error")
     if default_operation == "replace":
@@ -67,7 +67,7 @@ def apply_edit(
     if editor.errors:
         if len(editor.errors) == 1:
             raise editor.errors[0]
-        raise NetconfRpcErrors(editor.errors)
+        raise ConfigErrors(editor.errors)
     return result
 
 
@@ -84,7 +84,7 @@ class _Editor:
     def __init__(self, schema: Schema, keep_going: bool) -> None:
         self.schema = schema
         self.keep_going = keep_going
-        self.errors: list[NetconfRpcError] = []
+        self.errors: list[ConfigError] = []
         # Entries of each list and leaf-list the edit looked up more than once, by identity, in
         # document order: finding each edited entry by a scan of its siblings made an edit of n
         # entries O(n^2) (3,000 entries held the event loop 4.5 s, 30,000 more than two
@@ -128,7 +128,7 @@ class _Editor:
             if not same:
                 index.pop(identity, None)
 
-    def fail(self, error: NetconfRpcError) -> None:
+    def fail(self, error: ConfigError) -> None:
         if not self.keep_going:
             raise error
         self.errors.append(error)
@@ -145,7 +145,7 @@ class _Editor:
                 continue  # comments and processing instructions
             try:
                 self.edit_node(target, el, parent, inherited)
-            except NetconfRpcError as error:
+            except ConfigError as error:
                 self.fail(error)
 
     def edit_node(
@@ -160,7 +160,7 @@ class _Editor:
         if parent is None:
             node = self.schema.root(namespace, qname.localname)
             if node is None and namespace not in self.schema.namespace_of.values():
-                raise NetconfRpcError(
+                raise ConfigError(
                     tag="unknown-namespace",
                     type="protocol",
                     message=f"No YANG module has the namespace of element {qname.localname!r}",
@@ -170,14 +170,14 @@ class _Editor:
             node = parent.child(namespace, qname.localname)
         where = parent.path if parent else ""
         if node is None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="unknown-element",
                 message=f"Unknown element {qname.localname!r}",
                 path=where or None,
                 info={"bad-element": qname.localname},
             )
         if not node.config:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="invalid-value",
                 message=f"{qname.localname!r} is state data and cannot be configured",
                 path=node.path,
@@ -185,7 +185,7 @@ class _Editor:
             )
         operation = el.get(OPERATION, inherited)
         if operation not in OPERATIONS and operation != "none":
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="bad-attribute",
                 message=f"Invalid operation {operation!r}",
                 path=node.path,
@@ -195,19 +195,19 @@ class _Editor:
         path = self.instance_path(node, el)
 
         if operation == "create" and existing is not None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="data-exists", message="Data already exists", path=path,
                 info={"bad-element": node.name},
             )  # fmt: skip
         if operation == "delete" and existing is None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="data-missing", message="Data does not exist", path=path,
                 info={"bad-element": node.name},
             )  # fmt: skip
         if operation in ("delete", "remove"):
             if existing is not None:
                 if parent is not None and parent.kind == "list" and node.name in parent.keys:
-                    raise NetconfRpcError(
+                    raise ConfigError(
                         tag="operation-failed",
                         message="A list key cannot be deleted on its own",
                         path=path,
@@ -275,7 +275,7 @@ class _Editor:
                 if isinstance(child.tag, str):
                     try:
                         self.edit_node(created, child, node, inner)
-                    except NetconfRpcError as error:
+                    except ConfigError as error:
                         self.fail(error)
 
     @staticmethod
@@ -301,7 +301,7 @@ class _Editor:
         for key in node.keys:
             key_el = el.find(f"{{{node.namespace}}}{key}")
             if key_el is None:
-                raise NetconfRpcError(
+                raise ConfigError(
                     tag="missing-element",
                     type="protocol",
                     message=f"List entry is missing its key {key!r}",
@@ -342,7 +342,7 @@ class _Editor:
             return
         if where == "last" or not siblings:
             if where in ("before", "after") and not siblings:
-                raise NetconfRpcError(
+                raise ConfigError(
                     tag="bad-attribute", message="insert anchor does not exist",
                     path=node.path, app_tag="missing-instance",
                     info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
@@ -351,7 +351,7 @@ class _Editor:
             target.insert(target.index(anchor) + 1 if anchor is not None else len(target), item)
             return
         if where not in ("before", "after"):
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="bad-attribute", message=f"Invalid insert {where!r}", path=node.path,
                 info={"bad-attribute": "insert", "bad-element": node.name},
             )  # fmt: skip
@@ -375,7 +375,7 @@ class _Editor:
                     for k, v in wanted.items()
                 ):
                     return sibling
-        raise NetconfRpcError(
+        raise ConfigError(
             tag="bad-attribute",
             message="insert anchor does not exist",
             path=node.path,

@@ -2,7 +2,9 @@
 get-schema). Handlers are thin: they read parameters and call the datastores.
 
 Signature: ``async def handler(session, op) -> list[etree._Element] | None`` where ``op`` is the
-operation element inside ``<rpc>``; None means ``<ok/>``; errors are raised as NetconfRpcError.
+operation element inside ``<rpc>``; None means ``<ok/>``. A handler raises NetconfRpcError for
+what NETCONF itself refuses (parameters); the commit engine's ConfigError passes through to the
+session, which maps it (:mod:`flowtap.netconf.engine_errors`).
 """
 
 from __future__ import annotations
