@@ -19,8 +19,9 @@ from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
 from flowtap.config.datastores import Datastores
 from flowtap.config.persist import StateDir, atomic_write
-from flowtap.config.schema import NC_NS, Schema
+from flowtap.config.schema import Schema
 from flowtap.config.txn import TransactionManager
+from flowtap.config.xmlutil import NC_NS
 from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
 from flowtap.dtcp.auditing import LiAudit

@@ -10,7 +10,8 @@ import pytest
 from flowtap.config import model
 from flowtap.config.persist import StateDir, decode_records
 from flowtap.config.schema import Schema
-from flowtap.config.txn import TransactionManager, parse_top
+from flowtap.config.txn import TransactionManager
+from flowtap.config.xmlutil import parse_top
 from flowtap.errors import CommitFailed, ConfigError
 
 SYS = "urn:flowtap:yang:system"

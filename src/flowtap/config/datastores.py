@@ -27,7 +27,8 @@ from flowtap.auth.principal import Principal
 from flowtap.config import access, li_policy
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
-from flowtap.config.txn import CommitResult, TransactionManager, parse_top, serialize
+from flowtap.config.txn import CommitResult, TransactionManager
+from flowtap.config.xmlutil import parse_top, serialize
 from flowtap.errors import ConfigError
 
 LOG = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import re
 
 from lxml import etree
 
-from flowtap.config.schema import NC_NS, Schema, SchemaNode
-from flowtap.config.xmlutil import discard, element
+from flowtap.config.schema import Schema, SchemaNode
+from flowtap.config.xmlutil import NC_NS, discard, element, new_root
 from flowtap.errors import ConfigError, ConfigErrors
 
 OPERATION = f"{{{NC_NS}}}operation"
@@ -38,10 +38,6 @@ def _entry_finder(namespace: str, name: str, keys: tuple[str, ...]) -> etree.XPa
 def _normalize_space(text: str) -> str:
     """XPath 1.0 normalize-space(): how list keys in the datastore are compared."""
     return _XML_SPACE.sub(" ", text).strip(" ")
-
-
-def new_root() -> etree._Element:
-    return element(f"{{{NC_NS}}}data", NC_NS)
 
 
 def apply_edit(

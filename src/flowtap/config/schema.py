@@ -19,12 +19,12 @@ import libyang
 from libyang.util import c2str
 from lxml import etree
 
+from flowtap.config.xmlutil import CONFIG, DATA
 from flowtap.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 
 MODULES = ("flowtap-system", "flowtap-interfaces", "flowtap-services")
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 
 def default_yang_dir() -> Path:
@@ -173,7 +173,7 @@ class Schema:
         """The schema node of an element of a datastore tree (walks up to the top)."""
         chain: list[etree._Element] = []
         el: etree._Element | None = element
-        while el is not None and el.tag not in (f"{{{NC_NS}}}data", f"{{{NC_NS}}}config"):
+        while el is not None and el.tag not in (DATA, CONFIG):
             chain.append(el)
             el = el.getparent()
         node: SchemaNode | None = None

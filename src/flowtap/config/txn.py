@@ -20,9 +20,9 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config import access, li_policy, model
 from flowtap.config.diff import Change, changes
-from flowtap.config.edit import new_root
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
+from flowtap.config.xmlutil import new_root, parse_top, serialize
 from flowtap.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
@@ -67,26 +67,6 @@ class CommitResult:
 
 
 ConfigListener = Callable[[Diff, Principal | None], Awaitable[None] | None]
-
-
-def serialize(tree: etree._Element) -> bytes:
-    return b"".join(etree.tostring(child) for child in tree)
-
-
-def parse_top(data: bytes) -> etree._Element:
-    """Top-level data elements (no wrapper) -> a ``<data>`` datastore tree."""
-    root = new_root()
-    if data.strip():
-        wrapped = etree.fromstring(
-            b'<data xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">' + data + b"</data>",
-            _PARSER,
-        )
-        for child in wrapped:
-            root.append(child)
-    return root
-
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
 
 
 class TransactionManager:

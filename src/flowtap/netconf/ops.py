@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from flowtap.config.txn import parse_top
-from flowtap.config.xmlutil import element
+from flowtap.config.xmlutil import element, parse_top
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf import defaults, filters
 from flowtap.netconf.library import MONITORING_NS
