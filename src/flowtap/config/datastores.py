@@ -1,8 +1,9 @@
-"""The candidate, running and startup datastores with NETCONF locks and confirmed commit.
+"""The candidate, running and startup datastores, with locks and confirmed commit.
 
-Running belongs to the TransactionManager; this module adds what NETCONF layers on top: a shared
-candidate, per-datastore locks owned by a session id, and RFC 6241 §8.4 confirmed commits that
-revert on timeout, on the issuing session's end (without persist) and at the next boot.
+Running belongs to the TransactionManager; this module adds what a management session layers on
+top (the semantics are RFC 6241's; NETCONF is one front end): a shared candidate, per-datastore
+locks owned by a session id, and RFC 6241 §8.4 confirmed commits that revert on timeout, on the
+issuing session's end (without persist) and at the next boot. Refusals are ``ConfigError``s.
 
 Datastore trees are values: every change builds a new tree (``apply_edit`` edits a copy) and
 nothing modifies one in place, so the candidate starts out as the very tree running holds and a

@@ -397,7 +397,8 @@ def content_to_check(config: etree._Element) -> bytes:
 
 
 def strip_edit_attributes(tree: etree._Element) -> None:
-    """Remove NETCONF/YANG edit attributes from a tree in place (used for copy-config)."""
+    """Remove the edit attributes (operation, yang:insert/value/key) from a tree in place (used
+    for copy-config)."""
     for el in tree.iter():
         if isinstance(el.tag, str):
             _strip(el)
