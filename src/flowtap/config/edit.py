@@ -1,4 +1,5 @@
-"""edit-config on datastore trees (RFC 6241 §7.2, RFC 7950 §7.8.6 insert): pure, schema-driven.
+"""edit-config on datastore trees (RFC 6241 §7.2): pure, schema-driven. Where an edited entry of
+an ordered-by user list goes (yang:insert, RFC 7950 §7.8.6) is :mod:`flowtap.config.insert`'s.
 
 The engine works on a copy and returns it, so a failed edit never leaves a half-applied
 datastore: stop-on-error and rollback-on-error are both atomic; continue-on-error applies every
@@ -13,16 +14,14 @@ import re
 
 from lxml import etree
 
+from flowtap.config.insert import INSERT, KEY, VALUE, YANG_NS, place
 from flowtap.config.schema import Schema, SchemaNode
 from flowtap.config.xmlutil import NC_NS, discard, element, new_root
 from flowtap.errors import ConfigError, ConfigErrors
 
 OPERATION = f"{{{NC_NS}}}operation"
-YANG_NS = "urn:ietf:params:xml:ns:yang:1"
-INSERT, VALUE, KEY = (f"{{{YANG_NS}}}{a}" for a in ("insert", "value", "key"))
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
 _EDIT_NAMESPACES = (NC_NS.encode(), YANG_NS.encode())  # where every edit attribute comes from
-_KEY_PREDICATE = re.compile(r"\[(?:[\w.-]+:)?([\w.-]+)\s*=\s*(['\"])(.*?)\2\]")
 
 
 _XML_SPACE = re.compile(r"[ \t\r\n]+")
@@ -219,7 +218,7 @@ class _Editor:
             target.insert(position, created)
             self._added(target, created, node)
             self.fill(created, el, node, "replace")
-            self.place(target, created, el, node)
+            place(target, created, el, node)
             return
         if existing is None:
             if operation == "none" and node.kind in ("leaf", "leaf-list"):
@@ -232,7 +231,7 @@ class _Editor:
                 self._removed(target, created, node)
                 target.remove(created)  # "none" only creates what descendants need
                 return
-            self.place(target, created, el, node)
+            place(target, created, el, node)
             return
         if node.kind == "leaf":
             if operation != "none":
@@ -240,11 +239,11 @@ class _Editor:
             return
         if node.kind == "leaf-list":
             if operation != "none":
-                self.place(target, existing, el, node)
+                place(target, existing, el, node)
             return
         self.edit_children(existing, el, node, operation)
         if operation != "none":
-            self.place(target, existing, el, node)
+            place(target, existing, el, node)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -322,63 +321,6 @@ class _Editor:
             for k in node.keys
         )
         return node.path + predicates
-
-    def place(
-        self, target: etree._Element, item: etree._Element, el: etree._Element, node: SchemaNode
-    ) -> None:
-        """Honour yang:insert for ordered-by user lists and leaf-lists."""
-        where = el.get(INSERT)
-        if where is None or not node.ordered_by_user:
-            return
-        siblings = [s for s in target.iterfind(node.qname) if s is not item]
-        target.remove(item)
-        if where == "first":
-            anchor_index = target.index(siblings[0]) if siblings else len(target)
-            target.insert(anchor_index, item)
-            return
-        if where == "last" or not siblings:
-            if where in ("before", "after") and not siblings:
-                raise ConfigError(
-                    tag="bad-attribute", message="insert anchor does not exist",
-                    path=node.path, app_tag="missing-instance",
-                    info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
-                )  # fmt: skip
-            anchor = siblings[-1] if siblings else None
-            target.insert(target.index(anchor) + 1 if anchor is not None else len(target), item)
-            return
-        if where not in ("before", "after"):
-            raise ConfigError(
-                tag="bad-attribute", message=f"Invalid insert {where!r}", path=node.path,
-                info={"bad-attribute": "insert", "bad-element": node.name},
-            )  # fmt: skip
-        anchor = self.anchor(siblings, el, node)
-        index = target.index(anchor)
-        target.insert(index if where == "before" else index + 1, item)
-
-    def anchor(
-        self, siblings: list[etree._Element], el: etree._Element, node: SchemaNode
-    ) -> etree._Element:
-        if node.kind == "leaf-list":
-            value = el.get(VALUE)
-            for sibling in siblings:
-                if (sibling.text or "").strip() == value:
-                    return sibling
-        else:
-            wanted = {k: v for k, _, v in _KEY_PREDICATE.findall(el.get(KEY) or "")}
-            for sibling in siblings:
-                if wanted and all(
-                    (sibling.findtext(f"{{{node.namespace}}}{k}") or "") == v
-                    for k, v in wanted.items()
-                ):
-                    return sibling
-        raise ConfigError(
-            tag="bad-attribute",
-            message="insert anchor does not exist",
-            path=node.path,
-            app_tag="missing-instance",
-            info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
-        )
-
 
 def content_to_check(config: etree._Element) -> bytes:
     """The data an edit writes (its deletes and removes left out), for a schema/type check that
