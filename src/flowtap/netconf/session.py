@@ -16,12 +16,7 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
 from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
-from flowtap.errors import (
-    ConfigError,
-    ConfigErrors,
-    NetconfRpcError,
-    SessionTerminated,
-)
+from flowtap.errors import ConfigError, ConfigErrors, NetconfRpcError, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.engine_errors import rpc_errors
