@@ -19,15 +19,16 @@ from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
 from flowtap.config.datastores import Datastores
 from flowtap.config.persist import StateDir, atomic_write
-from flowtap.config.schema import NC_NS, Schema
+from flowtap.config.schema import Schema
 from flowtap.config.txn import TransactionManager
+from flowtap.config.xmlutil import NC_NS
 from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
-from flowtap.errors import AuditError, BootError, NetconfRpcError
+from flowtap.errors import AuditError, BootError, ConfigError
 from flowtap.intercept.publisher import CriteriaSink
 from flowtap.intercept.registry import Registry, RegistryLimits
 from flowtap.netconf import flowtap_state
@@ -134,7 +135,7 @@ class Appliance:
                 self.datastores.set_startup(self.txn.running_bytes)
             if await self.datastores.recover_pending():
                 LOG.warning("an unconfirmed commit was rolled back at boot")
-        except NetconfRpcError as exc:
+        except ConfigError as exc:
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
 

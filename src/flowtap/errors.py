@@ -1,11 +1,17 @@
 """Every exception flowtap raises on purpose.
 
 - ``FlowtapError``: root.
-- ``NetconfRpcError``: becomes one ``<rpc-error>``; carries exactly the fields ncclient's
-  ``RPCError`` exposes (type, tag, app_tag, severity, path, message, info).
-- ``NetconfRpcErrors``: several rpc-errors in one reply (error-option continue-on-error).
+- ``NetconfRpcError``: a refusal only NETCONF makes (message parsing, rpc parameters, filters,
+  XPath, access to an operation); becomes one ``<rpc-error>`` and carries exactly the fields
+  ncclient's ``RPCError`` exposes (type, tag, app_tag, severity, path, message, info).
 - ``SessionTerminated``: the NETCONF session must be closed (framing error, bad hello).
-- ``CommitFailed``: a hook refused a commit in validate or prepare (mapped to an rpc-error).
+- ``ConfigError``: the commit engine (:mod:`flowtap.config`) refuses a request: an edit,
+  a validation, a lock, a commit. Protocol-neutral: its tag is from RFC 6241 Appendix A's
+  error-tag vocabulary (Junos' XML API uses the same words), and it carries the fields an
+  rpc-error shows; :mod:`flowtap.netconf.engine_errors` alone turns it into one.
+- ``ConfigErrors``: several ``ConfigError`` of one edit (error-option continue-on-error).
+- ``CommitFailed``: a ``ConfigError`` raised by a commit hook refusing a configuration in
+  validate or prepare (tag operation-failed unless it says otherwise).
 - ``DtcpError``: a DTCP status line other than 200.
 - ``DtcpRequestError``: a ``DtcpError`` found while reading a request's headers; carries the
   header to echo in Error-Parameters.
@@ -59,29 +65,47 @@ class NetconfRpcError(FlowtapError):
         super().__init__(self.message)
 
 
-class NetconfRpcErrors(FlowtapError):
-    """Several rpc-errors reported together."""
-
-    def __init__(self, errors: list[NetconfRpcError]) -> None:
-        super().__init__("; ".join(e.message for e in errors))
-        self.errors = errors
-
-
 class SessionTerminated(FlowtapError):
     """The session cannot continue (RFC 6242 framing error, invalid hello)."""
 
 
-class CommitFailed(FlowtapError):
-    """A commit hook refused the new configuration.
+@dataclass
+class ConfigError(FlowtapError):
+    """The commit engine refuses a request (RFC 6241 Appendix A's error-tag vocabulary).
 
-    ``tag`` is the NETCONF error-tag to report (operation-failed, resource-denied, ...).
+    ``type`` is the layer the refusal belongs to (``application`` for the data, ``protocol`` for
+    how the request used the engine); ``path`` is an instance path with the modules' prefixes;
+    ``info`` maps an error-info element's local name to its text (bad-element, session-id, ...).
+    """
+
+    tag: str
+    message: str
+    type: str = "application"
+    severity: str = "error"
+    path: str | None = None
+    app_tag: str | None = None
+    info: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+class ConfigErrors(FlowtapError):
+    """Several engine errors reported together (error-option continue-on-error)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+class CommitFailed(ConfigError):
+    """A commit hook refused the new configuration (in validate or prepare).
+
+    ``tag`` is the error-tag to report (operation-failed, resource-denied, ...).
     """
 
     def __init__(self, message: str, tag: str = "operation-failed", path: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.tag = tag
-        self.path = path
+        super().__init__(tag=tag, message=message, path=path)
 
 
 class DtcpError(FlowtapError):

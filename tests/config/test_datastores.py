@@ -12,7 +12,8 @@ from flowtap.config.datastores import Datastores
 from flowtap.config.permissions import expand
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
-from flowtap.config.txn import TransactionManager, parse_top
+from flowtap.config.txn import TransactionManager
+from flowtap.config.xmlutil import parse_top
 
 SYS = "urn:flowtap:yang:system"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

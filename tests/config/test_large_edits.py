@@ -11,10 +11,11 @@ from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config.access import ReadFilter
-from flowtap.config.edit import apply_edit, new_root
+from flowtap.config.edit import apply_edit
 from flowtap.config.permissions import expand
 from flowtap.config.persist import PREALLOCATE_LIMIT, PREALLOCATE_STEP, StateDir
 from flowtap.config.schema import Schema
+from flowtap.config.xmlutil import new_root
 
 SYS = "urn:flowtap:yang:system"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

@@ -10,8 +10,9 @@ import pytest
 from flowtap.config import model
 from flowtap.config.persist import StateDir, decode_records
 from flowtap.config.schema import Schema
-from flowtap.config.txn import TransactionManager, parse_top
-from flowtap.errors import CommitFailed, NetconfRpcError
+from flowtap.config.txn import TransactionManager
+from flowtap.config.xmlutil import parse_top
+from flowtap.errors import CommitFailed, ConfigError
 
 SYS = "urn:flowtap:yang:system"
 
@@ -62,7 +63,7 @@ async def test_prepare_failure_aborts_prepared_hooks_in_reverse(schema: Schema,
         txn.add_hook(hook)
     on_disk = state.journal_path.read_bytes()
     history = len(state.history())
-    with pytest.raises(NetconfRpcError) as exc:
+    with pytest.raises(ConfigError) as exc:
         await txn.commit(parse_top(hostname("after")), None)
     assert exc.value.tag == "resource-denied"
     assert log == ["a.validate", "b.validate", "c.validate", "d.validate",
@@ -79,7 +80,7 @@ async def test_validate_failure_prepares_nothing(schema: Schema, tmp_path: Path)
     await txn.boot(hostname("before"), persist=True)
     txn.add_hook(RecordingHook("a", log))
     txn.add_hook(RecordingHook("b", log, fail_validate=True))
-    with pytest.raises(NetconfRpcError):
+    with pytest.raises(ConfigError):
         await txn.commit(parse_top(hostname("after")), None)
     assert log == ["a.validate", "b.validate"]
 

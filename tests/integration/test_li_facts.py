@@ -193,8 +193,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def li_error_texts() -> set[str]:
-    """The error texts of src/flowtap (CommitFailed, NetconfRpcError) and yang/ (error-message)
-    that name flow-tap, DTCP or dynamic-flow-capture."""
+    """The error texts of src/flowtap (CommitFailed, ConfigError, NetconfRpcError) and yang/
+    (error-message) that name flow-tap, DTCP or dynamic-flow-capture."""
     import ast
 
     li = re.compile(r"flow-tap|dtcp|dynamic-flow", re.IGNORECASE)
@@ -205,7 +205,7 @@ def li_error_texts() -> set[str]:
                 continue
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-            if name not in ("CommitFailed", "NetconfRpcError"):
+            if name not in ("CommitFailed", "ConfigError", "NetconfRpcError"):
                 continue
             values = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "message")]
             for value in values:

@@ -1,5 +1,5 @@
-"""Junos login-class authorization applied to NETCONF: which permission bits read or write each
-configuration hierarchy.
+"""Junos login-class authorization of the configuration: which permission bits read or write each
+configuration hierarchy, whichever front end (NETCONF today) reads or edits it.
 
 Reads are pruned silently (a subtree the user may not see is simply absent, exactly as if it were
 not configured); writes are checked on the diff a commit or edit would make, and refused with
@@ -14,10 +14,11 @@ from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config.diff import Change
+from flowtap.config.edit import OPERATION
 from flowtap.config.permissions import LI_FLAGS
 from flowtap.config.schema import Schema, SchemaNode
 from flowtap.config.xmlutil import discard
-from flowtap.errors import NetconfRpcError
+from flowtap.errors import ConfigError
 
 VIEW = frozenset({"view", "view-configuration"})
 
@@ -132,7 +133,7 @@ def check_write(principal: Principal, diff: list[Change]) -> None:
     """Refuse a diff the principal may not make. The error names no value and no path."""
     if not diff:
         return
-    denied = NetconfRpcError(
+    denied = ConfigError(
         tag="access-denied",
         type="application",
         message="Access denied: the login class lacks the permission for this change",
@@ -160,7 +161,6 @@ def conceals_anything(principal: Principal) -> bool:
     return any(_concealed(principal, rule) for rule in RULES)
 
 
-_EDIT_OPERATION = "{urn:ietf:params:xml:ns:netconf:base:1.0}operation"
 _REMOVING = frozenset({"delete", "remove", "replace"})
 
 
@@ -193,7 +193,7 @@ def check_edit_request(
                 else parent.child(namespace, qname.localname))  # fmt: skip
         if node is None:
             continue
-        operation = str(el.get(_EDIT_OPERATION, inherited))
+        operation = str(el.get(OPERATION, inherited))
         rule = rule_for(node.path)
         if rule is not None and _concealed(principal, rule):
             raise _denied()
@@ -202,8 +202,8 @@ def check_edit_request(
         stack.extend((child, node, operation) for child in el)
 
 
-def _denied() -> NetconfRpcError:
-    return NetconfRpcError(
+def _denied() -> ConfigError:
+    return ConfigError(
         tag="access-denied",
         type="application",
         message="Access denied: the login class lacks the permission for this change",

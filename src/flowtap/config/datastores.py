@@ -1,8 +1,9 @@
-"""The candidate, running and startup datastores with NETCONF locks and confirmed commit.
+"""The candidate, running and startup datastores, with locks and confirmed commit.
 
-Running belongs to the TransactionManager; this module adds what NETCONF layers on top: a shared
-candidate, per-datastore locks owned by a session id, and RFC 6241 §8.4 confirmed commits that
-revert on timeout, on the issuing session's end (without persist) and at the next boot.
+Running belongs to the TransactionManager; this module adds what a management session layers on
+top (the semantics are RFC 6241's; NETCONF is one front end): a shared candidate, per-datastore
+locks owned by a session id, and RFC 6241 §8.4 confirmed commits that revert on timeout, on the
+issuing session's end (without persist) and at the next boot. Refusals are ``ConfigError``s.
 
 Datastore trees are values: every change builds a new tree (``apply_edit`` edits a copy) and
 nothing modifies one in place, so the candidate starts out as the very tree running holds and a
@@ -27,8 +28,9 @@ from flowtap.auth.principal import Principal
 from flowtap.config import access, li_policy
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
-from flowtap.config.txn import CommitResult, TransactionManager, parse_top, serialize
-from flowtap.errors import NetconfRpcError
+from flowtap.config.txn import CommitResult, TransactionManager
+from flowtap.config.xmlutil import parse_top, serialize
+from flowtap.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIRM_TIMEOUT = 600
@@ -44,15 +46,15 @@ class PendingConfirm:
     timer: asyncio.TimerHandle | None = None
 
 
-def lock_denied(holder: int, message: str) -> NetconfRpcError:
-    return NetconfRpcError(
+def lock_denied(holder: int, message: str) -> ConfigError:
+    return ConfigError(
         tag="lock-denied", type="protocol", message=message, info={"session-id": str(holder)}
     )
 
 
 def _check_persist_id(pending: PendingConfirm, persist_id: str | None) -> None:
     if persist_id != pending.persist:
-        raise NetconfRpcError(
+        raise ConfigError(
             tag="invalid-value", message="persist-id does not match the pending commit",
             info={"bad-element": "persist-id"},
         )  # fmt: skip
@@ -80,9 +82,9 @@ class Datastores:
             return self.candidate
         if name == "startup":
             if self.startup is None:
-                raise NetconfRpcError(tag="invalid-value", message="The startup datastore is empty")
+                raise ConfigError(tag="invalid-value", message="The startup datastore is empty")
             return self.startup
-        raise NetconfRpcError(
+        raise ConfigError(
             tag="invalid-value", message=f"Unknown datastore {name!r}", info={"bad-element": name}
         )
 
@@ -135,12 +137,12 @@ class Datastores:
 
     def lock(self, name: str, session_id: int, principal: Principal | None = None) -> None:
         if name not in DATASTORES:
-            raise NetconfRpcError(tag="invalid-value", message=f"Unknown datastore {name!r}")
+            raise ConfigError(tag="invalid-value", message=f"Unknown datastore {name!r}")
         holder = self.locks.get(name)
         if holder is not None:
             raise lock_denied(holder, f"Lock failed, {name} is already locked by session {holder}")
         if name == "candidate" and self._dirty_for(principal):
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="lock-denied", type="protocol",
                 message="Lock failed: the candidate has uncommitted changes",
                 info={"session-id": "0"},
@@ -150,7 +152,7 @@ class Datastores:
     def unlock(self, name: str, session_id: int, principal: Principal | None = None) -> None:
         holder = self.locks.get(name)
         if holder is None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="operation-failed", message=f"The {name} datastore is not locked"
             )
         if holder != session_id:
@@ -184,13 +186,13 @@ class Datastores:
         error_option: str = "stop-on-error",
     ) -> None:
         if target != "candidate":
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="operation-not-supported", type="protocol",
                 message="Only the candidate datastore can be edited (no :writable-running)",
             )  # fmt: skip
         self.check_writable("candidate", session_id)
         if not principal.has("configure"):
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="access-denied", message="Access denied: no configure permission"
             )
         access.check_edit_request(principal, self.schema, config, default_operation)
@@ -212,7 +214,7 @@ class Datastores:
         if access.conceals_anything(principal):
             # The result replaces data the principal cannot see; whether that is refused would
             # reveal it (check_edit_request).
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="access-denied", message="Access denied: copy-config needs full access"
             )
         canonical = self.schema.canonical(serialize(source), validate=target == "startup")
@@ -224,7 +226,7 @@ class Datastores:
         elif target == "startup":
             self.set_startup(canonical)
         else:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="operation-not-supported", type="protocol",
                 message=f"copy-config cannot target {target} (use candidate and commit)",
             )  # fmt: skip
@@ -235,7 +237,7 @@ class Datastores:
 
     def delete_config(self, target: str, principal: Principal, session_id: int) -> None:
         if target != "startup":
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="operation-failed", message=f"The {target} datastore cannot be deleted"
             )
         self.check_writable(target, session_id)
@@ -278,7 +280,7 @@ class Datastores:
         if pending.persist is not None:
             _check_persist_id(pending, pid)
         elif pending.session_id != session_id:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="in-use", message="Another session has a confirmed commit in progress"
             )
 
@@ -304,11 +306,11 @@ class Datastores:
     async def cancel_commit(self, session_id: int, persist_id: str | None) -> None:
         pending = self.pending
         if pending is None:
-            raise NetconfRpcError(tag="operation-failed", message="No confirmed commit is pending")
+            raise ConfigError(tag="operation-failed", message="No confirmed commit is pending")
         if pending.persist is not None:
             _check_persist_id(pending, persist_id)
         elif persist_id is not None or pending.session_id != session_id:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="invalid-value" if persist_id is not None else "operation-failed",
                 message="The pending confirmed commit belongs to another session",
             )

@@ -1,4 +1,5 @@
-"""edit-config on datastore trees (RFC 6241 §7.2, RFC 7950 §7.8.6 insert): pure, schema-driven.
+"""edit-config on datastore trees (RFC 6241 §7.2): pure, schema-driven. Where an edited entry of
+an ordered-by user list goes (yang:insert, RFC 7950 §7.8.6) is :mod:`flowtap.config.insert`'s.
 
 The engine works on a copy and returns it, so a failed edit never leaves a half-applied
 datastore: stop-on-error and rollback-on-error are both atomic; continue-on-error applies every
@@ -13,16 +14,14 @@ import re
 
 from lxml import etree
 
-from flowtap.config.schema import NC_NS, Schema, SchemaNode
-from flowtap.config.xmlutil import discard, element
-from flowtap.errors import NetconfRpcError, NetconfRpcErrors
+from flowtap.config.insert import INSERT, KEY, VALUE, YANG_NS, place
+from flowtap.config.schema import Schema, SchemaNode
+from flowtap.config.xmlutil import NC_NS, discard, element, new_root
+from flowtap.errors import ConfigError, ConfigErrors
 
 OPERATION = f"{{{NC_NS}}}operation"
-YANG_NS = "urn:ietf:params:xml:ns:yang:1"
-INSERT, VALUE, KEY = (f"{{{YANG_NS}}}{a}" for a in ("insert", "value", "key"))
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
 _EDIT_NAMESPACES = (NC_NS.encode(), YANG_NS.encode())  # where every edit attribute comes from
-_KEY_PREDICATE = re.compile(r"\[(?:[\w.-]+:)?([\w.-]+)\s*=\s*(['\"])(.*?)\2\]")
 
 
 _XML_SPACE = re.compile(r"[ \t\r\n]+")
@@ -40,10 +39,6 @@ def _normalize_space(text: str) -> str:
     return _XML_SPACE.sub(" ", text).strip(" ")
 
 
-def new_root() -> etree._Element:
-    return element(f"{{{NC_NS}}}data", NC_NS)
-
-
 def apply_edit(
     schema: Schema,
     target: etree._Element,
@@ -54,8 +49,8 @@ def apply_edit(
     """Apply the children of ``config`` to a copy of ``target`` and return the copy.
 
     Raises:
-        NetconfRpcError: the first error (stop-on-error, rollback-on-error).
-        NetconfRpcErrors: every error, with continue-on-error.
+        ConfigError: the first error (stop-on-error, rollback-on-error).
+        ConfigErrors: every error, with continue-on-error.
     """
     editor = _Editor(schema, error_option == "continue-on-error")
     if default_operation == "replace":
@@ -67,7 +62,7 @@ def apply_edit(
     if editor.errors:
         if len(editor.errors) == 1:
             raise editor.errors[0]
-        raise NetconfRpcErrors(editor.errors)
+        raise ConfigErrors(editor.errors)
     return result
 
 
@@ -84,7 +79,7 @@ class _Editor:
     def __init__(self, schema: Schema, keep_going: bool) -> None:
         self.schema = schema
         self.keep_going = keep_going
-        self.errors: list[NetconfRpcError] = []
+        self.errors: list[ConfigError] = []
         # Entries of each list and leaf-list the edit looked up more than once, by identity, in
         # document order: finding each edited entry by a scan of its siblings made an edit of n
         # entries O(n^2) (3,000 entries held the event loop 4.5 s, 30,000 more than two
@@ -128,7 +123,7 @@ class _Editor:
             if not same:
                 index.pop(identity, None)
 
-    def fail(self, error: NetconfRpcError) -> None:
+    def fail(self, error: ConfigError) -> None:
         if not self.keep_going:
             raise error
         self.errors.append(error)
@@ -145,7 +140,7 @@ class _Editor:
                 continue  # comments and processing instructions
             try:
                 self.edit_node(target, el, parent, inherited)
-            except NetconfRpcError as error:
+            except ConfigError as error:
                 self.fail(error)
 
     def edit_node(
@@ -160,7 +155,7 @@ class _Editor:
         if parent is None:
             node = self.schema.root(namespace, qname.localname)
             if node is None and namespace not in self.schema.namespace_of.values():
-                raise NetconfRpcError(
+                raise ConfigError(
                     tag="unknown-namespace",
                     type="protocol",
                     message=f"No YANG module has the namespace of element {qname.localname!r}",
@@ -170,14 +165,14 @@ class _Editor:
             node = parent.child(namespace, qname.localname)
         where = parent.path if parent else ""
         if node is None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="unknown-element",
                 message=f"Unknown element {qname.localname!r}",
                 path=where or None,
                 info={"bad-element": qname.localname},
             )
         if not node.config:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="invalid-value",
                 message=f"{qname.localname!r} is state data and cannot be configured",
                 path=node.path,
@@ -185,7 +180,7 @@ class _Editor:
             )
         operation = el.get(OPERATION, inherited)
         if operation not in OPERATIONS and operation != "none":
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="bad-attribute",
                 message=f"Invalid operation {operation!r}",
                 path=node.path,
@@ -195,19 +190,19 @@ class _Editor:
         path = self.instance_path(node, el)
 
         if operation == "create" and existing is not None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="data-exists", message="Data already exists", path=path,
                 info={"bad-element": node.name},
             )  # fmt: skip
         if operation == "delete" and existing is None:
-            raise NetconfRpcError(
+            raise ConfigError(
                 tag="data-missing", message="Data does not exist", path=path,
                 info={"bad-element": node.name},
             )  # fmt: skip
         if operation in ("delete", "remove"):
             if existing is not None:
                 if parent is not None and parent.kind == "list" and node.name in parent.keys:
-                    raise NetconfRpcError(
+                    raise ConfigError(
                         tag="operation-failed",
                         message="A list key cannot be deleted on its own",
                         path=path,
@@ -223,7 +218,7 @@ class _Editor:
             target.insert(position, created)
             self._added(target, created, node)
             self.fill(created, el, node, "replace")
-            self.place(target, created, el, node)
+            place(target, created, el, node)
             return
         if existing is None:
             if operation == "none" and node.kind in ("leaf", "leaf-list"):
@@ -236,7 +231,7 @@ class _Editor:
                 self._removed(target, created, node)
                 target.remove(created)  # "none" only creates what descendants need
                 return
-            self.place(target, created, el, node)
+            place(target, created, el, node)
             return
         if node.kind == "leaf":
             if operation != "none":
@@ -244,11 +239,11 @@ class _Editor:
             return
         if node.kind == "leaf-list":
             if operation != "none":
-                self.place(target, existing, el, node)
+                place(target, existing, el, node)
             return
         self.edit_children(existing, el, node, operation)
         if operation != "none":
-            self.place(target, existing, el, node)
+            place(target, existing, el, node)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -275,7 +270,7 @@ class _Editor:
                 if isinstance(child.tag, str):
                     try:
                         self.edit_node(created, child, node, inner)
-                    except NetconfRpcError as error:
+                    except ConfigError as error:
                         self.fail(error)
 
     @staticmethod
@@ -301,7 +296,7 @@ class _Editor:
         for key in node.keys:
             key_el = el.find(f"{{{node.namespace}}}{key}")
             if key_el is None:
-                raise NetconfRpcError(
+                raise ConfigError(
                     tag="missing-element",
                     type="protocol",
                     message=f"List entry is missing its key {key!r}",
@@ -327,63 +322,6 @@ class _Editor:
         )
         return node.path + predicates
 
-    def place(
-        self, target: etree._Element, item: etree._Element, el: etree._Element, node: SchemaNode
-    ) -> None:
-        """Honour yang:insert for ordered-by user lists and leaf-lists."""
-        where = el.get(INSERT)
-        if where is None or not node.ordered_by_user:
-            return
-        siblings = [s for s in target.iterfind(node.qname) if s is not item]
-        target.remove(item)
-        if where == "first":
-            anchor_index = target.index(siblings[0]) if siblings else len(target)
-            target.insert(anchor_index, item)
-            return
-        if where == "last" or not siblings:
-            if where in ("before", "after") and not siblings:
-                raise NetconfRpcError(
-                    tag="bad-attribute", message="insert anchor does not exist",
-                    path=node.path, app_tag="missing-instance",
-                    info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
-                )  # fmt: skip
-            anchor = siblings[-1] if siblings else None
-            target.insert(target.index(anchor) + 1 if anchor is not None else len(target), item)
-            return
-        if where not in ("before", "after"):
-            raise NetconfRpcError(
-                tag="bad-attribute", message=f"Invalid insert {where!r}", path=node.path,
-                info={"bad-attribute": "insert", "bad-element": node.name},
-            )  # fmt: skip
-        anchor = self.anchor(siblings, el, node)
-        index = target.index(anchor)
-        target.insert(index if where == "before" else index + 1, item)
-
-    def anchor(
-        self, siblings: list[etree._Element], el: etree._Element, node: SchemaNode
-    ) -> etree._Element:
-        if node.kind == "leaf-list":
-            value = el.get(VALUE)
-            for sibling in siblings:
-                if (sibling.text or "").strip() == value:
-                    return sibling
-        else:
-            wanted = {k: v for k, _, v in _KEY_PREDICATE.findall(el.get(KEY) or "")}
-            for sibling in siblings:
-                if wanted and all(
-                    (sibling.findtext(f"{{{node.namespace}}}{k}") or "") == v
-                    for k, v in wanted.items()
-                ):
-                    return sibling
-        raise NetconfRpcError(
-            tag="bad-attribute",
-            message="insert anchor does not exist",
-            path=node.path,
-            app_tag="missing-instance",
-            info={"bad-attribute": "value" if node.kind == "leaf-list" else "key"},
-        )
-
-
 def content_to_check(config: etree._Element) -> bytes:
     """The data an edit writes (its deletes and removes left out), for a schema/type check that
     costs what the edit costs, not what the whole datastore costs."""
@@ -401,7 +339,8 @@ def content_to_check(config: etree._Element) -> bytes:
 
 
 def strip_edit_attributes(tree: etree._Element) -> None:
-    """Remove NETCONF/YANG edit attributes from a tree in place (used for copy-config)."""
+    """Remove the edit attributes (operation, yang:insert/value/key) from a tree in place (used
+    for copy-config)."""
     for el in tree.iter():
         if isinstance(el.tag, str):
             _strip(el)

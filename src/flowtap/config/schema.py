@@ -19,12 +19,12 @@ import libyang
 from libyang.util import c2str
 from lxml import etree
 
-from flowtap.errors import NetconfRpcError
+from flowtap.config.xmlutil import CONFIG, DATA
+from flowtap.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 
 MODULES = ("flowtap-system", "flowtap-interfaces", "flowtap-services")
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 
 def default_yang_dir() -> Path:
@@ -173,7 +173,7 @@ class Schema:
         """The schema node of an element of a datastore tree (walks up to the top)."""
         chain: list[etree._Element] = []
         el: etree._Element | None = element
-        while el is not None and el.tag not in (f"{{{NC_NS}}}data", f"{{{NC_NS}}}config"):
+        while el is not None and el.tag not in (DATA, CONFIG):
             chain.append(el)
             el = el.getparent()
         node: SchemaNode | None = None
@@ -194,7 +194,7 @@ class Schema:
                 payload, "xml", strict=True, no_state=True, parse_only=not validate
             )
         except libyang.LibyangError as exc:
-            raise self._to_rpc_error(records, str(exc), validating=validate) from None
+            raise self._config_error(records, str(exc), validating=validate) from None
         finally:
             _CAPTURE.local.records = None
 
@@ -224,9 +224,9 @@ class Schema:
             return b""
         return out.encode() if isinstance(out, str) else bytes(out)
 
-    def _to_rpc_error(
+    def _config_error(
         self, records: list[tuple[str, str]], fallback: str, *, validating: bool = True
-    ) -> NetconfRpcError:
+    ) -> ConfigError:
         message, location = records[-1] if records else (fallback, "")
         match = _LOCATION.search(location)
         path = self.xml_path(match.group(1)) if match else None
@@ -242,7 +242,7 @@ class Schema:
                 info["bad-element"] = name.group(1)
         if path and tag == "invalid-value":
             info.setdefault("bad-element", path.rsplit(":", 1)[-1].split("[")[0])
-        return NetconfRpcError(
+        return ConfigError(
             tag=tag, message=message, path=path, app_tag=app_tag, info=info
         )
 

@@ -20,10 +20,10 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config import access, li_policy, model
 from flowtap.config.diff import Change, changes
-from flowtap.config.edit import new_root
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
-from flowtap.errors import CommitFailed, NetconfRpcError
+from flowtap.config.xmlutil import new_root, parse_top, serialize
+from flowtap.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ LOG = logging.getLogger(__name__)
 class Hook(Protocol):
     """A live component reconciled from the running configuration.
 
-    ``validate`` is pure and may raise ``CommitFailed``. ``prepare`` allocates what the new
-    configuration needs (sockets, listeners, tables) and may raise ``CommitFailed``; it returns a
-    handle. ``commit`` swaps the prepared resources in and must not fail. ``abort`` releases
-    exactly what ``prepare`` allocated and must not fail. Only hooks whose prepare succeeded are
-    aborted, in reverse order.
+    ``validate`` is pure and may raise ``CommitFailed`` (an engine error, passed on as is).
+    ``prepare`` allocates what the new configuration needs (sockets, listeners, tables) and may
+    raise ``CommitFailed``; it returns a handle. ``commit`` swaps the prepared resources in and
+    must not fail. ``abort`` releases exactly what ``prepare`` allocated and must not fail. Only
+    hooks whose prepare succeeded are aborted, in reverse order.
     """
 
     name: str
@@ -69,26 +69,6 @@ class CommitResult:
 ConfigListener = Callable[[Diff, Principal | None], Awaitable[None] | None]
 
 
-def serialize(tree: etree._Element) -> bytes:
-    return b"".join(etree.tostring(child) for child in tree)
-
-
-def parse_top(data: bytes) -> etree._Element:
-    """Top-level data elements (no wrapper) -> a ``<data>`` datastore tree."""
-    root = new_root()
-    if data.strip():
-        wrapped = etree.fromstring(
-            b'<data xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">' + data + b"</data>",
-            _PARSER,
-        )
-        for child in wrapped:
-            root.append(child)
-    return root
-
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
-
-
 class TransactionManager:
     """Owns the running configuration and every change to it."""
 
@@ -113,11 +93,8 @@ class TransactionManager:
         canonical = self.schema.canonical(serialize(tree), validate=True)
         new_config = model.from_tree(parse_top(canonical))
         with li_policy.committing(principal):
-            try:
-                for hook in self.hooks:
-                    hook.validate(self.config, new_config)
-            except CommitFailed as exc:
-                raise _to_rpc_error(exc) from None
+            for hook in self.hooks:
+                hook.validate(self.config, new_config)
         return canonical
 
     async def commit(
@@ -132,7 +109,7 @@ class TransactionManager:
         """Make ``candidate`` the running configuration, or change nothing at all.
 
         Raises:
-            NetconfRpcError: validation, access-denied, or a hook refusal.
+            ConfigError: validation, access-denied, or a hook refusal.
         """
         async with self.lock:
             return await self._commit_locked(candidate, principal, comment, force, persist)
@@ -181,11 +158,8 @@ class TransactionManager:
     ) -> list[tuple[Hook, Any]]:
         """Every hook's validate, then every hook's prepare; on a failure, abort what prepared."""
         LOG.debug("commit: validate hooks")
-        try:
-            for hook in self.hooks:
-                hook.validate(old_config, new_config)
-        except CommitFailed as exc:
-            raise _to_rpc_error(exc) from None
+        for hook in self.hooks:
+            hook.validate(old_config, new_config)
         prepared: list[tuple[Hook, Any]] = []
         try:
             for hook in self.hooks:
@@ -195,12 +169,10 @@ class TransactionManager:
             for hook, handle in reversed(prepared):
                 LOG.debug("commit: abort %s", hook.name)
                 await _quietly(hook.abort(handle), hook.name, "abort")
-            if isinstance(exc, CommitFailed):
-                raise _to_rpc_error(exc) from None
-            if isinstance(exc, NetconfRpcError):
+            if isinstance(exc, ConfigError):
                 raise
             LOG.exception("commit: prepare raised unexpectedly")
-            raise NetconfRpcError(tag="operation-failed", message=f"Commit failed: {exc}") from exc
+            raise ConfigError(tag="operation-failed", message=f"Commit failed: {exc}") from exc
         return prepared
 
     async def boot(self, data: bytes, *, persist: bool) -> CommitResult:
@@ -214,7 +186,3 @@ async def _quietly(result: Awaitable[None], name: str, phase: str) -> None:
         await result
     except Exception:
         LOG.exception("hook %s failed in %s (a bug: this phase must not fail)", name, phase)
-
-
-def _to_rpc_error(exc: CommitFailed) -> NetconfRpcError:
-    return NetconfRpcError(tag=exc.tag, message=exc.message, path=exc.path)

@@ -2,7 +2,9 @@
 get-schema). Handlers are thin: they read parameters and call the datastores.
 
 Signature: ``async def handler(session, op) -> list[etree._Element] | None`` where ``op`` is the
-operation element inside ``<rpc>``; None means ``<ok/>``; errors are raised as NetconfRpcError.
+operation element inside ``<rpc>``; None means ``<ok/>``. A handler raises NetconfRpcError for
+what NETCONF itself refuses (parameters); the commit engine's ConfigError passes through to the
+session, which maps it (:mod:`flowtap.netconf.engine_errors`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from flowtap.config.txn import parse_top
-from flowtap.config.xmlutil import element
+from flowtap.config.xmlutil import element, parse_top
 from flowtap.errors import NetconfRpcError
 from flowtap.netconf import defaults, filters
 from flowtap.netconf.library import MONITORING_NS

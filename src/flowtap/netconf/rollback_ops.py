@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from flowtap.config.txn import parse_top
+from flowtap.config.xmlutil import parse_top
 from flowtap.errors import NetconfRpcError
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
 from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
-from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
+from flowtap.errors import ConfigError, ConfigErrors, NetconfRpcError, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
+from flowtap.netconf.engine_errors import rpc_errors
 from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, encode_eom
 from flowtap.netconf.replies import NC_NS, error_reply, reply
 from flowtap.netconf.state import state_elements
@@ -247,12 +248,12 @@ class Session:
             message_id(rpc)
             body = await self.dispatch(rpc)
             self.send(reply(attrs, body))
-        except NetconfRpcErrors as exc:
-            self._count_error()
-            self.send(error_reply(attrs, exc.errors))
         except NetconfRpcError as exc:
             self._count_error()
             self.send(error_reply(attrs, [exc]))
+        except (ConfigError, ConfigErrors) as exc:  # the commit engine refused the request
+            self._count_error()
+            self.send(error_reply(attrs, rpc_errors(exc)))
         except (SessionTerminated, asyncio.CancelledError):
             raise
         except Exception:
