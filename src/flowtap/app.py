@@ -28,8 +28,8 @@ from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import NetconfRpcError
-from flowtap.intercept.publisher import CriteriaSink
 from flowtap.intercept.registry import Registry, RegistryLimits
+from flowtap.intercept.sink import CriteriaSink
 from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService

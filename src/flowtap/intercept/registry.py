@@ -54,7 +54,8 @@ from flowtap.dtcp.tuning import (
 )
 from flowtap.intercept.criteria import Criterion, Timeouts
 from flowtap.intercept.expiry import IDLE, TOTAL, Due, ExpiryQueue
-from flowtap.intercept.publisher import CriteriaSink, Publisher
+from flowtap.intercept.publisher import Publisher
+from flowtap.intercept.sink import CriteriaSink
 from flowtap.intercept.stats import list_rows
 
 MAX_CRITERIA_ID = 2**32 - 1  # replies carry 32-bit IDs (draft §8)

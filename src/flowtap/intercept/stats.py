@@ -14,9 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from flowtap.dataplane.counters import CriterionCounters
 from flowtap.dtcp.replies import CriterionStats, ListEntry
 from flowtap.intercept.criteria import Timeouts
+from flowtap.intercept.sink import CriterionCounters
 
 if TYPE_CHECKING:
     from flowtap.intercept.registry import Entry
