@@ -28,7 +28,7 @@ from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import NetconfRpcError
-from flowtap.intercept.registry import Registry, RegistryLimits
+from flowtap.intercept.registry import Registry
 from flowtap.intercept.sink import CriteriaSink
 from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
@@ -106,7 +106,7 @@ class Appliance:
         except (AuditError, OSError) as exc:
             raise BootError(f"LI audit log: {exc}") from None
         self.li_audit = LiAudit(self.audit_log)
-        self.registry = Registry(self.criteria_sink, RegistryLimits.of(self.dtcp_tuning))
+        self.registry = Registry(self.criteria_sink, self.dtcp_tuning.registry_limits())
         self.registry.on_removed.append(self.li_audit.removal_listener())
         self.datastores = Datastores(self.txn)
         self.ctx = ServerContext(self.schema, self.txn, self.datastores)

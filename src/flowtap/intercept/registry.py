@@ -9,12 +9,15 @@ Decisions (DTCP.md §2.3-2.7, §7; draft §5.5-5.11):
   reuse a recently freed ID). Per-source numbering is deliberate: a global counter would tell
   one agency how many criteria the others add (LI-1), and an ID of another source is then simply
   an unknown ID (LI-3). The dataplane sees a separate global key (``Entry.key``).
-- Limits (``RegistryLimits``): criteria per source and in all -> 550; content destinations
-  (mediation devices: distinct Cdest-IDs of a source in use by its criteria) per source and in
-  all -> 551. Identical ADDs are not merged: each gets its own ID (criteria are independent),
-  so a flood of duplicates ends at the per-source limit.
-- DELETE/REFRESH/LIST: a listed single Criteria-ID unknown to the source -> 431 and nothing
-  changes, echoing the Criteria-ID header; ranges and ``*`` may match nothing. STATIC criteria
+- Limits (``RegistryLimits``): criteria per source and in all (``InterceptLimitError``, DTCP
+  550); content destinations (mediation devices: distinct Cdest-IDs of a source in use by its
+  criteria) per source and in all (``DestinationLimitError``, 551). Identical ADDs are not
+  merged: each gets its own ID (criteria are independent), so a flood of duplicates ends at the
+  per-source limit. An ADD the dataplane cannot serve is refused before any limit is counted
+  (``UnservableInterceptError``, 901): the sink's ``check`` is the only way in.
+- DELETE/REFRESH/LIST: a listed single Criteria-ID unknown to the source ->
+  ``UnknownInterceptError`` (DTCP 431, echoing the Criteria-ID header) and nothing changes;
+  ranges and ``*`` may match nothing. STATIC criteria
   are deleted only with ``Flags: Static`` and are never refreshed (not counted). A Cdest-ID in
   DELETE or REFRESH that matches nothing counts 0 (draft §5.7, §5.9); in LIST it is 430, the
   only place the draft leaves for "Unknown Content Destination" over SSH.
@@ -41,24 +44,25 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from flowtap.dtcp.fields import DtcpRequestError
-from flowtap.dtcp.filters import CriteriaSelector
-from flowtap.dtcp.replies import CriterionStats, ListEntry
-from flowtap.dtcp.tuning import (
-    MAX_CRITERIA,
-    MAX_CRITERIA_PER_SOURCE,
-    MAX_DESTINATIONS,
-    MAX_DESTINATIONS_PER_SOURCE,
-    DtcpTuning,
+from flowtap.errors import (
+    DestinationLimitError,
+    InterceptLimitError,
+    UnknownInterceptError,
+    UnservableInterceptError,
 )
 from flowtap.intercept.criteria import Criterion, Timeouts
 from flowtap.intercept.expiry import IDLE, TOTAL, Due, ExpiryQueue
 from flowtap.intercept.publisher import Publisher
 from flowtap.intercept.sink import CriteriaSink
-from flowtap.intercept.stats import list_rows
+from flowtap.intercept.stats import CriterionStats, statistics
 
 MAX_CRITERIA_ID = 2**32 - 1  # replies carry 32-bit IDs (draft §8)
+MAX_CRITERIA_PER_SOURCE = 16384
+MAX_CRITERIA = 32768
+MAX_DESTINATIONS_PER_SOURCE = 16  # Junos: mediation devices per user
+MAX_DESTINATIONS = 64  # Junos: mediation devices per system
 
 DELETED = "deleted"
 CLEARED = "cleared"
@@ -68,17 +72,31 @@ LIMIT = "timeout-packets-or-bytes"
 RemovalListener = Callable[[Sequence["Entry"], str], None]
 
 
+class IdSelection(Protocol):
+    """Which of its criteria a control source means (DTCP's ``CriteriaSelector`` is one)."""
+
+    @property
+    def listed_ids(self) -> tuple[int, ...]:
+        """IDs named one by one: each must be one of the source's criteria."""
+        ...
+
+    @property
+    def only_listed(self) -> bool:
+        """Whether the selection is exactly ``listed_ids`` (no range, ``*`` or negation)."""
+        ...
+
+    def matches(self, criteria_id: int) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryLimits:
+    """Criteria and content destinations per control source and in all (the defaults are the
+    production values; see :mod:`flowtap.dtcp.tuning` for why)."""
+
     per_source: int = MAX_CRITERIA_PER_SOURCE
     total: int = MAX_CRITERIA
     destinations_per_source: int = MAX_DESTINATIONS_PER_SOURCE
     destinations: int = MAX_DESTINATIONS
-
-    @classmethod
-    def of(cls, tuning: DtcpTuning) -> RegistryLimits:
-        return cls(tuning.max_criteria_per_source, tuning.max_criteria,
-                   tuning.max_destinations_per_source, tuning.max_destinations)  # fmt: skip
 
 
 @dataclass(slots=True, eq=False)
@@ -176,27 +194,23 @@ class Registry:
         return src is not None and cdest_id in src.cdests
 
     def select(
-        self, source: str, selector: CriteriaSelector | None, cdest_id: str | None, raw: str | None
+        self, source: str, selector: IdSelection | None, cdest_id: str | None
     ) -> list[Entry]:
         """The source's criteria matching both selectors (None = any), in ID order.
 
         Raises:
-            DtcpRequestError: 431 when a listed single ID is not one of the source's criteria
-                (``raw`` is the Criteria-ID header to echo).
+            UnknownInterceptError: a listed single ID is not one of the source's criteria.
         """
         src = self._sources.get(source) or _Source()
         if selector is not None:
             for criteria_id in selector.listed_ids:
                 if criteria_id not in src.entries:
-                    parameter = None if raw is None else ("criteria-id", raw)
-                    raise DtcpRequestError(431, "criteria-id: unknown", parameter)
+                    raise UnknownInterceptError(criteria_id)
         if cdest_id is not None:
             ids: Iterable[int] = sorted(src.cdests.get(cdest_id, ()))
             found = [src.entries[i] for i in ids]
             return [e for e in found if selector is None or selector.matches(e.criteria_id)]
-        if selector is not None and not selector.is_wildcard and len(selector.filter.spans) == len(
-            selector.listed_ids
-        ):
+        if selector is not None and selector.only_listed:
             return [src.entries[i] for i in sorted(set(selector.listed_ids))]
         return [e for e in src.entries.values() if selector is None or selector.matches(
             e.criteria_id)]  # fmt: skip
@@ -205,18 +219,19 @@ class Registry:
         """Whether ``entry`` is still in the table (not deleted, expired or cleared since)."""
         return self._by_key.get(entry.key) is entry
 
-    def list_slices(
-        self, entries: Sequence[Entry], stats: bool, size: int
-    ) -> Iterator[list[ListEntry]]:
-        """LIST rows, ``size`` at a time, made as each slice is asked for. The counters and
-        the clock are read now, once, so every slice shows the same instant."""
-        counters = self.sink.counters() if stats and entries else {}
+    def stats_slices(
+        self, entries: Sequence[Entry], counted: bool, size: int
+    ) -> Iterator[list[tuple[Entry, CriterionStats]]]:
+        """``entries`` with their statistics, ``size`` at a time, made as each slice is asked
+        for; without ``counted`` only the refresh time. The counters and the clock are read
+        now, once, so every slice shows the same instant."""
+        counters = self.sink.counters() if counted and entries else {}
         now = self.clock()
 
-        def rows(part: Sequence[Entry]) -> list[ListEntry]:
-            if stats:
-                return list_rows(part, counters, now)
-            return [ListEntry(e.criterion, e.peer, CriterionStats(e.last_refresh)) for e in part]
+        def rows(part: Sequence[Entry]) -> list[tuple[Entry, CriterionStats]]:
+            if counted:
+                return list(zip(part, statistics(part, counters, now), strict=True))
+            return [(e, CriterionStats(e.last_refresh)) for e in part]
 
         return (rows(entries[i : i + size]) for i in range(0, len(entries), size))
 
@@ -226,20 +241,26 @@ class Registry:
         """Insert a pending criterion for ``criterion.csource_id`` numbered ``next_id``.
 
         Raises:
-            DtcpRequestError: 550 or 551 when a limit would be exceeded (nothing changes).
+            UnservableInterceptError: the dataplane cannot serve it (checked first).
+            InterceptLimitError, DestinationLimitError: a limit would be exceeded.
+            Nothing changes when any is raised.
         """
+        try:
+            self.sink.check(criterion)
+        except ValueError:
+            raise UnservableInterceptError("content destination cannot be served") from None
         name = criterion.csource_id
         src = self._sources.setdefault(name, _Source())
         if criterion.criteria_id != src.next_id:
             raise ValueError("criterion must carry next_id(source)")
         if len(src.entries) >= self.limits.per_source or len(self) >= self.limits.total:
-            raise DtcpRequestError(550, "criteria limit reached")
+            raise InterceptLimitError("criteria limit reached")
         new = {d.cdest_id for d in criterion.destinations} - src.cdests.keys()
         if new and (len(src.cdests) + len(new) > self.limits.destinations_per_source
                     or self._cdest_total + len(new) > self.limits.destinations):  # fmt: skip
-            raise DtcpRequestError(551, "content destination limit reached")
+            raise DestinationLimitError("content destination limit reached")
         if src.next_id > MAX_CRITERIA_ID:
-            raise DtcpRequestError(550, "criteria IDs of this source exhausted")
+            raise InterceptLimitError("criteria IDs of this source exhausted")
         src.next_id += 1
         now = datetime.now()
         entry = Entry(self._next_key, name, criterion, peer, now, now, criterion.timeouts)
@@ -328,7 +349,8 @@ class Registry:
             self._expire([entry], LIMIT)
 
     def clear(self, reason: str = CLEARED) -> int:
-        """Drop every criterion (flow-tap removed or restarted) and close every DTCP session."""
+        """Drop every criterion (flow-tap removed, restarted or stopped; the service stopped);
+        the ``on_clear`` listeners then disconnect the control sources."""
         dropped = list(self._by_key.values())
         for src in self._sources.values():
             src.entries.clear()
