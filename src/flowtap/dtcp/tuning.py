@@ -37,7 +37,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flowtap.intercept.registry import (
+from flowtap.intercept.table import (
     MAX_CRITERIA,
     MAX_CRITERIA_PER_SOURCE,
     MAX_DESTINATIONS,

@@ -21,7 +21,7 @@ from flowtap.intercept.criteria import Timeouts
 from flowtap.intercept.sink import CriterionCounters
 
 if TYPE_CHECKING:
-    from flowtap.intercept.registry import Entry
+    from flowtap.intercept.table import Entry
 
 BANDWIDTH_WINDOW = 10.0  # seconds
 MAX_SAMPLES = 64
