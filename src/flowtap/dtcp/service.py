@@ -9,7 +9,9 @@ live.
   the listeners and every DTCP connection; criteria stay (they belong to flow-tap, not to the
   transport).
 - Removing ``services flow-tap`` drops every criterion and disconnects every mediation device
-  (Junos: "all filters are deleted and the mediation devices are disconnected").
+  (Junos: "all filters are deleted and the mediation devices are disconnected"): the intercept
+  registry clears when the flow-tap hook stops the dataplane, and its ``on_clear`` closes the
+  DTCP connections.
 - The limits (``connection-limit``, ``rate-limit``, ``max-pre-auth``,
   ``max-pre-auth-per-source``) and ``hmac-policy`` apply at commit, without touching the
   listeners, the open connections or any criterion. Admission is decided when the TCP connection
@@ -133,10 +135,6 @@ class DtcpService:
         self.listeners.commit(handle.move)
         if not self.listeners.endpoints:
             self.disconnect_all()
-        if handle.old.flow_tap is not None and new.flow_tap is None:
-            dropped = self.registry.clear()
-            LOG.info("flow-tap removed: all criteria dropped")
-            LOG.debug("%d criteria dropped", dropped)  # counts are confidential (LI-1)
         self._close_unauthorized(new)
 
     async def abort(self, handle: _Prepared) -> None:

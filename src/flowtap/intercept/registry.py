@@ -20,8 +20,8 @@ Lifecycle of a criterion:
   deleted by its source (``delete``; ``restore`` undoes it; STATIC ones only with ``Flags:
   Static``); expired by total or idle timeout (:mod:`flowtap.intercept.expiry`) or by a packet
   or byte limit (``expire_by_limit``, from the dataplane); refused by the dataplane when its
-  table was installed (``install-failed``); cleared when flow-tap stops, restarts or is removed,
-  or the service stops (``clear``). A clear also runs the ``on_clear``
+  table was installed (``install-failed``); cleared when flow-tap stops, restarts or is removed
+  (``dataplane_stopped``) or the service stops (``clear``). A clear also runs the ``on_clear``
   listeners, which disconnect the control sources (Junos drops all filters and disconnects the
   mediation devices when flow-tap restarts).
 - Restart: criteria are runtime state, so a new process starts empty and numbers from 1 again.
@@ -35,6 +35,7 @@ and renders LIST rows, in slices (``methods.SLICE``) so other sessions run in be
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from flowtap.intercept.sink import CriteriaSink
 from flowtap.intercept.stats import CriterionStats, statistics
 from flowtap.intercept.table import CriteriaTable, Entry, IdSelection, RegistryLimits
 
+LOG = logging.getLogger(__name__)
 __all__ = ["CLEARED", "DELETED", "LIMIT", "REJECTED", "Entry", "IdSelection", "Registry",
            "RegistryLimits", "RemovalListener"]
 
@@ -208,6 +210,13 @@ class Registry(CriteriaTable):
         entry = self._by_key.get(key)
         if entry is not None and entry.active:
             self._expire([entry], LIMIT)
+
+    def dataplane_stopped(self) -> None:
+        """flow-tap stopped, restarted or was removed: the dataplane forgot every criterion, so
+        the registry drops them too (or its next publication would bring them back)."""
+        dropped = self.clear()
+        LOG.info("flow-tap stopped: all criteria dropped")
+        LOG.debug("%d criteria dropped", dropped)  # counts are confidential (LI-1)
 
     def clear(self, reason: str = CLEARED) -> int:
         """Drop every criterion (flow-tap removed, restarted or stopped; the service stopped);
