@@ -1,4 +1,4 @@
-"""The DTCP registry, publisher, expiry queue, admission and tuning, driven directly (with the
+"""The intercept registry, publisher, expiry queue, admission and tuning, driven directly (with the
 real Dataplane as the sink: it installs criteria without capturing)."""
 
 from __future__ import annotations

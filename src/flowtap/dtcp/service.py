@@ -9,9 +9,7 @@ live.
   the listeners and every DTCP connection; criteria stay (they belong to flow-tap, not to the
   transport).
 - Removing ``services flow-tap`` drops every criterion and disconnects every mediation device
-  (Junos: "all filters are deleted and the mediation devices are disconnected"): the intercept
-  registry clears when the flow-tap hook stops the dataplane, and its ``on_clear`` closes the
-  DTCP connections.
+  (Junos: "all filters are deleted and the mediation devices are disconnected").
 - The limits (``connection-limit``, ``rate-limit``, ``max-pre-auth``,
   ``max-pre-auth-per-source``) and ``hmac-policy`` apply at commit, without touching the
   listeners, the open connections or any criterion. Admission is decided when the TCP connection
