@@ -452,7 +452,7 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
                             "insns": len(dp.filters["ge-0/0/0.0"])}
         for label, size in SIZES.items():
             rates[f"1crit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
-        res["kernel_drops_1crit"] = dp.kernel_drops()
+        res["kernel_drops_1crit"] = dp.kernel_stats().drops
     res["sweep_64B"] = sweep(b, topo, fwd64)
     many = many_criteria(10_000)
     with tap(topo, many) as dp:

@@ -29,8 +29,7 @@ from flowtap.dtcp.crash_audit import criteria_ended_by_crash
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import AuditError, BootError, ConfigError
-from flowtap.intercept.publisher import CriteriaSink
-from flowtap.intercept.registry import Registry, RegistryLimits
+from flowtap.intercept.registry import Registry
 from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService
@@ -57,13 +56,11 @@ class Appliance:
         init_config: Path | None = None,
         *,
         dtcp_tuning: DtcpTuning | None = None,
-        criteria_sink: CriteriaSink | None = None,
     ) -> None:
-        """``criteria_sink`` is the seam for the flow-tap service hook, which owns the dataplane
-        (capture interfaces from ``services flow-tap``) and hands it here; the DTCP registry
-        publishes criteria to it and reads its counters. Without one the appliance makes a
-        :class:`Dataplane` with no capture interface, whose packet/byte limits it wires to the
-        registry through :meth:`limit_reached`."""
+        """One :class:`Dataplane` for the process: the flow-tap hook opens, swaps and closes
+        its capture interfaces (``services flow-tap``); the intercept registry alone installs
+        criteria in it and reads its counters, and gets its packet/byte limits through
+        :meth:`limit_reached`."""
         self.state_dir = state_dir
         self.init_config = init_config
         self.schema = Schema()
@@ -74,10 +71,7 @@ class Appliance:
         self.netconf: NetconfService | None = None
         self.generated_password: str | None = None
         self.dtcp_tuning = dtcp_tuning or DtcpTuning.from_env()
-        self.dataplane: Dataplane | None = None
-        if criteria_sink is None:
-            self.dataplane = criteria_sink = Dataplane(on_limit=self.limit_reached)
-        self.criteria_sink: CriteriaSink = criteria_sink
+        self.dataplane = Dataplane(on_limit=self.limit_reached)
         # commit hook "flow-tap": starts/stops/rebinds the dataplane's capture interfaces
         self.flow_tap = FlowTapService(dataplane=self.dataplane)
         self.audit_log: AuditLog | None = None
@@ -103,7 +97,7 @@ class Appliance:
         except (AuditError, OSError) as exc:
             raise BootError(f"LI audit log: {exc}") from None
         self.li_audit = LiAudit(self.audit_log)
-        self.registry = Registry(self.criteria_sink, RegistryLimits.of(self.dtcp_tuning))
+        self.registry = Registry(self.dataplane, self.dtcp_tuning.registry_limits())
         self.registry.on_removed.append(self.li_audit.removal_listener())
         self.datastores = Datastores(self.txn)
         self.ctx = ServerContext(self.schema, self.txn, self.datastores)
@@ -120,12 +114,8 @@ class Appliance:
         )  # fmt: skip
         self.txn.add_hook(self.dtcp)
         registry, dtcp = self.registry, self.dtcp
-
-        def drop_criteria() -> None:
-            """A dataplane stop or restart drops every criterion (Junos does the same)."""
-            registry.clear()
-
-        self.flow_tap.on_stop.append(drop_criteria)
+        # the one path by which criteria end with flow-tap (stop, restart, removal)
+        self.flow_tap.on_stop.append(registry.dataplane_stopped)
         self.flow_tap.on_degraded.append(self._record_degradation)
         self.ctx.state_providers.append(flowtap_state.provider(
             self.flow_tap, lambda: len(registry), lambda: dtcp.session_count))  # fmt: skip
@@ -185,8 +175,7 @@ class Appliance:
         if self.registry is not None:
             self.registry.clear("service stopped")  # recorded: criteria do not survive
             await self.registry.publisher.close()
-        if self.dataplane is not None:
-            await asyncio.to_thread(self.dataplane.stop)
+        await asyncio.to_thread(self.dataplane.stop)
         await self.li_audit.drain()
         if self.audit_log is not None:
             await self.audit_log.close()

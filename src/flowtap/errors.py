@@ -26,6 +26,12 @@
 - ``DtcpClientError``: the DTCP client's connection or reply stream failed.
 - ``RpcFailed``: the NETCONF client got an rpc-error.
 - ``ProcError``: a demo process did not start or exited early; also ``RuntimeError``.
+- ``InterceptError``: the intercept owner (:mod:`flowtap.intercept`) refused a change; nothing
+  changed. Each tasking protocol maps the subclasses to its own replies:
+- ``InterceptLimitError``: an owner's or the system's intercept limit, or an owner's IDs, ran out.
+- ``DestinationLimitError``: an owner's or the system's content destination limit is reached.
+- ``UnknownInterceptError``: a selection names an intercept ID its owner does not have.
+- ``UnservableInterceptError``: the dataplane cannot serve the intercept (TTL 0, ...).
 
 Defined elsewhere: ``netconf.framing.FramingError`` (a ``SessionTerminated`` that carries the
 messages framed before the violation), and two private exceptions that never leave their module:
@@ -190,3 +196,30 @@ class RpcFailed(FlowtapError):
 
 class ProcError(FlowtapError, RuntimeError):
     """A process did not start, or exited early."""
+
+
+# ---- the intercept owner (flowtap.intercept); the message is the protocol-neutral reason ----
+
+
+class InterceptError(FlowtapError):
+    """The intercept owner refused a change; nothing changed."""
+
+
+class InterceptLimitError(InterceptError):
+    """Adding would exceed the intercepts allowed per owner or in all (or the owner's IDs)."""
+
+
+class DestinationLimitError(InterceptError):
+    """Adding would exceed the content destinations allowed per owner or in all."""
+
+
+class UnknownInterceptError(InterceptError):
+    """A selection names, one by one, an intercept ID its owner does not have."""
+
+    def __init__(self, intercept_id: int) -> None:
+        super().__init__("unknown intercept ID")  # the ID itself is the owner's business
+        self.intercept_id = intercept_id
+
+
+class UnservableInterceptError(InterceptError):
+    """The dataplane cannot serve this intercept (a content destination no socket can serve)."""

@@ -11,7 +11,6 @@ from flowtap.dtcp.auth_info import SSH_SIGNER, Signer
 from flowtap.dtcp.filters import parse_address_filter, parse_port_filter
 from flowtap.dtcp.message import DecodeError
 from flowtap.dtcp.replies import (
-    CriterionStats,
     ListEntry,
     add_reply,
     count_reply,
@@ -28,6 +27,7 @@ from flowtap.dtcp.replies import (
 from flowtap.dtcp.status import NEVER_SENT, REASON_PHRASES, Status, reason_phrase
 from flowtap.errors import DtcpError, DtcpRequestError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
+from flowtap.intercept.stats import CriterionStats
 
 WHEN = datetime(2011, 2, 13, 15, 57, 47, 667000)
 

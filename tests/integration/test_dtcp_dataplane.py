@@ -223,7 +223,7 @@ async def test_500_when_the_audit_log_cannot_write_and_nothing_is_installed(
                 registry = r.app.registry
                 assert registry is not None
                 assert [e.criteria_id for e in registry.entries("md1")] == accepted
-                assert len(r.app.criteria_sink.counters()) == len(accepted)
+                assert len(r.app.dataplane.counters()) == len(accepted)
                 assert (await client.list()).status == 500  # fail closed from now on
                 assert len(registry) == len(accepted)
     finally:

@@ -1,28 +1,13 @@
-"""Per-criterion counters (written by the capture thread only, read by anyone)."""
+"""Per-criterion counters (written by the capture thread only, read by anyone); their snapshot
+type, :class:`~flowtap.intercept.sink.CriterionCounters`, belongs to the intercept interface."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowtap.intercept.sink import CriterionCounters
 
-@dataclass(frozen=True, slots=True)
-class CriterionCounters:
-    """A snapshot for DTCP LIST statistics and the registry's timeouts.
-
-    ``packets``/``bytes`` count matched packets (before the copy limit, whole original packet
-    length); ``sent`` counts copies handed to the kernel (one per destination), ``dropped``
-    copies that could not be (or could not be built: oversize, truncated in the ring).
-    ``last_packet`` is the ``time.monotonic()`` of the last matched packet (idle timeout),
-    None before the first. ``limit_reached`` turns True when a packet or byte limit stopped
-    the copies.
-    """
-
-    packets: int = 0
-    bytes: int = 0
-    sent: int = 0
-    dropped: int = 0
-    last_packet: float | None = None
-    limit_reached: bool = False
+__all__ = ["Counter", "CriterionCounters", "KernelStats"]
 
 
 class Counter:

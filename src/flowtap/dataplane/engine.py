@@ -169,7 +169,8 @@ class Dataplane:
 
     @staticmethod
     def check(criterion: Criterion) -> None:
-        """Raise ValueError for a criterion no socket could serve (TTL 0, >2 destinations)."""
+        """Raise ValueError for a criterion no socket could serve (TTL 0, >2 destinations);
+        the intercept registry asks before it accepts one (``CriteriaSink.check``)."""
         if not 1 <= len(criterion.destinations) <= 2:
             raise ValueError("a criterion needs one or two content destinations")
         for cd in criterion.destinations:
@@ -213,9 +214,6 @@ class Dataplane:
                 p, d = r.poll_stats()
                 packets, drops = packets + p, drops + d
             return KernelStats(packets, drops)
-
-    def kernel_drops(self) -> int:
-        return self.kernel_stats().drops
 
     # ---- internals (control side) ----
 

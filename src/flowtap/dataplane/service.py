@@ -29,10 +29,10 @@ What runs, decided here (dataplane/ENCAP.md, "Capture interfaces", says the same
   comes back is captured again at the next commit, whoever makes it. So a user without LI bits
   never learns from a commit that flow-tap exists, and never finds it blocking a change.
 
-Lifecycle on commit (criteria are DTCP runtime state, never configuration):
+Lifecycle on commit (criteria are the intercept registry's runtime state, never configuration):
 
 * start    flow-tap newly configured: the dataplane starts capturing, with no criteria (the
-           stop before dropped them; the registry installs new ones over DTCP);
+           stop before dropped them; the registry installs new ones);
 * rebind   capture interfaces or ``family inet6`` changed, same service unit (or a captured
            device was re-created with a new ifindex): new rings are opened in prepare and
            swapped in at commit, every criterion kept;
@@ -41,23 +41,19 @@ Lifecycle on commit (criteria are DTCP runtime state, never configuration):
 * stop     flow-tap removed, or its interface disabled: rings and sockets closed, criteria
            dropped.
 
-On restart and stop the ``on_stop`` listeners run (in commit, on the event loop) so the DTCP
-registry forgets its criteria too, as Junos drops every dynamic filter when flow-tap restarts
-or is removed.
+On restart and stop, and when ``services flow-tap`` is removed while already stopped (a
+disabled service unit), the ``on_stop`` listeners run once (in commit, on the event loop) so the
+intercept registry forgets its criteria too, as Junos drops every dynamic filter when flow-tap
+restarts or is removed: the registry must, or its next publication would bring them back.
 
-For the DTCP registry: :attr:`FlowTapService.dataplane` is the live :class:`Dataplane` (its
-``CriteriaSink``: ``set_criteria``, ``counters``, ``check``) while flow-tap runs and None
-otherwise. An appliance that builds the :class:`Dataplane` itself (to give the registry one
-sink for its whole life) passes it in with ``dataplane=``: the hook then only opens, swaps and
-closes its rings, and ``stop`` clears its criteria; the registry must forget its own in an
-``on_stop`` listener, or its next publication would bring them back. ``on_limit`` listeners
-get a criteria id, **on the event loop**, when a packet or byte limit stopped its copies (only
-for a dataplane the hook made; an injected one reports to its own ``on_limit``).
+The hook drives a :class:`Dataplane` it is given (the appliance's, which the intercept registry
+installs criteria in and whose packet/byte limits it receives): it only opens, swaps and closes
+its rings, and ``stop`` clears its criteria. :attr:`FlowTapService.dataplane` is that dataplane
+while flow-tap runs and None otherwise.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -159,28 +155,25 @@ class _Prepared:
     ifindexes: tuple[int, ...] = ()
     asked: CapturePlan | None = None  # the plan as configured, before what cannot be served
     degraded: tuple[str, ...] = ()
+    removed: bool = False  # ``services flow-tap`` is gone (its criteria with it)
 
 
 class FlowTapService:
-    """Commit hook ``flow-tap``: owns the :class:`Dataplane` and reconciles it."""
+    """Commit hook ``flow-tap``: reconciles the capture interfaces of a :class:`Dataplane`."""
 
     name = "flow-tap"
 
-    def __init__(self, *, cpu: int | None = None, dataplane: Dataplane | None = None) -> None:
+    def __init__(self, *, dataplane: Dataplane | None = None) -> None:
         """Args:
-            cpu: pin the capture thread to this CPU (keep it off the forwarding CPU).
-            dataplane: use this instance (tests); by default one is made here.
+            dataplane: the one to drive (the appliance's); tests let the hook make a bare one.
         """
-        self._dp = dataplane if dataplane is not None else Dataplane(cpu=cpu,
-                                                                     on_limit=self._limit)
+        self._dp = dataplane if dataplane is not None else Dataplane()
         self._plan: CapturePlan | None = None
         self._ifindexes: tuple[int, ...] = ()
         self._committed = False
         self._degraded: tuple[str, ...] = ()
         self._asked: CapturePlan | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.on_stop: list[Callable[[], None]] = []
-        self.on_limit: list[Callable[[int], None]] = []
         # (reasons, committer) when the reasons change; () means fully served again
         self.on_degraded: list[Callable[[tuple[str, ...], str], None]] = []
 
@@ -215,14 +208,15 @@ class FlowTapService:
             check(new, old)
 
     async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
-        self._loop = asyncio.get_running_loop()
         # boot captures what exists (module docstring), like a commit by someone without LI bits
         strict = li_policy.strict() and self._committed
         wanted, found = _conflicts(new)
         reasons = [c.message for c in found]
         current = self._plan
         if wanted is None:
-            return _Prepared("keep" if current is None else "stop", degraded=tuple(reasons))
+            removed = old.flow_tap is not None and new.flow_tap is None
+            return _Prepared("keep" if current is None else "stop", degraded=tuple(reasons),
+                             removed=removed)  # fmt: skip
         asked = wanted
         missing = [self._error(ci, f"device {ci.device!r} does not exist")
                    for ci in wanted.interfaces if _ifindex(ci.device) is None]  # fmt: skip
@@ -263,6 +257,8 @@ class FlowTapService:
         self._asked = handle.asked
         self._report(handle.degraded)
         if handle.action == "keep":
+            if handle.removed:
+                self._dropped()  # stopped before (disabled unit); criteria added since go now
             return
         dropped = handle.action in ("stop", "restart")
         if dropped:
@@ -278,11 +274,7 @@ class FlowTapService:
                      handle.plan.service, ", ".join(handle.plan.devices) or "nothing",
                      "on" if handle.plan.inet6 else "off")
         if dropped:
-            for listener in list(self.on_stop):
-                try:
-                    listener()
-                except Exception:
-                    LOG.exception("flow-tap on_stop listener failed")
+            self._dropped()
 
     async def abort(self, handle: _Prepared) -> None:
         if handle.capture is not None:
@@ -315,6 +307,13 @@ class FlowTapService:
             except Exception:
                 LOG.exception("flow-tap on_degraded listener failed")
 
+    def _dropped(self) -> None:
+        for listener in list(self.on_stop):
+            try:
+                listener()
+            except Exception:
+                LOG.exception("flow-tap on_stop listener failed")
+
     def _stale(self) -> bool:
         """A captured device vanished or was re-created (new ifindex) since it was bound."""
         if self._plan is None:
@@ -328,13 +327,4 @@ class FlowTapService:
         leaf = None if ci.device == ifd else "host-device"
         return CommitFailed(f"flow-tap: cannot capture on interface {ifd}: {reason}",
                             tag="resource-denied", path=interface_path(ifd, leaf))
-
-    def _limit(self, criteria_id: int) -> None:
-        """Capture thread: hand the notification to the event loop."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        for listener in list(self.on_limit):
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(listener, criteria_id)
 

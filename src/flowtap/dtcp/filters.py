@@ -239,6 +239,11 @@ class CriteriaSelector:
     def listed_ids(self) -> tuple[int, ...]:
         return tuple(s.lo for s in self.filter.spans if not s.negated and s.lo == s.hi)
 
+    @property
+    def only_listed(self) -> bool:
+        """Whether it selects exactly ``listed_ids`` (no range, ``*`` or negation)."""
+        return not self.is_wildcard and len(self.filter.spans) == len(self.listed_ids)
+
     def matches(self, criteria_id: int) -> bool:
         return self.filter.matches(criteria_id)
 

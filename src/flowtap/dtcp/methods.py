@@ -14,11 +14,13 @@ deleted, expired or cleared between two slices is skipped (``Registry.holds``) a
 a LIST shows the criteria selected when it arrived, with their counters read at that moment.
 
 Checks left to this layer (the codec only reads the request):
-- 901 JTap-Failure: an ``X-JTap-Input-Interface`` that names no configured interface unit, and
-  a content destination the dataplane cannot serve (``Dataplane.check``: TTL 0, ...);
+- 901 JTap-Failure: an ``X-JTap-Input-Interface`` that names no configured interface unit;
 - 430 Unknown Content Destination: a LIST whose Cdest-ID names none of the source's
-  destinations (see :mod:`flowtap.intercept.registry` for the DELETE/REFRESH counterpart);
-- 431, 550, 551: from the registry.
+  destinations (see :mod:`flowtap.intercept.registry` for the DELETE/REFRESH counterpart).
+
+The registry refuses with intercept errors, which :func:`request_error` turns into DTCP ones:
+550 (criteria limit), 551 (content destination limit), 431 (an unknown listed Criteria-ID,
+echoing the header), 901 (a content destination the dataplane cannot serve: TTL 0, ...).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from datetime import datetime
 from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
 from flowtap.config.model import Config
-from flowtap.dataplane.engine import Dataplane
 from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auditing import render_criterion, render_request
 from flowtap.dtcp.fields import RequestIdentity, parse_delete, parse_list, parse_noop, parse_refresh
+from flowtap.dtcp.filters import CriteriaSelector
 from flowtap.dtcp.headers import INPUT_INTERFACE
 from flowtap.dtcp.message import Request
 from flowtap.dtcp.replies import (
+    ListEntry,
     add_reply,
     count_reply,
     dtcp_error_reply,
@@ -46,7 +49,15 @@ from flowtap.dtcp.replies import (
     noop_reply,
 )
 from flowtap.dtcp.status import reason_phrase
-from flowtap.errors import DtcpError, DtcpRequestError
+from flowtap.errors import (
+    DestinationLimitError,
+    DtcpError,
+    DtcpRequestError,
+    InterceptError,
+    InterceptLimitError,
+    UnknownInterceptError,
+    UnservableInterceptError,
+)
 from flowtap.intercept.criteria import Criterion, Flag
 from flowtap.intercept.registry import Entry, Registry
 
@@ -103,6 +114,21 @@ def status_line(status: int) -> str:
     return f"{status} {reason_phrase(status)}"
 
 
+def request_error(error: InterceptError, criteria_id: str | None = None) -> DtcpRequestError:
+    """The DTCP refusal for an intercept error; ``criteria_id`` is the request's Criteria-ID
+    header, echoed when a listed ID is unknown."""
+    if isinstance(error, UnknownInterceptError):
+        parameter = None if criteria_id is None else ("criteria-id", criteria_id)
+        return DtcpRequestError(431, "criteria-id: unknown", parameter)
+    if isinstance(error, DestinationLimitError):
+        return DtcpRequestError(551, str(error))
+    if isinstance(error, UnservableInterceptError):
+        return DtcpRequestError(901, str(error))
+    if isinstance(error, InterceptLimitError):
+        return DtcpRequestError(550, str(error))
+    raise TypeError(f"no DTCP status for {type(error).__name__}")
+
+
 def refused(
     ctx: RequestContext, request: Request, ident: RequestIdentity | None, note: str,
     error: DtcpError, target: str | None = None,
@@ -123,8 +149,9 @@ async def add(ctx: RequestContext, request: Request, ident: RequestIdentity, not
     try:
         criterion = parse_add(request, ident.csource_id, registry.next_id(ident.csource_id))
         _check_interfaces(criterion, ctx.config(), request)
-        _check_dataplane(criterion)
         entry = registry.add(criterion, ctx.peer)
+    except InterceptError as error:
+        return refused(ctx, request, ident, note, request_error(error), render_request(request))
     except DtcpError as error:
         return refused(ctx, request, ident, note, error, render_request(request))
     reply = add_reply(request.version, ident.seq, entry.criteria_id, datetime.now())
@@ -143,8 +170,7 @@ async def delete(
     registry = ctx.registry
     try:
         params = parse_delete(request)
-        found = registry.select(ident.csource_id, params.criteria, params.cdest_id,
-                                request.headers.get("criteria-id"))  # fmt: skip
+        found = _select(registry, ident, params.criteria, params.cdest_id, request)
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
     targets: list[Entry] = []
@@ -170,8 +196,7 @@ async def refresh(
     registry = ctx.registry
     try:
         params = parse_refresh(request)
-        found = registry.select(ident.csource_id, params.criteria, params.cdest_id,
-                                request.headers.get("criteria-id"))  # fmt: skip
+        found = _select(registry, ident, params.criteria, params.cdest_id, request)
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
     saved = []
@@ -198,11 +223,11 @@ async def list_(
         ):
             raise DtcpRequestError(430, "cdest-id: unknown",
                                    ("cdest-id", request.headers.get("cdest-id") or ""))  # fmt: skip
-        found = registry.select(ident.csource_id, params.criteria, params.cdest_id,
-                                request.headers.get("criteria-id"))  # fmt: skip
+        found = _select(registry, ident, params.criteria, params.cdest_id, request)
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
-    rows = registry.list_slices(found, bool(params.flags & Flag.STATS), SLICE)
+    rows = ([ListEntry(e.criterion, e.peer, stats) for e, stats in part]
+            for part in registry.stats_slices(found, bool(params.flags & Flag.STATS), SLICE))
     reply = list_reply_parts(request.version, ident.seq, rows, len(found), params.flags,
                              datetime.now())  # fmt: skip
     record = ctx.record(
@@ -252,8 +277,9 @@ def _check_interfaces(criterion: Criterion, config: Config, request: Request) ->
                                    (INPUT_INTERFACE, request.headers.get(INPUT_INTERFACE) or ""))
 
 
-def _check_dataplane(criterion: Criterion) -> None:
+def _select(registry: Registry, ident: RequestIdentity, criteria: CriteriaSelector | None,
+            cdest_id: str | None, request: Request) -> list[Entry]:  # fmt: skip
     try:
-        Dataplane.check(criterion)
-    except ValueError:
-        raise DtcpRequestError(901, "content destination cannot be served") from None
+        return registry.select(ident.csource_id, criteria, cdest_id)
+    except InterceptError as error:
+        raise request_error(error, request.headers.get("criteria-id")) from None

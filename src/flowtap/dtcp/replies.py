@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from flowtap.dtcp.auth_info import SSH_SIGNER, Signer
@@ -40,7 +40,8 @@ from flowtap.dtcp.filters import ADDRESS_MAX, BYTE_MAX, PORT_MAX, format_address
 from flowtap.dtcp.message import DEFAULT_VERSION, DecodeError, escape, version_tuple
 from flowtap.dtcp.status import reason_phrase
 from flowtap.errors import DtcpError, DtcpRequestError
-from flowtap.intercept.criteria import AddressFilter, Criterion, Flag, Span, Timeouts, ValueFilter
+from flowtap.intercept.criteria import AddressFilter, Criterion, Flag, Span, ValueFilter
+from flowtap.intercept.stats import CriterionStats
 
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 _FLAG_TEXT = ((Flag.STATIC, "Static"), (Flag.SEND_ASYNC, "SendAsync"))
@@ -50,21 +51,9 @@ Headers = Sequence[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
-class CriterionStats:
-    """What the registry knows about one criterion at LIST time (a consistent snapshot)."""
-
-    last_refresh: datetime
-    """Time of the last REFRESH, or of the ADD if there was none (Junos LAST-REFRESH)."""
-    remaining: Timeouts = field(default_factory=Timeouts)
-    average_bandwidth: int = 0
-    """Bits per second over the last 10 seconds."""
-    matching_packets: int = 0
-    matching_bytes: int = 0
-    num_refresh: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class ListEntry:
+    """One LIST row: the criterion, where its control source connects from, its figures."""
+
     criterion: Criterion
     csource_address: str
     """The control source's peer address (Junos: the mediation device's SSH peer)."""

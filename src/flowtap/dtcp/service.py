@@ -134,10 +134,6 @@ class DtcpService:
         self.listeners.commit(handle.move)
         if not self.listeners.endpoints:
             self.disconnect_all()
-        if handle.old.flow_tap is not None and new.flow_tap is None:
-            dropped = self.registry.clear()
-            LOG.info("flow-tap removed: all criteria dropped")
-            LOG.debug("%d criteria dropped", dropped)  # counts are confidential (LI-1)
         self._close_unauthorized(new)
 
     async def abort(self, handle: _Prepared) -> None:

@@ -37,11 +37,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flowtap.intercept.table import (
+    MAX_CRITERIA,
+    MAX_CRITERIA_PER_SOURCE,
+    MAX_DESTINATIONS,
+    MAX_DESTINATIONS_PER_SOURCE,
+    RegistryLimits,
+)
+
 ENV_PREFIX = "FLOWTAP_DTCP_"
-MAX_CRITERIA_PER_SOURCE = 16384
-MAX_CRITERIA = 32768
-MAX_DESTINATIONS_PER_SOURCE = 16  # Junos: mediation devices per user
-MAX_DESTINATIONS = 64  # Junos: mediation devices per system
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,11 @@ class DtcpTuning:
             value = getattr(self, f.name)
             if not value > 0:
                 raise ValueError(f"DTCP tuning {f.name} must be positive")
+
+    def registry_limits(self) -> RegistryLimits:
+        """The criteria and content destination limits the intercept registry enforces."""
+        return RegistryLimits(self.max_criteria_per_source, self.max_criteria,
+                              self.max_destinations_per_source, self.max_destinations)  # fmt: skip
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DtcpTuning:

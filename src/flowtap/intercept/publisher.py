@@ -1,7 +1,7 @@
 """Pushes the registry's criteria table to the dataplane, off the request path.
 
-``CriteriaSink`` is the contract with whoever owns the dataplane (the flow-tap service hook;
-``flowtap.dataplane.Dataplane`` implements it). ``set_criteria`` rebuilds match tables, BPF
+The dataplane is reached through :class:`~flowtap.intercept.sink.CriteriaSink` (implemented by
+``flowtap.dataplane.Dataplane``). ``set_criteria`` rebuilds match tables, BPF
 programs and sockets in O(N), so it must not run once per ADD: :class:`Publisher` coalesces
 changes and runs it in one worker thread, at most one call in flight. Changes that arrive while
 a call runs are picked up by one re-run with the newest table. A criterion confirmed while no
@@ -33,31 +33,17 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from flowtap.dataplane.counters import CriterionCounters
 from flowtap.intercept.criteria import Criterion
+from flowtap.intercept.sink import CriteriaSink
 
 LOG = logging.getLogger(__name__)
 _SAMPLES = 1024
 REST_FACTOR = 2.0
 MAX_REST = 2.0
-
-
-class CriteriaSink(Protocol):
-    """The dataplane side of the contract."""
-
-    def set_criteria(self, criteria: Sequence[Criterion]) -> None:
-        """Install exactly ``criteria`` (atomic; may block; called from a worker thread).
-        Raises when the table cannot be installed, leaving the previous one in place."""
-        ...
-
-    def counters(self) -> Mapping[int, CriterionCounters]:
-        """Counters of the installed criteria, by ``criteria_id``."""
-        ...
 
 
 @dataclass(slots=True)

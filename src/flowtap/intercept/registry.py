@@ -1,120 +1,64 @@
-"""The criteria registry: every installed intercept, by control source. Runtime state only.
+"""The intercept registry: the one owner of intercepts and of their lifecycle. Runtime state only.
 
-Decisions (DTCP.md §2.3-2.7, §7; draft §5.5-5.11):
-- A control source is the authenticated SSH user; the session refuses a Csource-ID naming
-  anyone else before the registry is consulted. Each source sees, lists, refreshes and deletes
-  only its own criteria.
-- Criteria-IDs are numbered per control source, 1, 2, 3 ..., and never reused while the process
-  runs, even after the flow-tap service clears the table (draft §5.5: unique per source, never
-  reuse a recently freed ID). Per-source numbering is deliberate: a global counter would tell
-  one agency how many criteria the others add (LI-1), and an ID of another source is then simply
-  an unknown ID (LI-3). The dataplane sees a separate global key (``Entry.key``).
-- Limits (``RegistryLimits``): criteria per source and in all -> 550; content destinations
-  (mediation devices: distinct Cdest-IDs of a source in use by its criteria) per source and in
-  all -> 551. Identical ADDs are not merged: each gets its own ID (criteria are independent),
-  so a flood of duplicates ends at the per-source limit.
-- DELETE/REFRESH/LIST: a listed single Criteria-ID unknown to the source -> 431 and nothing
-  changes, echoing the Criteria-ID header; ranges and ``*`` may match nothing. STATIC criteria
-  are deleted only with ``Flags: Static`` and are never refreshed (not counted). A Cdest-ID in
-  DELETE or REFRESH that matches nothing counts 0 (draft §5.7, §5.9); in LIST it is 430, the
-  only place the draft leaves for "Unknown Content Destination" over SSH.
-- REFRESH replaces, for each timeout it carries, that timeout's remaining value; the others keep
-  running. Packet and byte limits restart from the counters at the time of the REFRESH. LIST
-  shows the timeouts as last specified (by the ADD, then by REFRESHes).
-- Restart: criteria are runtime state, so a new process starts empty and numbers from 1 again
-  (Junos drops all filters and disconnects the mediation devices when flow-tap restarts).
-- An ADD is *pending* until its audit record is durable (``confirm``): it counts against the
-  limits and shows in the source's LIST, but it is not published to the dataplane. ``discard``
-  and ``restore``/``unrefresh`` undo a request whose audit record could not be written.
+Protocol-neutral: a tasking protocol (DTCP today, ETSI X1 next) translates its requests into
+these operations and the intercept errors (:mod:`flowtap.errors`) back into its replies. The
+registry alone talks to the dataplane, through :class:`~flowtap.intercept.sink.CriteriaSink`.
+The table itself (IDs, limits, selection) is :mod:`flowtap.intercept.table`.
 
-Complexity: ADD, confirm and DELETE by ID or Cdest-ID are O(1) per criterion (dicts and an
-index per source); LIST and range selectors are O(criteria of the source); the table given to
-the publisher is a dict copied in C. The session applies DELETE and REFRESH of many criteria,
+Lifecycle of a criterion:
+- added (``add``): the dataplane's ``check`` comes first, so one it cannot serve is refused
+  before any limit is counted (``UnservableInterceptError``, DTCP 901). The criterion is then
+  *pending* until its audit record is durable (``confirm``): it counts against the limits and
+  shows in the source's LIST, but it is not published to the dataplane. ``discard`` undoes it.
+- live (``confirm``): published (the :class:`~flowtap.intercept.publisher.Publisher` installs
+  the table off the request path) and its timers run.
+- refreshed (``refresh``): for each timeout given, that timeout's remaining value is replaced;
+  the others keep running. Packet and byte limits restart from the counters at the time of the
+  refresh. LIST shows the timeouts as last specified (by the ADD, then by refreshes). STATIC
+  criteria are never refreshed (not counted). ``unrefresh`` undoes it.
+- ended, each end reported to the ``on_removed`` listeners with its reason (the LI audit log):
+  deleted by its source (``delete``; ``restore`` undoes it; STATIC ones only with ``Flags:
+  Static``); expired by total or idle timeout (:mod:`flowtap.intercept.expiry`) or by a packet
+  or byte limit (``expire_by_limit``, from the dataplane); refused by the dataplane when its
+  table was installed (``install-failed``); cleared when flow-tap stops, restarts or is removed
+  (``dataplane_stopped``) or the service stops (``clear``). A clear also runs the ``on_clear``
+  listeners, which disconnect the control sources (Junos drops all filters and disconnects the
+  mediation devices when flow-tap restarts).
+- Restart: criteria are runtime state, so a new process starts empty and numbers from 1 again.
+
+Complexity: ADD, confirm and DELETE by ID or Cdest-ID are O(1) per criterion; the table given
+to the publisher is a dict copied in C. The session applies DELETE and REFRESH of many criteria,
 and renders LIST rows, in slices (``methods.SLICE``) so other sessions run in between; hence
-``holds`` and the lazy ``list_slices``.
+``holds`` and the lazy ``stats_slices``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from flowtap.dtcp.filters import CriteriaSelector
-from flowtap.dtcp.replies import CriterionStats, ListEntry
-from flowtap.dtcp.tuning import (
-    MAX_CRITERIA,
-    MAX_CRITERIA_PER_SOURCE,
-    MAX_DESTINATIONS,
-    MAX_DESTINATIONS_PER_SOURCE,
-    DtcpTuning,
-)
-from flowtap.errors import DtcpRequestError
+from flowtap.errors import UnservableInterceptError
 from flowtap.intercept.criteria import Criterion, Timeouts
 from flowtap.intercept.expiry import IDLE, TOTAL, Due, ExpiryQueue
-from flowtap.intercept.publisher import CriteriaSink, Publisher
-from flowtap.intercept.stats import list_rows
+from flowtap.intercept.publisher import Publisher
+from flowtap.intercept.sink import CriteriaSink
+from flowtap.intercept.stats import CriterionStats, statistics
+from flowtap.intercept.table import CriteriaTable, Entry, IdSelection, RegistryLimits
 
-MAX_CRITERIA_ID = 2**32 - 1  # replies carry 32-bit IDs (draft §8)
+LOG = logging.getLogger(__name__)
+__all__ = ["CLEARED", "DELETED", "LIMIT", "REJECTED", "Entry", "IdSelection", "Registry",
+           "RegistryLimits", "RemovalListener"]
 
 DELETED = "deleted"
 CLEARED = "cleared"
 REJECTED = "install-failed"
 LIMIT = "timeout-packets-or-bytes"
 
-RemovalListener = Callable[[Sequence["Entry"], str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryLimits:
-    per_source: int = MAX_CRITERIA_PER_SOURCE
-    total: int = MAX_CRITERIA
-    destinations_per_source: int = MAX_DESTINATIONS_PER_SOURCE
-    destinations: int = MAX_DESTINATIONS
-
-    @classmethod
-    def of(cls, tuning: DtcpTuning) -> RegistryLimits:
-        return cls(tuning.max_criteria_per_source, tuning.max_criteria,
-                   tuning.max_destinations_per_source, tuning.max_destinations)  # fmt: skip
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """One criterion as the registry keeps it; ``criterion`` is what its source sees."""
-
-    key: int
-    source: str
-    criterion: Criterion
-    peer: str
-    added: datetime
-    last_refresh: datetime
-    timeouts: Timeouts
-    total_deadline: float | None = None
-    idle_start: float = 0.0
-    packet_limit: int | None = None  # absolute, on the dataplane's counter
-    byte_limit: int | None = None
-    num_refresh: int = 0
-    version: int = 0
-    active: bool = False
-    published: Criterion | None = None
-    samples: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes), newest last
-
-    @property
-    def criteria_id(self) -> int:
-        return self.criterion.criteria_id
-
-    @property
-    def cdest_ids(self) -> tuple[str, ...]:
-        return tuple(d.cdest_id for d in self.criterion.destinations)
-
-
-@dataclass(slots=True)
-class _Source:
-    next_id: int = 1
-    entries: dict[int, Entry] = field(default_factory=dict)
-    cdests: dict[str, set[int]] = field(default_factory=dict)
+RemovalListener = Callable[[Sequence[Entry], str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +71,8 @@ _TIMING = ("criterion", "timeouts", "total_deadline", "idle_start", "packet_limi
            "num_refresh", "last_refresh", "version", "published")  # fmt: skip
 
 
-class Registry:
-    """Criteria by control source; publishes to a :class:`CriteriaSink` through a Publisher."""
+class Registry(CriteriaTable):
+    """The criteria table and its lifecycle; publishes to a :class:`CriteriaSink`."""
 
     def __init__(
         self,
@@ -138,84 +82,35 @@ class Registry:
         clock: Callable[[], float] = time.monotonic,
         granularity: float = 0.2,
     ) -> None:
-        self.limits = limits or RegistryLimits()
+        super().__init__(limits)
         self.sink = sink
         self.clock = clock
         self.publisher = Publisher(sink, self.snapshot, self._reject)
         self.on_removed: list[RemovalListener] = []
         self.on_clear: list[Callable[[], None]] = []
-        self._sources: dict[str, _Source] = {}
-        self._by_key: dict[int, Entry] = {}
         self._published: dict[int, Criterion] = {}
-        self._cdest_total = 0
-        self._next_key = 1
         self._epoch = 0
         self._expiry = ExpiryQueue(self._due, clock, granularity)
 
     # ---- reading -------------------------------------------------------------------------
 
-    def __len__(self) -> int:
-        return len(self._by_key)
-
     def snapshot(self) -> tuple[Criterion, ...]:
         """The immutable table for the dataplane: confirmed criteria, keyed by ``Entry.key``."""
         return tuple(self._published.values())
 
-    def next_id(self, source: str) -> int:
-        """The Criteria-ID the next ADD of ``source`` gets (consumed only by :meth:`add`)."""
-        src = self._sources.get(source)
-        return 1 if src is None else src.next_id
-
-    def entries(self, source: str) -> list[Entry]:
-        src = self._sources.get(source)
-        return [] if src is None else list(src.entries.values())
-
-    def knows_cdest(self, source: str, cdest_id: str) -> bool:
-        src = self._sources.get(source)
-        return src is not None and cdest_id in src.cdests
-
-    def select(
-        self, source: str, selector: CriteriaSelector | None, cdest_id: str | None, raw: str | None
-    ) -> list[Entry]:
-        """The source's criteria matching both selectors (None = any), in ID order.
-
-        Raises:
-            DtcpRequestError: 431 when a listed single ID is not one of the source's criteria
-                (``raw`` is the Criteria-ID header to echo).
-        """
-        src = self._sources.get(source) or _Source()
-        if selector is not None:
-            for criteria_id in selector.listed_ids:
-                if criteria_id not in src.entries:
-                    parameter = None if raw is None else ("criteria-id", raw)
-                    raise DtcpRequestError(431, "criteria-id: unknown", parameter)
-        if cdest_id is not None:
-            ids: Iterable[int] = sorted(src.cdests.get(cdest_id, ()))
-            found = [src.entries[i] for i in ids]
-            return [e for e in found if selector is None or selector.matches(e.criteria_id)]
-        if selector is not None and not selector.is_wildcard and len(selector.filter.spans) == len(
-            selector.listed_ids
-        ):
-            return [src.entries[i] for i in sorted(set(selector.listed_ids))]
-        return [e for e in src.entries.values() if selector is None or selector.matches(
-            e.criteria_id)]  # fmt: skip
-
-    def holds(self, entry: Entry) -> bool:
-        """Whether ``entry`` is still in the table (not deleted, expired or cleared since)."""
-        return self._by_key.get(entry.key) is entry
-
-    def list_slices(
-        self, entries: Sequence[Entry], stats: bool, size: int
-    ) -> Iterator[list[ListEntry]]:
-        """LIST rows, ``size`` at a time, made as each slice is asked for. The counters and
-        the clock are read now, once, so every slice shows the same instant."""
-        counters = self.sink.counters() if stats and entries else {}
+    def stats_slices(
+        self, entries: Sequence[Entry], counted: bool, size: int
+    ) -> Iterator[list[tuple[Entry, CriterionStats]]]:
+        """``entries`` with their statistics, ``size`` at a time, made as each slice is asked
+        for; without ``counted`` only the refresh time. The counters and the clock are read
+        now, once, so every slice shows the same instant."""
+        counters = self.sink.counters() if counted and entries else {}
         now = self.clock()
 
-        def rows(part: Sequence[Entry]) -> list[ListEntry]:
-            if stats:
-                return list_rows(part, counters, now)
-            return [ListEntry(e.criterion, e.peer, CriterionStats(e.last_refresh)) for e in part]
+        def rows(part: Sequence[Entry]) -> list[tuple[Entry, CriterionStats]]:
+            if counted:
+                return list(zip(part, statistics(part, counters, now), strict=True))
+            return [(e, CriterionStats(e.last_refresh)) for e in part]
 
         return (rows(entries[i : i + size]) for i in range(0, len(entries), size))
 
@@ -225,25 +120,15 @@ class Registry:
         """Insert a pending criterion for ``criterion.csource_id`` numbered ``next_id``.
 
         Raises:
-            DtcpRequestError: 550 or 551 when a limit would be exceeded (nothing changes).
+            UnservableInterceptError: the dataplane cannot serve it (checked first).
+            InterceptLimitError, DestinationLimitError: a limit would be exceeded.
+            Nothing changes when any is raised.
         """
-        name = criterion.csource_id
-        src = self._sources.setdefault(name, _Source())
-        if criterion.criteria_id != src.next_id:
-            raise ValueError("criterion must carry next_id(source)")
-        if len(src.entries) >= self.limits.per_source or len(self) >= self.limits.total:
-            raise DtcpRequestError(550, "criteria limit reached")
-        new = {d.cdest_id for d in criterion.destinations} - src.cdests.keys()
-        if new and (len(src.cdests) + len(new) > self.limits.destinations_per_source
-                    or self._cdest_total + len(new) > self.limits.destinations):  # fmt: skip
-            raise DtcpRequestError(551, "content destination limit reached")
-        if src.next_id > MAX_CRITERIA_ID:
-            raise DtcpRequestError(550, "criteria IDs of this source exhausted")
-        src.next_id += 1
-        now = datetime.now()
-        entry = Entry(self._next_key, name, criterion, peer, now, now, criterion.timeouts)
-        self._next_key += 1
-        self._insert(src, entry)
+        try:
+            self.sink.check(criterion)
+        except ValueError:
+            raise UnservableInterceptError("content destination cannot be served") from None
+        entry = self._admit(criterion, peer)
         self._set_timeouts(entry, criterion.timeouts, {}, initial=True)
         return entry
 
@@ -278,7 +163,7 @@ class Registry:
             return
         for entry in entries:
             if entry.key not in self._by_key:
-                self._insert(self._sources.setdefault(entry.source, _Source()), entry)
+                self._insert(entry)
                 if entry.active:
                     entry.version += 1
                     self._publish(entry, notify=False)
@@ -326,15 +211,18 @@ class Registry:
         if entry is not None and entry.active:
             self._expire([entry], LIMIT)
 
+    def dataplane_stopped(self) -> None:
+        """flow-tap stopped, restarted or was removed: the dataplane forgot every criterion, so
+        the registry drops them too (or its next publication would bring them back)."""
+        dropped = self.clear()
+        LOG.info("flow-tap stopped: all criteria dropped")
+        LOG.debug("%d criteria dropped", dropped)  # counts are confidential (LI-1)
+
     def clear(self, reason: str = CLEARED) -> int:
-        """Drop every criterion (flow-tap removed or restarted) and close every DTCP session."""
-        dropped = list(self._by_key.values())
-        for src in self._sources.values():
-            src.entries.clear()
-            src.cdests.clear()
-        self._by_key.clear()
+        """Drop every criterion (flow-tap removed, restarted or stopped; the service stopped);
+        the ``on_clear`` listeners then disconnect the control sources."""
+        dropped = self._remove_all()
         self._published.clear()
-        self._cdest_total = 0
         self._epoch += 1
         self._expiry.clear()
         self.publisher.changed()
@@ -346,25 +234,8 @@ class Registry:
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _insert(self, src: _Source, entry: Entry) -> None:
-        src.entries[entry.criteria_id] = entry
-        for cdest in entry.cdest_ids:
-            users = src.cdests.setdefault(cdest, set())
-            if not users:
-                self._cdest_total += 1
-            users.add(entry.criteria_id)
-        self._by_key[entry.key] = entry
-
     def _remove(self, entry: Entry) -> None:
-        src = self._sources[entry.source]
-        del src.entries[entry.criteria_id]
-        for cdest in entry.cdest_ids:
-            users = src.cdests[cdest]
-            users.discard(entry.criteria_id)
-            if not users:
-                del src.cdests[cdest]
-                self._cdest_total -= 1
-        del self._by_key[entry.key]
+        super()._remove(entry)
         self._published.pop(entry.key, None)
         entry.version += 1
 

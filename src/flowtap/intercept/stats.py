@@ -1,5 +1,6 @@
-"""LIST statistics of criteria (draft §5.11): remaining timeouts, matching counters from the
-dataplane, refreshes and the average bandwidth.
+"""Statistics of criteria (DTCP LIST, draft §5.11): remaining timeouts, matching counters from
+the dataplane, refreshes and the average bandwidth, as protocol-neutral figures
+(:class:`CriterionStats`); each tasking protocol renders them (``flowtap.dtcp.replies``).
 
 REMAINING-IDLE counts from the last matching packet (or the ADD/REFRESH that set the idle
 timeout); REMAINING-PACKETS/-BYTES from the dataplane's counters against the absolute limits
@@ -12,33 +13,49 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from flowtap.dataplane.counters import CriterionCounters
-from flowtap.dtcp.replies import CriterionStats, ListEntry
 from flowtap.intercept.criteria import Timeouts
+from flowtap.intercept.sink import CriterionCounters
 
 if TYPE_CHECKING:
-    from flowtap.intercept.registry import Entry
+    from flowtap.intercept.table import Entry
 
 BANDWIDTH_WINDOW = 10.0  # seconds
 MAX_SAMPLES = 64
 
 
-def list_rows(
+@dataclass(frozen=True, slots=True)
+class CriterionStats:
+    """What the registry knows about one criterion at one instant (a consistent snapshot)."""
+
+    last_refresh: datetime
+    """Time of the last REFRESH, or of the ADD if there was none (Junos LAST-REFRESH)."""
+    remaining: Timeouts = field(default_factory=Timeouts)
+    average_bandwidth: int = 0
+    """Bits per second over the last 10 seconds."""
+    matching_packets: int = 0
+    matching_bytes: int = 0
+    num_refresh: int = 0
+
+
+def statistics(
     entries: Sequence[Entry], counters: Mapping[int, CriterionCounters], now: float
-) -> list[ListEntry]:
+) -> list[CriterionStats]:
+    """The figures of ``entries`` (in order); takes a bandwidth sample of each."""
     rows = []
     for e in entries:
         c = counters.get(e.key)
         packets, count_bytes = (c.packets, c.bytes) if c is not None else (0, 0)
         last_packet = c.last_packet if c is not None else None
-        rows.append(ListEntry(e.criterion, e.peer, CriterionStats(
+        rows.append(CriterionStats(
             last_refresh=e.last_refresh,
             remaining=remaining(e, now, packets, count_bytes, last_packet),
             average_bandwidth=bandwidth(e, now, count_bytes),
             matching_packets=packets, matching_bytes=count_bytes, num_refresh=e.num_refresh,
-        )))  # fmt: skip
+        ))  # fmt: skip
     return rows
 
 

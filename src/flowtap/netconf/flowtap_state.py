@@ -2,25 +2,69 @@
 flow-tap``), totals only, for holders of ``flow-tap`` (``flow-tap-control`` implies it); nothing
 at all for anyone else (LI-1: not even the number of intercepts may leak). A mediation device
 (``flow-tap-operation`` alone) gets nothing either: these are all agencies' totals, and its own
-criteria are what its DTCP ``LIST`` shows."""
+criteria are what its DTCP ``LIST`` shows.
+
+The figures come from a :class:`FlowTapStatus` (the flow-tap hook is one), read at request time;
+this module knows nothing of the dataplane behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config import access
 from flowtap.config.xmlutil import element
-from flowtap.dataplane.service import FlowTapService
 
 SERVICES_NS = "urn:flowtap:yang:services"
 STATE_PATH = "/ftsvc:flow-tap-state"
 
 
+class CaptureStatus(Protocol):
+    @property
+    def service(self) -> str: ...  # the service unit, sp-F/P/N.U or vt-F/P/N.U
+    @property
+    def devices(self) -> tuple[str, ...]: ...  # the Linux devices captured
+
+
+class CopyCounts(Protocol):
+    @property
+    def packets(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def sent(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+
+
+class KernelCounts(Protocol):
+    @property
+    def packets(self) -> int: ...
+    @property
+    def drops(self) -> int: ...
+
+
+class Counting(Protocol):
+    def counters(self) -> Mapping[int, CopyCounts]: ...
+
+
+class FlowTapStatus(Protocol):
+    """What flow-tap-state reports, as the flow-tap service hook exposes it."""
+
+    @property
+    def plan(self) -> CaptureStatus | None: ...  # None: flow-tap is not running
+    @property
+    def dataplane(self) -> Counting | None: ...  # None: flow-tap is not running
+    @property
+    def degraded(self) -> tuple[str, ...]: ...
+    def kernel_stats(self) -> KernelCounts: ...
+
+
 def provider(
-    flow_tap: FlowTapService, criteria: Callable[[], int], sessions: Callable[[], int]
+    flow_tap: FlowTapStatus, criteria: Callable[[], int], sessions: Callable[[], int]
 ) -> Callable[[Principal], list[etree._Element]]:
     """A NETCONF state provider reading the live components at request time."""
 

@@ -1,4 +1,4 @@
-"""The DTCP registry, publisher, expiry queue, admission and tuning, driven directly (with the
+"""The intercept registry, publisher, expiry queue, admission and tuning, driven directly (with the
 real Dataplane as the sink: it installs criteria without capturing)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from flowtap.dataplane import Dataplane
 from flowtap.dtcp.filters import parse_criteria_selector
 from flowtap.dtcp.tuning import DtcpTuning
-from flowtap.errors import DtcpRequestError
+from flowtap.errors import DestinationLimitError, InterceptLimitError, UnknownInterceptError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 from flowtap.intercept.publisher import Publisher
 from flowtap.intercept.registry import Registry, RegistryLimits
@@ -49,7 +49,7 @@ def ids(reg: Registry, source: str) -> list[int]:
 async def test_ids_are_per_source_and_never_reused(registry: Registry) -> None:
     assert [add(registry, "a") for _ in range(3)] == [1, 2, 3]
     assert add(registry, "b") == 1
-    registry.delete(registry.select("a", parse_criteria_selector("2-3"), None, None))
+    registry.delete(registry.select("a", parse_criteria_selector("2-3"), None))
     assert add(registry, "a") == 4
     assert registry.clear() == 3 and len(registry) == 0
     assert add(registry, "a") == 5 and add(registry, "b") == 2
@@ -59,19 +59,17 @@ async def test_limits_count_pending_criteria_and_refuse_cleanly(registry: Regist
     for _ in range(4):
         add(registry, "a")
     pending = registry.add(criterion(registry, "a"), "192.0.2.1")  # not confirmed yet
-    with pytest.raises(DtcpRequestError) as exc:
+    with pytest.raises(InterceptLimitError):
         registry.add(criterion(registry, "a"), "192.0.2.1")
-    assert exc.value.status == 550 and len(registry) == 5
+    assert len(registry) == 5
     registry.discard(pending)
     assert len(registry) == 4 and add(registry, "a") == 6  # the discarded ID stays used
     assert add(registry, "b", "x") == 1 and add(registry, "b", "y") == 2
-    with pytest.raises(DtcpRequestError) as exc:  # 2 destinations per source
+    with pytest.raises(DestinationLimitError):  # 2 destinations per source
         registry.add(criterion(registry, "b", "z"), "p")
-    assert exc.value.status == 551
-    with pytest.raises(DtcpRequestError) as exc:  # a:cd1, b:x, b:y: 3 in all already
+    with pytest.raises(DestinationLimitError):  # a:cd1, b:x, b:y: 3 in all already
         registry.add(criterion(registry, "c", "w"), "p")
-    assert exc.value.status == 551
-    registry.delete(registry.select("b", None, "y", None))  # y is free again
+    registry.delete(registry.select("b", None, "y"))  # y is free again
     assert add(registry, "c", "w") == 1
 
 
@@ -80,13 +78,13 @@ async def test_select_refuses_unknown_listed_ids_and_tolerates_ranges(registry: 
     add(registry, "a", "y")
     add(registry, "b", "x")
     for raw in ("3", "1,3", "2-5,3"):
-        with pytest.raises(DtcpRequestError) as exc:
-            registry.select("a", parse_criteria_selector(raw), None, raw)
-        assert exc.value.status == 431 and exc.value.parameter == ("criteria-id", raw)
-    assert [e.criteria_id for e in registry.select("a", parse_criteria_selector("2-9"), None,
+        with pytest.raises(UnknownInterceptError) as exc:
+            registry.select("a", parse_criteria_selector(raw), None)
+        assert exc.value.intercept_id == 3
+    assert [e.criteria_id for e in registry.select("a", parse_criteria_selector("2-9"),
                                                     None)] == [2]  # fmt: skip
-    assert [e.criteria_id for e in registry.select("a", None, "x", None)] == [1]
-    assert registry.select("a", None, "nothing", None) == []
+    assert [e.criteria_id for e in registry.select("a", None, "x")] == [1]
+    assert registry.select("a", None, "nothing") == []
     assert registry.knows_cdest("a", "y") and not registry.knows_cdest("b", "y")
 
 
@@ -131,7 +129,7 @@ async def test_total_timeouts_expire_in_deadline_order(registry: Registry) -> No
 
 async def test_delete_is_undone_unless_the_table_was_cleared(registry: Registry) -> None:
     add(registry, "a")
-    found = registry.select("a", None, None, None)
+    found = registry.select("a", None, None)
     epoch = registry.delete(found)
     registry.restore(found, epoch)
     assert ids(registry, "a") == [1]
