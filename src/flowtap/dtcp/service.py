@@ -3,7 +3,7 @@ live.
 
 - A listener for the SSH subsystem ``flow-tap-dtcp`` exists while both ``system services
   flow-tap-dtcp ssh`` and ``services flow-tap`` are configured, on every address unless
-  ``listen-address`` narrows it. Listeners move without a gap (:mod:`flowtap.listeners`): new
+  ``listen-address`` narrows it. Listeners move without a gap (:mod:`flowtap.sshd.listeners`): new
   endpoints are bound in prepare (a busy port fails the commit cleanly and the old listeners keep
   serving), removed ones closed in commit; open channels carry on. Removing the service closes
   the listeners and every DTCP connection; criteria stay (they belong to flow-tap, not to the
@@ -13,8 +13,8 @@ live.
 - The limits (``connection-limit``, ``rate-limit``, ``max-pre-auth``,
   ``max-pre-auth-per-source``) and ``hmac-policy`` apply at commit, without touching the
   listeners, the open connections or any criterion. Admission is decided when the TCP connection
-  is accepted (:mod:`flowtap.admission`): refused before the SSH version exchange, so without key
-  exchange and without any RADIUS query; a logged-in slot is taken only at login.
+  is accepted (:mod:`flowtap.sshd.admission`): refused before the SSH version exchange, so
+  without key exchange and without any RADIUS query; a logged-in slot is taken only at login.
 - Who may tap: any principal of the shared :class:`~flowtap.auth.authenticator.Authenticator`
   (local password or key, RADIUS) holding ``flow-tap-operation``; anyone else is disconnected as
   soon as authentication completes ("flow-tap-dtcp: permission denied"), before it can open a
@@ -36,8 +36,6 @@ from pathlib import Path
 
 import asyncssh
 
-from flowtap import sshd
-from flowtap.admission import ConnectionGate, Limits
 from flowtap.audit import AuditError, AuditRecord
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
@@ -46,7 +44,9 @@ from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.intercept.registry import Registry
-from flowtap.listeners import Endpoint, ListenerSet, Move, endpoints
+from flowtap.sshd import server as sshd
+from flowtap.sshd.admission import ConnectionGate, Limits
+from flowtap.sshd.listeners import Endpoint, ListenerSet, Move, endpoints
 
 LOG = logging.getLogger(__name__)
 SUBSYSTEM = "flow-tap-dtcp"

@@ -42,7 +42,6 @@ from typing import Protocol
 
 from flowtap.auth.principal import Principal
 from flowtap.config.model import HMAC_STRICT, Config
-from flowtap.deadline import ReadDeadline, Reader
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.auth_info import verify_request
 from flowtap.dtcp.fields import parse_identity, seq_of
@@ -59,6 +58,7 @@ from flowtap.dtcp.replies import decode_error_reply, error_reply
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
 from flowtap.intercept.registry import Registry
+from flowtap.sshd.deadline import ReadDeadline, Reader
 
 LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})

@@ -1,14 +1,14 @@
 """The NETCONF service as a commit hook: ``system services netconf ssh`` reconciled live.
 
-Listeners move without a gap (:mod:`flowtap.listeners`): an address, port or family change binds
-the new endpoints in prepare (so a busy port fails the commit cleanly and the old listeners keep
-serving) and closes the removed ones in commit; open sessions are never dropped by a rebind.
+Listeners move without a gap (:mod:`flowtap.sshd.listeners`): an address, port or family change
+binds the new endpoints in prepare (so a busy port fails the commit cleanly and the old listeners
+keep serving) and closes the removed ones in commit; open sessions are never dropped by a rebind.
 ``connection-limit``, ``rate-limit``, ``max-pre-auth`` and ``max-pre-auth-per-source`` are
 decided when the TCP connection is accepted (before key exchange and before any RADIUS query)
 and again at login; a change applies at once and never drops an open session
-(:mod:`flowtap.admission`). A connection without an open NETCONF channel is disconnected
+(:mod:`flowtap.sshd.admission`). A connection without an open NETCONF channel is disconnected
 ``LOGIN_TIMEOUT`` after it was accepted, and ``sshd.CHANNEL_WINDOW`` after its login or after
-its channel ended (:mod:`flowtap.sshd`).
+its channel ended (:mod:`flowtap.sshd.server`).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from pathlib import Path
 
 import asyncssh
 
-from flowtap import sshd
-from flowtap.admission import ConnectionGate, Limits
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
 from flowtap.config import li_policy, model
-from flowtap.deadline import seconds_from_env
 from flowtap.errors import CommitFailed
-from flowtap.listeners import ListenerSet, Move, endpoints
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.session import Session
+from flowtap.sshd import server as sshd
+from flowtap.sshd.admission import ConnectionGate, Limits
+from flowtap.sshd.deadline import seconds_from_env
+from flowtap.sshd.listeners import ListenerSet, Move, endpoints
 
 LOG = logging.getLogger(__name__)
 # rate-limit counts the connections of this many seconds (Junos: a minute); test suites that

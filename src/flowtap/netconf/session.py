@@ -15,7 +15,6 @@ from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
-from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
 from flowtap.errors import NetconfRpcError, NetconfRpcErrors, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
@@ -23,6 +22,7 @@ from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, 
 from flowtap.netconf.replies import NC_NS, error_reply, reply
 from flowtap.netconf.state import state_elements
 from flowtap.netconf.xmlparse import message_id, parse_message
+from flowtap.sshd.deadline import ReadDeadline, Reader, seconds_from_env
 
 LOG = logging.getLogger(__name__)
 

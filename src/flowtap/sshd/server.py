@@ -19,12 +19,12 @@ from typing import Any
 
 import asyncssh
 
-from flowtap import memory
 from flowtap.auth.authenticator import AuthDecision, Authenticator
 from flowtap.auth.limits import AuthTryLimiter
 from flowtap.auth.principal import Principal
 from flowtap.config.model import Config
-from flowtap.deadline import seconds_from_env
+from flowtap.sshd import memory
+from flowtap.sshd.deadline import seconds_from_env
 
 LOG = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class SshServer:
             "server_version": SERVER_VERSION,
             "reuse_address": True,
             # a specific address and the wildcard may share a port while listeners move
-            # (flowtap.listeners); only processes of this user can join the port
+            # (flowtap.sshd.listeners); only processes of this user can join the port
             "reuse_port": True,
         }
         return await asyncssh.create_server(lambda: ServerConnection(self), host, port, **options)
