@@ -145,6 +145,8 @@ class Session:
         self.ctx.stats.in_sessions += 1
         try:
             self.send(self._hello())
+            # The hello is read on its own: the framing of what follows depends on it, and it
+            # has HELLO_TIMEOUT to arrive. Then requests, one at a time, with back-pressure.
             end = await read_messages(
                 reader, _Frames(self.decoder), self._receive_hello,
                 stopped=lambda: self.closing or self._hello_seen,
