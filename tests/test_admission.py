@@ -5,7 +5,7 @@ and logins per family."""
 
 from __future__ import annotations
 
-from flowtap.admission import (
+from flowtap.sshd.admission import (
     CONNECTION_LIMIT,
     MAX_PRE_AUTH,
     MAX_PRE_AUTH_PER_SOURCE,

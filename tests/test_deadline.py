@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from flowtap.deadline import ReadDeadline
+from flowtap.sshd.deadline import ReadDeadline
 
 
 class Trickle:

@@ -24,7 +24,7 @@ import asyncssh
 import pytest
 from ncclient.operations import RPCError
 
-from flowtap import sshd
+from flowtap.sshd import server as sshd
 from tests.flowtapd import Flowtapd, free_port
 from tests.integration.conftest import USERS
 from tests.integration.dtcp_support import make_flowtapd, md

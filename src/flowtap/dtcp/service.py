@@ -3,7 +3,7 @@ live.
 
 - A listener for the SSH subsystem ``flow-tap-dtcp`` exists while both ``system services
   flow-tap-dtcp ssh`` and ``services flow-tap`` are configured, on every address unless
-  ``listen-address`` narrows it. Listeners move without a gap (:mod:`flowtap.listeners`): new
+  ``listen-address`` narrows it. Listeners move without a gap (:mod:`flowtap.sshd.listeners`): new
   endpoints are bound in prepare (a busy port fails the commit cleanly and the old listeners keep
   serving), removed ones closed in commit; open channels carry on. Removing the service closes
   the listeners and every DTCP connection; criteria stay (they belong to flow-tap, not to the
@@ -13,8 +13,8 @@ live.
 - The limits (``connection-limit``, ``rate-limit``, ``max-pre-auth``,
   ``max-pre-auth-per-source``) and ``hmac-policy`` apply at commit, without touching the
   listeners, the open connections or any criterion. Admission is decided when the TCP connection
-  is accepted (:mod:`flowtap.admission`): refused before the SSH version exchange, so without key
-  exchange and without any RADIUS query; a logged-in slot is taken only at login.
+  is accepted (:mod:`flowtap.sshd.admission`): refused before the SSH version exchange, so
+  without key exchange and without any RADIUS query; a logged-in slot is taken only at login.
 - Who may tap: any principal of the shared :class:`~flowtap.auth.authenticator.Authenticator`
   (local password or key, RADIUS) holding ``flow-tap-operation``; anyone else is disconnected as
   soon as authentication completes ("flow-tap-dtcp: permission denied"), before it can open a
@@ -26,18 +26,14 @@ live.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
-from flowtap import sshd
-from flowtap.admission import ConnectionGate, Limits
 from flowtap.audit import AuditRecord
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
@@ -47,7 +43,11 @@ from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import AuditError
 from flowtap.intercept.registry import Registry
-from flowtap.listeners import Endpoint, ListenerSet, Move, endpoints
+from flowtap.sshd import server as sshd
+from flowtap.sshd.admission import Limits
+from flowtap.sshd.channel import Channel
+from flowtap.sshd.listeners import Endpoint, endpoints
+from flowtap.sshd.service import Prepared, SshService
 
 LOG = logging.getLogger(__name__)
 SUBSYSTEM = "flow-tap-dtcp"
@@ -63,15 +63,9 @@ def wanted_endpoints(config: model.Config) -> frozenset[Endpoint]:
     return endpoints(config.dtcp.listen_addresses, config.dtcp.port)
 
 
-@dataclass
-class _Prepared:
-    old: model.Config
-    new: model.Config
-    move: Move
-
-
 class DtcpService:
-    """Owns the DTCP listener, its admission limits and the open DTCP channels."""
+    """Owns the DTCP listeners and admission limits (through its :class:`SshService`) and the
+    open DTCP channels."""
 
     name = "flow-tap-dtcp"
 
@@ -90,14 +84,14 @@ class DtcpService:
         self.tuning = tuning
         self._config = config
         defaults = model.DtcpService()
-        self.gate = ConnectionGate(Limits.of(defaults), window=tuning.rate_window)
-        server = sshd.SshServer(
-            key=sshd.host_key(state_dir), subsystem=SUBSYSTEM, handler=self._serve,
-            config=self.config, authenticator=authenticator, admit=self.gate.admit,
-            authorize=self._authorize, on_auth=audit.auth_listener(),
-            login_timeout=tuning.login_timeout,
+        self.ssh = SshService(
+            label="DTCP", subsystem=SUBSYSTEM, path=_PATH, state_dir=state_dir,
+            authenticator=authenticator, config=self.config, serve=self._serve,
+            endpoints_of=wanted_endpoints, limits_of=lambda config: config.dtcp,
+            limits=Limits.of(defaults), rate_window=tuning.rate_window,
+            login_timeout=tuning.login_timeout, on_auth=audit.auth_listener(),
+            refuse=self._refuse,
         )  # fmt: skip
-        self.listeners = ListenerSet(server, "DTCP", _PATH)
         self._hmac_policy = defaults.hmac_policy
         self._sessions: set[DtcpSession] = set()
         self._ids = itertools.count(1)
@@ -115,35 +109,34 @@ class DtcpService:
 
     @property
     def port(self) -> int | None:
-        return self.listeners.port
+        return self.ssh.port
 
     # ---- commit hook -----------------------------------------------------------------------
 
     def validate(self, old: model.Config, new: model.Config) -> None:
         """Nothing to refuse: the NETCONF hook refuses a port shared with NETCONF."""
 
-    async def prepare(self, old: model.Config, new: model.Config) -> _Prepared:
-        return _Prepared(old, new, await self.listeners.prepare(wanted_endpoints(new)))
+    async def prepare(self, old: model.Config, new: model.Config) -> Prepared:
+        return await self.ssh.prepare(old, new)
 
-    async def commit(self, handle: _Prepared) -> None:
+    async def commit(self, handle: Prepared) -> None:
         """Move the listeners, apply limits and policy; never fails."""
         new = handle.new
         if new.dtcp is not None:
-            self.gate.admission.update(Limits.of(new.dtcp))
             self._hmac_policy = new.dtcp.hmac_policy
-        self.listeners.commit(handle.move)
-        if not self.listeners.endpoints:
+        self.ssh.commit(handle)
+        if not self.ssh.endpoints:
             self.disconnect_all()
         self._close_unauthorized(new)
 
-    async def abort(self, handle: _Prepared) -> None:
-        await self.listeners.abort(handle.move)
+    async def abort(self, handle: Prepared) -> None:
+        await self.ssh.abort(handle)
 
     async def stop(self) -> None:
         """Close the listeners and every DTCP connection (process shutdown)."""
-        self.listeners.close()
+        self.ssh.close()
         self.disconnect_all()
-        await self.gate.drained()
+        await self.ssh.drained()
 
     # ---- connections and channels ----------------------------------------------------------
 
@@ -155,7 +148,7 @@ class DtcpService:
         """Close every DTCP channel and connection (service removed, criteria cleared)."""
         for session in list(self._sessions):
             session.close()
-        self.gate.close_all()
+        self.ssh.disconnect_all()
 
     def _close_unauthorized(self, config: model.Config) -> None:
         for session in list(self._sessions):
@@ -166,43 +159,33 @@ class DtcpService:
             if user is None or PERMISSION not in config.class_permissions(user.login_class):
                 session.close()
 
-    def _authorize(self, conn: asyncssh.SSHServerConnection, principal: Principal
-                   ) -> sshd.Refusal | None:  # fmt: skip
+    def _refuse(self, conn: asyncssh.SSHServerConnection, principal: Principal
+                ) -> sshd.Refusal | None:  # fmt: skip
         """A login without ``flow-tap-operation`` is disconnected at once (it must not hold a
-        slot the mediation devices need); one with it takes a logged-in slot if one is free."""
-        if not principal.has(PERMISSION):
-            peer = conn.get_extra_info("peername")
-            record = AuditRecord(
-                event="dtcp-session", result="refused", principal=principal.user,
-                template=principal.template_user, peer=str(peer[0]) if peer else "",
-                session=f"dtcp-{next(self._ids)}", method=SUBSYSTEM,
-                reason=f"no {PERMISSION} permission",
-            )  # fmt: skip
+        slot the mediation devices need); one with it goes on to take a logged-in slot."""
+        if principal.has(PERMISSION):
+            return None
+        peer = conn.get_extra_info("peername")
+        record = AuditRecord(
+            event="dtcp-session", result="refused", principal=principal.user,
+            template=principal.template_user, peer=str(peer[0]) if peer else "",
+            session=f"dtcp-{next(self._ids)}", method=SUBSYSTEM,
+            reason=f"no {PERMISSION} permission",
+        )  # fmt: skip
 
-            async def report() -> None:
-                with contextlib.suppress(AuditError):
-                    await self.audit.submit(record)
+        async def report() -> None:
+            with contextlib.suppress(AuditError):
+                await self.audit.submit(record)
 
-            return sshd.Refusal("flow-tap-dtcp: permission denied",
-                                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, report)  # fmt: skip
-        refusal = self.gate.login(conn)
-        return None if refusal is None else sshd.Refusal(f"{SUBSYSTEM}: login refused ({refusal})")
+        return sshd.Refusal("flow-tap-dtcp: permission denied",
+                            asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, report)  # fmt: skip
 
-    async def _serve(self, proc: asyncssh.SSHServerProcess[bytes], principal: Principal) -> None:
-        peer = proc.get_extra_info("peername")
-        address = str(peer[0]) if peer else ""
+    async def _serve(self, channel: Channel, principal: Principal) -> None:
         session_id = f"dtcp-{next(self._ids)}"
-        channel = proc.channel
-
-        def close() -> None:
-            proc.exit(0)
-            if proc.get_extra_info("connection") is not None:
-                asyncio.get_running_loop().call_soon(channel.close)
-
-        session = DtcpSession(self, principal, address, session_id, proc.stdout.write,
-                              proc.stdout.drain, close)  # fmt: skip
+        session = DtcpSession(self, principal, channel.peer, session_id, channel.write,
+                              channel.drain, channel.close)  # fmt: skip
         self._sessions.add(session)
         try:
-            await session.run(proc.stdin)
+            await session.run(channel.input)
         finally:
             self._sessions.discard(session)

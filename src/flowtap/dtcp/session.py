@@ -42,7 +42,6 @@ from typing import Protocol
 
 from flowtap.auth.principal import Principal
 from flowtap.config.model import HMAC_STRICT, Config
-from flowtap.deadline import ReadDeadline, Reader
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.auth_info import verify_request
 from flowtap.dtcp.fields import parse_identity, seq_of
@@ -59,6 +58,8 @@ from flowtap.dtcp.replies import decode_error_reply, error_reply
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
 from flowtap.intercept.registry import Registry
+from flowtap.sshd.deadline import Reader
+from flowtap.sshd.reading import End, read_messages
 
 LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
@@ -77,6 +78,24 @@ class SessionHost(Protocol):
 
     @property
     def hmac_policy(self) -> str: ...
+
+
+class _Messages:
+    """The channel's :class:`MessageDecoder` as the read loop sees it."""
+
+    def __init__(self, decoder: MessageDecoder) -> None:
+        self._decoder = decoder
+
+    def feed(self, data: bytes) -> list[Request | DecodeError]:
+        return self._decoder.feed(data)
+
+    @property
+    def in_message(self) -> bool:
+        return self._decoder.pending > 0
+
+    @property
+    def broken(self) -> bool:
+        return self._decoder.failed
 
 
 class DtcpSession:
@@ -106,35 +125,16 @@ class DtcpSession:
         self.idle_timeout = minutes * tuning.idle_minute if minutes else tuning.idle_timeout
 
     async def run(self, reader: Reader) -> None:
-        timer = ReadDeadline()
-        tuning = self.host.tuning
-        message_deadline: float | None = None  # end of the message under way
         try:
-            while not self.closing:
-                if self._decoder.pending:
-                    # from the first byte of a message to its end, however slowly the bytes
-                    # trickle in (slowloris)
-                    if message_deadline is None:
-                        message_deadline = timer.time() + tuning.message_timeout
-                    deadline = message_deadline
-                else:
-                    message_deadline = None
-                    deadline = timer.time() + self.idle_timeout
-                chunk = await timer.read(reader, 65536, deadline)
-                if not chunk:
-                    break
-                items = self._decoder.feed(chunk)
-                if items:
-                    message_deadline = None
-                    await self._process(items)
-                if self._decoder.failed:
-                    break
-        except TimeoutError:
-            LOG.debug("%s: closed by timeout", self.session_id)
+            end = await read_messages(
+                reader, _Messages(self._decoder), self._process, stopped=lambda: self.closing,
+                idle_timeout=self.idle_timeout, message_timeout=self.host.tuning.message_timeout,
+            )  # fmt: skip
+            if end is End.READ_TIMEOUT:
+                LOG.debug("%s: closed by timeout", self.session_id)
         except (ConnectionError, EOFError, asyncio.IncompleteReadError):
             LOG.debug("%s: connection lost", self.session_id)
         finally:
-            timer.close()
             self.close()
 
     def close(self) -> None:

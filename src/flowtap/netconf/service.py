@@ -1,34 +1,36 @@
 """The NETCONF service as a commit hook: ``system services netconf ssh`` reconciled live.
 
-Listeners move without a gap (:mod:`flowtap.listeners`): an address, port or family change binds
-the new endpoints in prepare (so a busy port fails the commit cleanly and the old listeners keep
-serving) and closes the removed ones in commit; open sessions are never dropped by a rebind.
-``connection-limit``, ``rate-limit``, ``max-pre-auth`` and ``max-pre-auth-per-source`` are
-decided when the TCP connection is accepted (before key exchange and before any RADIUS query)
-and again at login; a change applies at once and never drops an open session
-(:mod:`flowtap.admission`). A connection without an open NETCONF channel is disconnected
-``LOGIN_TIMEOUT`` after it was accepted, and ``sshd.CHANNEL_WINDOW`` after its login or after
-its channel ended (:mod:`flowtap.sshd`).
+The SSH side is the shared :class:`~flowtap.sshd.service.SshService`: listeners move without a
+gap (an address, port or family change binds the new endpoints in prepare, so a busy port fails
+the commit cleanly and the old listeners keep serving, and closes the removed ones in commit;
+open sessions are never dropped by a rebind); ``connection-limit``, ``rate-limit``,
+``max-pre-auth`` and ``max-pre-auth-per-source`` are decided when the TCP connection is accepted
+(before key exchange and before any RADIUS query) and again at login, and a change applies at
+once and never drops an open session (:mod:`flowtap.sshd.admission`). A connection without an
+open NETCONF channel is disconnected ``LOGIN_TIMEOUT`` after it was accepted, and
+``sshd.CHANNEL_WINDOW`` after its login or after its channel ended (:mod:`flowtap.sshd.server`).
+
+NETCONF's own: the subsystem ``netconf``, one :class:`~flowtap.netconf.session.Session` per
+channel, and the refusal of a port shared with flow-tap-dtcp (validate).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
-import asyncssh
-
-from flowtap import sshd
-from flowtap.admission import ConnectionGate, Limits
 from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
 from flowtap.config import li_policy, model
-from flowtap.deadline import seconds_from_env
 from flowtap.errors import CommitFailed
-from flowtap.listeners import ListenerSet, Move, endpoints
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.session import Session
+from flowtap.sshd import server as sshd
+from flowtap.sshd.admission import Limits
+from flowtap.sshd.channel import Channel
+from flowtap.sshd.deadline import seconds_from_env
+from flowtap.sshd.listeners import Endpoint, ListenerSet, endpoints
+from flowtap.sshd.service import Prepared, SshService
 
 LOG = logging.getLogger(__name__)
 # rate-limit counts the connections of this many seconds (Junos: a minute); test suites that
@@ -44,24 +46,36 @@ def _shared_port(config: model.Config) -> bool:
     return ours is not None and dtcp is not None and ours.port == dtcp.port and bool(ours.port)
 
 
+def wanted_endpoints(config: model.Config) -> frozenset[Endpoint]:
+    """Where the NETCONF listeners must be: none without the NETCONF service."""
+    wanted = config.netconf
+    if wanted is None:
+        return frozenset()
+    return endpoints(wanted.listen_addresses, wanted.port)
+
+
 class NetconfService:
     name = "netconf"
 
     def __init__(self, ctx: ServerContext, state_dir: Path, authenticator: Authenticator,
                  on_auth: sshd.AuthListener | None = None) -> None:  # fmt: skip
         self.ctx = ctx
-        self.gate = ConnectionGate(Limits.of(model.NetconfService()), window=RATE_WINDOW)
-        server = sshd.SshServer(
-            key=sshd.host_key(state_dir), subsystem="netconf", handler=self._serve,
-            config=lambda: self.ctx.txn.config, authenticator=authenticator,
-            admit=self.gate.admit, authorize=self._authorize, on_auth=on_auth,
-            login_timeout=LOGIN_TIMEOUT,
+        self.ssh = SshService(
+            label="NETCONF", subsystem="netconf", path=_PATH, state_dir=state_dir,
+            authenticator=authenticator, config=lambda: self.ctx.txn.config, serve=self._serve,
+            endpoints_of=wanted_endpoints, limits_of=lambda config: config.netconf,
+            limits=Limits.of(model.NetconfService()), rate_window=RATE_WINDOW,
+            login_timeout=LOGIN_TIMEOUT, on_auth=on_auth,
         )  # fmt: skip
-        self.listeners = ListenerSet(server, "NETCONF", _PATH)
 
     @property
     def port(self) -> int | None:
-        return self.listeners.port
+        return self.ssh.port
+
+    @property
+    def listeners(self) -> ListenerSet:
+        """(The appliance closes them at shutdown.)"""
+        return self.ssh.listeners
 
     def validate(self, old: model.Config, new: model.Config) -> None:
         # Only a committer who reads the (hidden) DTCP configuration learns of the clash, and
@@ -72,36 +86,16 @@ class NetconfService:
                 path="/fts:system/fts:services/fts:netconf/fts:ssh/fts:port",
             )  # fmt: skip
 
-    async def prepare(self, old: model.Config, new: model.Config) -> Move:
-        wanted = new.netconf
-        if wanted is None:
-            return await self.listeners.prepare(frozenset())
-        return await self.listeners.prepare(endpoints(wanted.listen_addresses, wanted.port))
+    async def prepare(self, old: model.Config, new: model.Config) -> Prepared:
+        return await self.ssh.prepare(old, new)
 
-    async def commit(self, move: Move) -> None:
-        config = self.ctx.txn.config.netconf
-        if config is not None:
-            self.gate.admission.update(Limits.of(config))
-        self.listeners.commit(move)
+    async def commit(self, handle: Prepared) -> None:
+        self.ssh.commit(handle)
 
-    async def abort(self, move: Move) -> None:
-        await self.listeners.abort(move)
+    async def abort(self, handle: Prepared) -> None:
+        await self.ssh.abort(handle)
 
-    def _authorize(self, conn: asyncssh.SSHServerConnection, principal: Principal
-                   ) -> sshd.Refusal | None:  # fmt: skip
-        refusal = self.gate.login(conn)
-        return None if refusal is None else sshd.Refusal(f"netconf: login refused ({refusal})")
-
-    async def _serve(self, proc: asyncssh.SSHServerProcess[bytes], principal: Principal) -> None:
-        peer = proc.get_extra_info("peername")
-        channel = proc.channel
-
-        def close() -> None:
-            proc.exit(0)
-            if proc.get_extra_info("connection") is not None:
-                asyncio.get_running_loop().call_soon(channel.close)
-
-        session = Session(self.ctx, principal, str(peer[0]) if peer else "",
-                          proc.stdout.write, close, unsent=channel.get_write_buffer_size,
-                          drain=proc.stdout.drain)  # fmt: skip
-        await session.run(proc.stdin)
+    async def _serve(self, channel: Channel, principal: Principal) -> None:
+        session = Session(self.ctx, principal, channel.peer, channel.write, channel.close,
+                          unsent=channel.unsent, drain=channel.drain)  # fmt: skip
+        await session.run(channel.input)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
-from flowtap.deadline import ReadDeadline, Reader, seconds_from_env
 from flowtap.errors import ConfigError, ConfigErrors, NetconfRpcError, SessionTerminated
 from flowtap.netconf import ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
@@ -24,6 +23,8 @@ from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, 
 from flowtap.netconf.replies import NC_NS, error_reply, reply
 from flowtap.netconf.state import state_elements
 from flowtap.netconf.xmlparse import message_id, parse_message
+from flowtap.sshd.deadline import Reader, seconds_from_env
+from flowtap.sshd.reading import Backpressure, End, read_messages
 
 LOG = logging.getLogger(__name__)
 
@@ -69,6 +70,30 @@ NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
 }  # fmt: skip
 
 
+class _Frames:
+    """The session's :class:`FrameDecoder` as the read loop sees it: the messages completed
+    before a framing error are answered, and the session ends at the next read."""
+
+    def __init__(self, decoder: FrameDecoder) -> None:
+        self._decoder = decoder
+
+    def feed(self, data: bytes) -> list[bytes]:
+        try:
+            return self._decoder.feed(data)
+        except FramingError as exc:
+            if not exc.completed:
+                raise
+            return exc.completed
+
+    @property
+    def in_message(self) -> bool:
+        return self._decoder.in_message
+
+    @property
+    def broken(self) -> bool:
+        return self._decoder.broken
+
+
 class Session:
     def __init__(
         self,
@@ -100,7 +125,7 @@ class Session:
         self.in_bad_rpcs = 0
         self.out_rpc_errors = 0
         self.out_notifications = 0
-        self._read_deadline: ReadDeadline | None = None
+        self._hello_seen = False
         minutes = ctx.txn.config.idle_timeouts.get(principal.login_class)
         # the login class's idle-timeout, fixed at login as Junos does; else an hour
         self.idle_timeout = minutes * IDLE_MINUTE if minutes else IDLE_TIMEOUT
@@ -121,14 +146,25 @@ class Session:
         self.ctx.stats.in_sessions += 1
         try:
             self.send(self._hello())
-            await self._receive_hello(reader)
-            while not self.closing:
-                for message in await self._next_messages(reader):
-                    await self.handle(message)
-                    if self.closing:
-                        break
-                    if self._unsent() > OUTPUT_HIGH_WATER:
-                        await self._wait_for_peer()
+            # The hello is read on its own: the framing of what follows depends on it, and it
+            # has HELLO_TIMEOUT to arrive. Then requests, one at a time, with back-pressure.
+            end = await read_messages(
+                reader, _Frames(self.decoder), self._receive_hello,
+                stopped=lambda: self.closing or self._hello_seen,
+                idle_timeout=self.idle_timeout, message_timeout=PARTIAL_MESSAGE_TIMEOUT,
+                first_message_timeout=HELLO_TIMEOUT,
+            )  # fmt: skip
+            if end is End.READ_TIMEOUT:
+                raise SessionTerminated("no hello")
+            if end is End.STOPPED and not self.closing:
+                end = await read_messages(
+                    reader, _Frames(self.decoder), self._handle_one,
+                    stopped=lambda: self.closing,
+                    idle_timeout=self.idle_timeout, message_timeout=PARTIAL_MESSAGE_TIMEOUT,
+                    one_at_a_time=True, backpressure=self._backpressure(),
+                )  # fmt: skip
+            if end is not End.STOPPED:
+                raise SessionTerminated(end.value)
         except SessionTerminated as exc:
             LOG.debug("session %d terminated: %s", self.session_id, exc)
             if not self.closing:
@@ -138,54 +174,17 @@ class Session:
         finally:
             await self.end()
 
-    async def _wait_for_peer(self) -> None:
+    def _backpressure(self) -> Backpressure | None:
         if self._drain is None:
-            return
-        try:
-            await asyncio.wait_for(self._drain(), PARTIAL_MESSAGE_TIMEOUT)
-        except TimeoutError:
-            raise SessionTerminated("the peer does not read its replies") from None
+            return None
+        return Backpressure(self._unsent, self._drain, OUTPUT_HIGH_WATER, PARTIAL_MESSAGE_TIMEOUT)
 
     async def end(self) -> None:
         if self.ctx.sessions.pop(self.session_id, None) is None:
             return
         self.closing = True
-        if self._read_deadline is not None:
-            self._read_deadline.close()
         await self.ctx.datastores.release_session(self.session_id, self.principal)
         self._close()
-
-    async def _next_messages(self, reader: Reader) -> list[bytes]:
-        timer = self._read_deadline
-        if timer is None:
-            timer = self._read_deadline = ReadDeadline()
-        # The partial-message deadline runs from when a message started, not from the last read:
-        # a peer sending one byte at a time must not keep a partial message open forever.
-        message_deadline: float | None = None
-        if self.decoder.broken:  # messages completed before a framing error were just handled
-            raise SessionTerminated("NETCONF framing error")
-        while True:
-            if self.decoder.in_message:
-                if message_deadline is None:
-                    message_deadline = timer.time() + PARTIAL_MESSAGE_TIMEOUT
-                deadline = message_deadline
-            else:
-                message_deadline = None
-                deadline = timer.time() + self.idle_timeout
-            try:
-                chunk = await timer.read(reader, 65536, deadline)
-            except TimeoutError:
-                raise SessionTerminated("read timeout") from None
-            if not chunk:
-                raise SessionTerminated("end of input")
-            try:
-                messages = self.decoder.feed(chunk)
-            except FramingError as exc:
-                if not exc.completed:
-                    raise
-                messages = exc.completed  # answered before the session ends
-            if messages:
-                return messages
 
     def _hello(self) -> bytes:
         hello = element(f"{{{NC_NS}}}hello", NC_NS)
@@ -195,12 +194,9 @@ class Session:
         etree.SubElement(hello, f"{{{NC_NS}}}session-id").text = str(self.session_id)
         return etree.tostring(hello)
 
-    async def _receive_hello(self, reader: Reader) -> None:
-        try:
-            messages = await asyncio.wait_for(self._next_messages(reader), HELLO_TIMEOUT)
-        except TimeoutError:
-            raise SessionTerminated("no hello") from None
-        first, rest = messages[0], messages[1:]
+    async def _receive_hello(self, messages: Sequence[bytes]) -> None:
+        self._hello_seen = True
+        first, rest = messages[0], list(messages[1:])
         try:
             hello = parse_message(first)
         except NetconfRpcError:
@@ -228,6 +224,10 @@ class Session:
             await self.handle(message)
 
     # -- one message -----------------------------------------------------------------------------
+
+    async def _handle_one(self, messages: Sequence[bytes]) -> None:
+        (message,) = messages
+        await self.handle(message)
 
     async def handle(self, message: bytes) -> None:
         self.in_rpcs += 1

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import asyncssh
 
 from flowtap.errors import CommitFailed
-from flowtap.sshd import SshServer
+from flowtap.sshd.server import SshServer
 
 LOG = logging.getLogger(__name__)
 

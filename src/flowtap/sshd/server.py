@@ -19,12 +19,13 @@ from typing import Any
 
 import asyncssh
 
-from flowtap import memory
 from flowtap.auth.authenticator import AuthDecision, Authenticator
 from flowtap.auth.limits import AuthTryLimiter
 from flowtap.auth.principal import Principal
 from flowtap.config.model import Config
-from flowtap.deadline import seconds_from_env
+from flowtap.sshd import memory
+from flowtap.sshd.channel import Channel
+from flowtap.sshd.deadline import seconds_from_env
 
 LOG = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ class ServerConnection(asyncssh.SSHServer):
         return True
 
 
-SessionHandler = Callable[[asyncssh.SSHServerProcess[bytes], Principal], Awaitable[None]]
+SessionHandler = Callable[[Channel, Principal], Awaitable[None]]
+"""Serves one subsystem channel of an authenticated principal; the channel ends when it returns."""
 
 
 class SshServer:
@@ -284,7 +286,7 @@ class SshServer:
         if watched is not None:
             watched.channel_opened()
         try:
-            await self.handler(proc, principal)
+            await self.handler(Channel.of(proc), principal)
         finally:
             if not proc.is_closing():
                 proc.exit(0)
@@ -317,7 +319,7 @@ class SshServer:
             "server_version": SERVER_VERSION,
             "reuse_address": True,
             # a specific address and the wildcard may share a port while listeners move
-            # (flowtap.listeners); only processes of this user can join the port
+            # (flowtap.sshd.listeners); only processes of this user can join the port
             "reuse_port": True,
         }
         return await asyncssh.create_server(lambda: ServerConnection(self), host, port, **options)
