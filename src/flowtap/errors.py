@@ -13,8 +13,6 @@
 - ``CommitFailed``: a ``ConfigError`` raised by a commit hook refusing a configuration in
   validate or prepare (tag operation-failed unless it says otherwise).
 - ``DtcpError``: a DTCP status line other than 200.
-- ``DtcpRequestError``: a ``DtcpError`` found while reading a request's headers; carries the
-  header to echo in Error-Parameters.
 - ``FilterSyntaxError`` (400), ``ImproperFilterError`` (432), ``UnsupportedValueError`` (501),
   ``UnknownCriteriaIdError`` (431): a DTCP header value refused by its grammar; also
   ``ValueError`` (the grammar functions raise nothing else).
@@ -33,6 +31,10 @@
 - ``UnknownInterceptError``: a selection names an intercept ID its owner does not have.
 - ``UnservableInterceptError``: the dataplane cannot serve the intercept (TTL 0, ...).
 
+Defined beside the protocol table they need, so that this module imports nothing:
+``dtcp.status.DtcpRequestError`` (a ``DtcpError`` found while reading a request's headers, named
+after its status's reason phrase; carries the header to echo in Error-Parameters).
+
 Defined elsewhere: ``netconf.framing.FramingError`` (a ``SessionTerminated`` that carries the
 messages framed before the violation), and two private exceptions that never leave their module:
 ``dtcp.message._Reject``, ``netconf.xpath._NotLinear``.
@@ -42,8 +44,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from flowtap.dtcp.status import reason_phrase
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -123,13 +123,6 @@ class DtcpError(FlowtapError):
         self.reason = reason
         self.detail = detail
 
-
-class DtcpRequestError(DtcpError):
-    """A request refused while reading it; ``parameter`` is (header name, raw value) to echo."""
-
-    def __init__(self, status: int, detail: str, parameter: tuple[str, str] | None = None):
-        super().__init__(status, reason_phrase(status), detail)
-        self.parameter = parameter
 
 
 class FilterSyntaxError(FlowtapError, ValueError):

@@ -31,9 +31,9 @@ from flowtap.dtcp.filters import (
     parse_port_filter,
 )
 from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
+from flowtap.dtcp.status import DtcpRequestError
 from flowtap.errors import (
     DtcpError,
-    DtcpRequestError,
     FilterSyntaxError,
     ImproperFilterError,
     UnknownCriteriaIdError,

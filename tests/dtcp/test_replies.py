@@ -24,8 +24,8 @@ from flowtap.dtcp.replies import (
     render_address_filter,
     render_value_filter,
 )
-from flowtap.dtcp.status import NEVER_SENT, REASON_PHRASES, Status, reason_phrase
-from flowtap.errors import DtcpError, DtcpRequestError
+from flowtap.dtcp.status import NEVER_SENT, REASON_PHRASES, DtcpRequestError, Status, reason_phrase
+from flowtap.errors import DtcpError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
 from flowtap.intercept.stats import CriterionStats
 

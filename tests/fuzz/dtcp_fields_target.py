@@ -38,7 +38,7 @@ from flowtap.dtcp.filters import (
 from flowtap.dtcp.headers import unescape
 from flowtap.dtcp.message import MessageDecoder, Request
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
-from flowtap.errors import DtcpRequestError
+from flowtap.dtcp.status import DtcpRequestError
 from flowtap.intercept.criteria import AddressFilter, Span, ValueFilter
 from flowtap.tools.dtcp_client import build_request
 from tests.fuzz.support import ByteReader, check

@@ -46,7 +46,8 @@ from flowtap.dtcp.headers import (
     VRF_NAME,
 )
 from flowtap.dtcp.message import Request
-from flowtap.errors import DtcpRequestError, FilterSyntaxError
+from flowtap.dtcp.status import DtcpRequestError
+from flowtap.errors import FilterSyntaxError
 from flowtap.intercept.criteria import (
     ANY,
     ANY_ADDRESS,

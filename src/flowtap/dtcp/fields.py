@@ -69,8 +69,8 @@ from flowtap.dtcp.headers import (
     UNIMPLEMENTED_IN_ADD,
 )
 from flowtap.dtcp.message import Request
+from flowtap.dtcp.status import DtcpRequestError
 from flowtap.errors import (
-    DtcpRequestError,
     FilterSyntaxError,
     ImproperFilterError,
     UnknownCriteriaIdError,

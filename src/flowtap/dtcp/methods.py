@@ -48,11 +48,10 @@ from flowtap.dtcp.replies import (
     list_reply_parts,
     noop_reply,
 )
-from flowtap.dtcp.status import reason_phrase
+from flowtap.dtcp.status import DtcpRequestError, reason_phrase
 from flowtap.errors import (
     DestinationLimitError,
     DtcpError,
-    DtcpRequestError,
     InterceptError,
     InterceptLimitError,
     UnknownInterceptError,

@@ -38,8 +38,8 @@ from datetime import datetime
 from flowtap.dtcp.auth_info import SSH_SIGNER, Signer
 from flowtap.dtcp.filters import ADDRESS_MAX, BYTE_MAX, PORT_MAX, format_address
 from flowtap.dtcp.message import DEFAULT_VERSION, DecodeError, escape, version_tuple
-from flowtap.dtcp.status import reason_phrase
-from flowtap.errors import DtcpError, DtcpRequestError
+from flowtap.dtcp.status import DtcpRequestError, reason_phrase
+from flowtap.errors import DtcpError
 from flowtap.intercept.criteria import AddressFilter, Criterion, Flag, Span, ValueFilter
 from flowtap.intercept.stats import CriterionStats
 

@@ -1,4 +1,5 @@
-"""DTCP status codes and their reason phrases (draft-cavuto-dtcp-03 §8, App.B; fact sheet §3.2).
+"""DTCP status codes, their reason phrases (draft-cavuto-dtcp-03 §8, App.B; fact sheet §3.2) and
+the error a request refused with one of them raises.
 
 Reason phrases are free text in the draft; clients in the wild match the code only
 (``DTCP/\\d.\\d\\s(\\d+)``), but we emit the draft's phrases verbatim so replies read like Junos.
@@ -10,6 +11,8 @@ sequence and unknown-control-source failures are dropped silently (draft §4.4, 
 from __future__ import annotations
 
 import enum
+
+from flowtap.errors import DtcpError
 
 
 class Status(enum.IntEnum):
@@ -75,3 +78,11 @@ def reason_phrase(status: int) -> str:
     if not 100 <= status <= 999:
         raise ValueError("DTCP status codes have exactly three digits")
     return REASON_PHRASES.get(status, "Unknown Status")
+
+
+class DtcpRequestError(DtcpError):
+    """A request refused while reading it; ``parameter`` is (header name, raw value) to echo."""
+
+    def __init__(self, status: int, detail: str, parameter: tuple[str, str] | None = None):
+        super().__init__(status, reason_phrase(status), detail)
+        self.parameter = parameter
