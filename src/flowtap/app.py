@@ -126,6 +126,10 @@ class Appliance:
             if await self.datastores.recover_pending():
                 LOG.warning("an unconfirmed commit was rolled back at boot")
         except ConfigError as exc:
+            # what start() opened (the XPath worker it prestarted, the audit log) must close
+            # here: left to asyncio.run's teardown, the worker's start never ends and neither
+            # does the process
+            await self.stop()
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
 
