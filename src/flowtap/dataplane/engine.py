@@ -9,8 +9,8 @@ per wakeup, so the GIL is handed over at most every 5 ms (``sys.getswitchinterva
 control plane stays responsive. Pin the thread to a core other than the forwarding one
 (``cpu=``) for the DATAPLANE.md figures.
 
-Control operations (``set_criteria``, ``commit`` ...) run on the caller's thread under a lock;
-they publish immutable state (``_State``) that the capture thread reads once per ring block,
+Control operations (``apply``, ``set_criteria``, ``commit`` ...) run on the caller's thread under
+a lock; they publish immutable state (``_State``) that the capture thread reads once per ring block,
 *after* it has seen the block ready. Criteria changes publish the new match tables before the
 new BPF programs are attached, so any packet admitted by a new program is matched against the
 new table; packets admitted by an old program are re-checked exactly by the new table.
@@ -27,7 +27,7 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from flowtap.dataplane import bpf
@@ -173,6 +173,27 @@ class Dataplane:
         for c in new.values():
             self.check(c)
         with self._lock:
+            st = self._state
+            self._publish(new, st.capture, st.sinks)
+
+    def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
+        """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids (ids
+        not installed are ignored), all at once (``CriteriaSink.apply``). A criterion kept or
+        replaced keeps its counters. The new table is rebuilt whole, O(N) as ``set_criteria``.
+
+        Raises:
+            ValueError: an upsert is invalid (see :meth:`check`) or also removed; nothing
+                changed.
+            flowtap.errors.SendError: a destination socket cannot be opened; nothing changed.
+        """
+        gone = set(removals)
+        for c in upserts:
+            self.check(c)
+            if c.criteria_id in gone:
+                raise ValueError("a criterion cannot be installed and removed at once")
+        with self._lock:
+            new = {i: c for i, c in self._criteria.items() if i not in gone}
+            new.update((c.criteria_id, c) for c in upserts)
             st = self._state
             self._publish(new, st.capture, st.sinks)
 
