@@ -95,7 +95,7 @@ async def test_publisher_coalesces_and_publishes_only_confirmed(registry: Regist
         registry.confirm(entry)
     await registry.publisher.flush()
     assert sorted(sink.counters()) == sorted(e.key for e in entries[:6])
-    assert registry.publisher.stats.runs <= 2  # six changes, at most two set_criteria
+    assert registry.publisher.stats.runs <= 2  # six changes, at most two apply calls
     registry.delete(entries[:3])
     await registry.publisher.flush()
     assert sorted(sink.counters()) == sorted(e.key for e in entries[3:6])
@@ -170,22 +170,27 @@ def test_hmac_policy_default_matches_the_yang_default() -> None:
 
 
 class _SlowSink:
-    """A dataplane whose table rebuild takes 0.2 s (as 5,000 criteria do)."""
+    """A dataplane whose every apply takes 0.2 s (as rebuilding 5,000 criteria does)."""
 
-    def set_criteria(self, criteria: object) -> None:
+    def apply(self, upserts: object, removals: object) -> None:
         time.sleep(0.2)
 
     def counters(self) -> dict[int, object]:
         return {}
 
 
+def _loose(criteria_id: int) -> Criterion:
+    dest = ContentDestination("cd1", "127.0.0.1", 47000, "127.0.0.1", 47100)
+    return Criterion(criteria_id, "a", Match(), (dest,))
+
+
 async def test_publisher_close_does_not_wait_out_its_rest() -> None:
     """Shutdown with criteria installed (issue 13: SIGTERM within 5 s): a publisher resting
     between two rebuilds (here up to 2 s) stops at once."""
-    publisher = Publisher(_SlowSink(), tuple, rest_factor=10.0, max_rest=2.0)  # type: ignore[arg-type]
-    publisher.changed()
+    publisher = Publisher(_SlowSink(), rest_factor=10.0, max_rest=2.0)  # type: ignore[arg-type]
+    publisher.upsert(_loose(1))
     await asyncio.sleep(0.05)
-    publisher.changed()  # arrives during the first rebuild: the publisher rests after it
+    publisher.upsert(_loose(2))  # arrives during the first rebuild: the publisher rests after it
     await asyncio.sleep(0.4)
     started = time.monotonic()
     await publisher.close()

@@ -7,6 +7,7 @@ Public API for the flow-tap commit hook (capture interfaces) and the intercept r
     prepared = dp.prepare([CaptureInterface("ge-0/0/0.0", "eth1")], inet6=True)  # may raise
     dp.commit(prepared)          # or dp.abort(prepared)
     dp.check(criterion)          # ValueError: no socket could serve it
+    dp.apply(upserts, removals)  # atomic delta: install/replace by id, remove ids
     dp.set_criteria(criteria)    # atomic swap of match tables + BPF + sockets
     dp.counters()                # {criteria_id: CriterionCounters}
     dp.kernel_stats()            # KernelStats(packets, drops)

@@ -9,8 +9,8 @@ per wakeup, so the GIL is handed over at most every 5 ms (``sys.getswitchinterva
 control plane stays responsive. Pin the thread to a core other than the forwarding one
 (``cpu=``) for the DATAPLANE.md figures.
 
-Control operations (``set_criteria``, ``commit`` ...) run on the caller's thread under a lock;
-they publish immutable state (``_State``) that the capture thread reads once per ring block,
+Control operations (``apply``, ``set_criteria``, ``commit`` ...) run on the caller's thread under
+a lock; they publish immutable state (``_State``) that the capture thread reads once per ring block,
 *after* it has seen the block ready. Criteria changes publish the new match tables before the
 new BPF programs are attached, so any packet admitted by a new program is matched against the
 new table; packets admitted by an old program are re-checked exactly by the new table.
@@ -21,23 +21,23 @@ its next iteration, when it holds no reference to them.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import select
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from flowtap.dataplane import bpf
 from flowtap.dataplane.counters import Counter, CriterionCounters, KernelStats
 from flowtap.dataplane.encap import MAX_INNER, Outer
-from flowtap.dataplane.match import MatchTable, applies, normalize_interface
+from flowtap.dataplane.match import MatchTable, normalize_interface
 from flowtap.dataplane.packet import parse
 from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
+from flowtap.dataplane.tables import Route, build_routes, build_tables
 from flowtap.errors import CaptureError
 from flowtap.intercept.criteria import Criterion
 
@@ -46,21 +46,6 @@ _PKT = struct.Struct("=I8xII6xH")  # tp_next_offset, tp_snaplen, tp_len, tp_net
 LimitHook = Callable[[int], None]
 
 __all__ = ["CaptureError", "CaptureInterface", "Dataplane", "PreparedCapture"]
-
-
-class Route:
-    """What a match table hit means: one criterion's counter, sinks and limits."""
-
-    __slots__ = ("byte_limit", "counter", "criteria_id", "limited", "packet_limit", "sinks")
-
-    def __init__(self, criterion: Criterion, counter: Counter, sinks: tuple[Sink, ...]) -> None:
-        self.criteria_id = criterion.criteria_id
-        self.counter = counter
-        self.sinks = sinks
-        t = criterion.timeouts
-        self.packet_limit = None if criterion.static or not t.packets else t.packets
-        self.byte_limit = None if criterion.static or not t.bytes else t.bytes
-        self.limited = self.packet_limit is not None or self.byte_limit is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +176,27 @@ class Dataplane:
             st = self._state
             self._publish(new, st.capture, st.sinks)
 
+    def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
+        """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids (ids
+        not installed are ignored), all at once (``CriteriaSink.apply``). A criterion kept or
+        replaced keeps its counters. The new table is rebuilt whole, O(N) as ``set_criteria``.
+
+        Raises:
+            ValueError: an upsert is invalid (see :meth:`check`) or also removed; nothing
+                changed.
+            flowtap.errors.SendError: a destination socket cannot be opened; nothing changed.
+        """
+        gone = set(removals)
+        for c in upserts:
+            self.check(c)
+            if c.criteria_id in gone:
+                raise ValueError("a criterion cannot be installed and removed at once")
+        with self._lock:
+            new = {i: c for i, c in self._criteria.items() if i not in gone}
+            new.update((c.criteria_id, c) for c in upserts)
+            st = self._state
+            self._publish(new, st.capture, st.sinks)
+
     def add(self, criterion: Criterion) -> None:
         with self._lock:
             self.set_criteria([*self._criteria.values(), criterion])
@@ -232,23 +238,9 @@ class Dataplane:
                 if o not in old_sinks:
                     s.close()
             raise
-        routes: dict[int, Route] = {}
-        for cid, c in criteria.items():
-            old = st.routes.get(cid)
-            counter = old.counter if old is not None else Counter(cid)
-            routes[cid] = Route(c, counter, tuple(sinks[Outer.of(cd)] for cd in c.destinations))
-        excluded = {(o.version, _addr(o.source), o.source_port) for o in sinks}
-        error_sinks = {(o.version, _addr(o.source)) for o in sinks}
-        tables: dict[str, MatchTable[Route]] = {}
-        programs: dict[str, bpf.Filter] = {}
-        for ring in capture.rings:
-            name = ring.iface.name
-            rules = [(c.match, routes[cid]) for cid, c in criteria.items()
-                     if any(applies(c.match, v, name) for v in (4, 6))]
-            tables[name] = MatchTable(rules, interface=name, inet6=capture.inet6,
-                                      excluded_sources=excluded, error_sinks=error_sinks)
-            programs[name] = bpf.compile_filter((m for m, _ in rules), inet6=capture.inet6,
-                                                exact_budget=self._exact_budget)
+        routes = build_routes(criteria, sinks, st.routes)
+        tables, programs = build_tables(criteria, routes, sinks.keys(), capture.rings,
+                                        inet6=capture.inet6, exact_budget=self._exact_budget)
         self._criteria = dict(criteria)
         self._state = _State(st.generation + 1, capture, tables, routes, sinks)
         for ring in capture.rings:  # after the tables: see the module docstring
@@ -394,7 +386,3 @@ class Dataplane:
                 self._on_limit(criteria_id)
             except Exception:
                 LOG.exception("on_limit hook failed")
-
-
-def _addr(text: str) -> int:
-    return int(ipaddress.ip_address(text))

@@ -10,8 +10,8 @@ Lifecycle of a criterion:
   before any limit is counted (``UnservableInterceptError``, DTCP 901). The criterion is then
   *pending* until its audit record is durable (``confirm``): it counts against the limits and
   shows in the source's LIST, but it is not published to the dataplane. ``discard`` undoes it.
-- live (``confirm``): published (the :class:`~flowtap.intercept.publisher.Publisher` installs
-  the table off the request path) and its timers run.
+- live (``confirm``): published (handed to the :class:`~flowtap.intercept.publisher.Publisher`,
+  which installs it off the request path) and its timers run.
 - refreshed (``refresh``): for each timeout given, that timeout's remaining value is replaced;
   the others keep running. Packet and byte limits restart from the counters at the time of the
   refresh. LIST shows the timeouts as last specified (by the ADD, then by refreshes). STATIC
@@ -26,10 +26,14 @@ Lifecycle of a criterion:
   mediation devices when flow-tap restarts).
 - Restart: criteria are runtime state, so a new process starts empty and numbers from 1 again.
 
-Complexity: ADD, confirm and DELETE by ID or Cdest-ID are O(1) per criterion; the table given
-to the publisher is a dict copied in C. The session applies DELETE and REFRESH of many criteria,
-and renders LIST rows, in slices (``methods.SLICE``) so other sessions run in between; hence
-``holds`` and the lazy ``stats_slices``.
+Publication: every change to a live criterion is told to the publisher as it happens (the
+criterion to install or replace under ``Entry.key``, or the key's removal); no snapshot of the
+table is taken for the dataplane.
+
+Complexity: ADD, confirm and DELETE by ID or Cdest-ID are O(1) per criterion, their publication
+included. The session applies DELETE and REFRESH of many criteria, and renders LIST rows, in
+slices (``methods.SLICE``) so other sessions run in between; hence ``holds`` and the lazy
+``stats_slices``.
 """
 
 from __future__ import annotations
@@ -85,18 +89,19 @@ class Registry(CriteriaTable):
         super().__init__(limits)
         self.sink = sink
         self.clock = clock
-        self.publisher = Publisher(sink, self.snapshot, self._reject)
+        self.publisher = Publisher(sink, self._reject)
         self.on_removed: list[RemovalListener] = []
         self.on_clear: list[Callable[[], None]] = []
-        self._published: dict[int, Criterion] = {}
         self._epoch = 0
         self._expiry = ExpiryQueue(self._due, clock, granularity)
 
     # ---- reading -------------------------------------------------------------------------
 
     def snapshot(self) -> tuple[Criterion, ...]:
-        """The immutable table for the dataplane: confirmed criteria, keyed by ``Entry.key``."""
-        return tuple(self._published.values())
+        """The confirmed criteria as published, keyed by ``Entry.key`` (for reading: publication
+        goes through the publisher change by change). O(criteria)."""
+        return tuple(e.published for e in self._by_key.values()
+                     if e.active and e.published is not None)  # fmt: skip
 
     def stats_slices(
         self, entries: Sequence[Entry], counted: bool, size: int
@@ -148,13 +153,9 @@ class Registry(CriteriaTable):
 
     def delete(self, entries: Sequence[Entry]) -> int:
         """Remove ``entries``; returns the epoch to pass to :meth:`restore`."""
-        changed = False
         for entry in entries:
             if self._by_key.get(entry.key) is entry:
-                changed |= entry.active
                 self._remove(entry)
-        if changed:
-            self.publisher.changed()
         return self._epoch
 
     def restore(self, entries: Sequence[Entry], epoch: int) -> None:
@@ -166,9 +167,8 @@ class Registry(CriteriaTable):
                 self._insert(entry)
                 if entry.active:
                     entry.version += 1
-                    self._publish(entry, notify=False)
+                    self._publish(entry)
                     self._schedule(entry)
-        self.publisher.changed()
 
     def refresh(self, entries: Sequence[Entry], timeouts: Timeouts) -> list[_Saved]:
         """Replace the given timeouts of non-static ``entries``; returns what :meth:`unrefresh`
@@ -188,10 +188,8 @@ class Registry(CriteriaTable):
             entry.last_refresh = datetime.now()
             entry.version += 1
             if entry.active:
-                self._publish(entry, notify=False)
+                self._publish(entry)
                 self._schedule(entry)
-        if any(s.entry.active for s in saved):
-            self.publisher.changed()
         return saved
 
     def unrefresh(self, saved: Sequence[_Saved]) -> None:
@@ -200,9 +198,8 @@ class Registry(CriteriaTable):
                 setattr(item.entry, attribute, value)
             item.entry.version += 1
             if item.entry.active and item.entry.key in self._by_key:
-                self._publish(item.entry, notify=False)
+                self._publish(item.entry)
                 self._schedule(item.entry)
-        self.publisher.changed()
 
     def expire_by_limit(self, key: int) -> None:
         """The dataplane stopped copies for ``key`` (packet or byte limit): delete it. Call on
@@ -222,10 +219,11 @@ class Registry(CriteriaTable):
         """Drop every criterion (flow-tap removed, restarted or stopped; the service stopped);
         the ``on_clear`` listeners then disconnect the control sources."""
         dropped = self._remove_all()
-        self._published.clear()
+        for entry in dropped:
+            if entry.active:
+                self.publisher.remove(entry.key)
         self._epoch += 1
         self._expiry.clear()
-        self.publisher.changed()
         if dropped:
             self._notify(dropped, reason)
         for listener in list(self.on_clear):
@@ -236,17 +234,18 @@ class Registry(CriteriaTable):
 
     def _remove(self, entry: Entry) -> None:
         super()._remove(entry)
-        self._published.pop(entry.key, None)
+        if entry.active:
+            self.publisher.remove(entry.key)
         entry.version += 1
 
-    def _publish(self, entry: Entry, notify: bool = True) -> None:
+    def _publish(self, entry: Entry) -> None:
+        """Hand the live ``entry`` to the publisher as the dataplane must see it: keyed by
+        ``Entry.key``, with its packet and byte limits on the dataplane's counters."""
         entry.published = dataclasses.replace(
             entry.criterion, criteria_id=entry.key,
             timeouts=Timeouts(packets=entry.packet_limit, bytes=entry.byte_limit),
         )  # fmt: skip
-        self._published[entry.key] = entry.published
-        if notify:
-            self.publisher.changed()
+        self.publisher.upsert(entry.published)
 
     def _set_timeouts(
         self, entry: Entry, given: Timeouts, counted: dict[str, int], initial: bool = False
@@ -308,7 +307,6 @@ class Registry(CriteriaTable):
         for entry in entries:
             self._remove(entry)
         if entries:
-            self.publisher.changed()
             self._notify(entries, reason)
 
     def _reject(self, keys: list[int]) -> None:

@@ -1,19 +1,23 @@
 """The one interface between the intercept owner and the dataplane.
 
 The registry (:mod:`flowtap.intercept.registry`) is the only caller: it asks whether a criterion
-can be served before accepting it, its publisher installs the table of confirmed criteria, and
-LIST statistics and the idle timeout read the counters. ``flowtap.dataplane.Dataplane``
-implements it; no tasking protocol (DTCP, ETSI X1) reaches the dataplane but through here.
+can be served before accepting it, its publisher applies what changed among the confirmed
+criteria, and LIST statistics and the idle timeout read the counters.
+``flowtap.dataplane.Dataplane`` implements it; no tasking protocol (DTCP, ETSI X1) reaches the
+dataplane but through here.
 
-The table is installed whole (``set_criteria``), not by additions and removals: the publisher's
-failure isolation (bisecting a refused table, :mod:`flowtap.intercept.publisher`) relies on an
-install being atomic, all or nothing. An incremental dataplane can keep this contract by
-diffing the table it is given against the one it holds.
+Changes travel as deltas (``apply``: criteria to install or replace, keyed by ``criteria_id``,
+and ids to remove), never as the whole table: the sink keeps its installed table itself, so
+nothing on the request path is proportional to the number of criteria, and a dataplane can make
+each change cost O(1) or O(log N) behind this same call. A delta is atomic, all or nothing: the
+publisher's failure isolation (:mod:`flowtap.intercept.publisher`) relies on a refused delta
+leaving the installed table exactly as it was, so that it can retry parts of it and know which
+criteria are in and which are not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,9 +51,11 @@ class CriteriaSink(Protocol):
         """Raise ValueError for a criterion no installed table could serve (cheap, pure)."""
         ...
 
-    def set_criteria(self, criteria: Sequence[Criterion]) -> None:
-        """Install exactly ``criteria`` (atomic; may block; called from a worker thread).
-        Raises when the table cannot be installed, leaving the previous one in place."""
+    def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
+        """Install or replace ``upserts`` (by ``criteria_id``; a replaced criterion keeps its
+        counters) and remove the ``removals`` ids (ids not installed are ignored; no id is in
+        both). Atomic; may block; called from a worker thread. Raises when the delta cannot be
+        applied, leaving the installed table exactly as it was."""
         ...
 
     def counters(self) -> Mapping[int, CriterionCounters]:
