@@ -20,9 +20,25 @@ USERS = {
 }
 
 
-@pytest.fixture
-def flowtapd(tmp_path: Path) -> Iterator[Flowtapd]:
-    server = Flowtapd(tmp_path / "state", free_port(), dict(USERS))
+def _running(state_dir: Path) -> Iterator[Flowtapd]:
+    server = Flowtapd(state_dir, free_port(), dict(USERS))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def flowtapd(tmp_path: Path) -> Iterator[Flowtapd]:
+    """A fresh daemon for one test: for tests that commit, lock, restart or count."""
+    yield from _running(tmp_path / "state")
+
+
+@pytest.fixture(scope="module")
+def shared_flowtapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flowtapd]:
+    """One daemon for every test of a module that asks for it, started once.
+
+    Only for tests that leave it exactly as they found it, in any order: they read, or their
+    edits fail, and they end with the same running and candidate configuration, no lock held,
+    no confirmed commit pending, and nothing counted that another test checks (connection
+    rates, memory, rollback history)."""
+    yield from _running(tmp_path_factory.mktemp("shared") / "state")
