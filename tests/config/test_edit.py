@@ -177,7 +177,7 @@ def test_default_operation_none_creates_only_what_descendants_need(
         '<services><netconf><ssh nc:operation="merge"><port>8300</port></ssh></netconf>'
         "</services>"), default_operation="none")  # fmt: skip
     assert texts(tree, "s:system/s:services/s:netconf/s:ssh/s:port") == ["8300"]
-    # none is the default when deleting: the delete applies, nothing else is touched
+    # under none a delete still applies, and nothing else is touched
     tree = edit(schema, base, system('<host-name nc:operation="delete"/>'),
                 default_operation="none")  # fmt: skip
     assert texts(tree, "s:system/s:host-name") == [] and len(tree[0]) == 1
