@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from flowtap.config import model
 from flowtap.intercept.criteria import (
     AddressFilter,
     ContentDestination,
@@ -61,3 +62,18 @@ CD4 = ContentDestination("cd1", "198.18.3.2", 47000, "198.18.99.1", 5555, 64)
 
 def crit(cid: int, match: Match, *dests: ContentDestination, **kw: object) -> Criterion:
     return Criterion(cid, "md1", match, dests or (CD4,), **kw)  # type: ignore[arg-type]
+
+
+def cfg_model(*, flow_tap: bool = True, inet6: bool = False, rout: bool = True,
+              service: str = "sp-0/0/0.0") -> model.Config:
+    """A flow-tap configuration on the hook tests' topology (devices lo, rin, rout)."""
+    ifaces = {
+        "sp-0/0/0": model.Interface("sp-0/0/0", "lo",
+                                    units={0: model.Unit(0, inet=True, inet6=inet6)}),
+        "sp-1/0/0": model.Interface("sp-1/0/0", "lo", units={0: model.Unit(0, inet=True)}),
+        "ge-0/0/0": model.Interface("ge-0/0/0", "rin", units={0: model.Unit(0, inet=True)}),
+        "ge-0/0/1": model.Interface("ge-0/0/1", "rout", disabled=not rout,
+                                    units={0: model.Unit(0, inet=True)}),
+    }
+    ft = model.FlowTapService(interface=service) if flow_tap else None
+    return model.Config(interfaces=ifaces, flow_tap=ft)

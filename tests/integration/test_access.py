@@ -65,8 +65,8 @@ def test_flow_tap_control_user_can(flowtapd: Flowtapd) -> None:
         assert "<login>" not in m.get_config("running").data_xml
 
 
-def test_read_only_user_edits_nothing(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect("viewer") as m:
+def test_read_only_user_edits_nothing(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect("viewer") as m:
         data = m.get_config("running").data_xml
         assert "host-name" in data and "encrypted-password" not in data and "flow-tap" not in data
         for change in (
@@ -112,8 +112,8 @@ def test_granting_li_bits_needs_flow_tap_control(flowtapd: Flowtapd) -> None:
         assert exc.value.tag == "access-denied"
 
 
-def test_own_authorization_visible(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect("ops") as m:
+def test_own_authorization_visible(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect("ops") as m:
         data = m.get(filter=("subtree", f'<authorization xmlns="{SYS}"/>')).data_xml
         assert "<user>ops</user>" in data and "<login-class>ops</login-class>" in data
         assert "<permissions>configure</permissions>" in data

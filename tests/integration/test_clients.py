@@ -22,18 +22,18 @@ def console(flowtapd: Flowtapd, *args: str) -> str:
     return result.stdout
 
 
-def test_hello(flowtapd: Flowtapd) -> None:
-    out = console(flowtapd, "--hello")
+def test_hello(shared_flowtapd: Flowtapd) -> None:
+    out = console(shared_flowtapd, "--hello")
     assert "urn:ietf:params:netconf:capability:candidate:1.0" in out
     assert "module=flowtap-services" in out
 
 
-def test_get_config_xpath(flowtapd: Flowtapd) -> None:
-    out = console(flowtapd, "--get-config", "-x", "/system/host-name")
+def test_get_config_xpath(shared_flowtapd: Flowtapd) -> None:
+    out = console(shared_flowtapd, "--get-config", "-x", "/system/host-name")
     assert "<host-name>test</host-name>" in out
     assert "<login>" not in out
 
 
-def test_get_schema(flowtapd: Flowtapd) -> None:
-    out = console(flowtapd, "--get-schema", "flowtap-services")
+def test_get_schema(shared_flowtapd: Flowtapd) -> None:
+    out = console(shared_flowtapd, "--get-schema", "flowtap-services")
     assert "module flowtap-services" in out and "flow-tap" in out

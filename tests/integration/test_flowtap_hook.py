@@ -23,12 +23,12 @@ from flowtap.auth.principal import Principal
 from flowtap.config import li_policy, model
 from flowtap.config.permissions import expand
 from flowtap.dataplane import ffi
-from flowtap.dataplane.service import FlowTapService, check, plan
+from flowtap.dataplane.service import FlowTapService
 from flowtap.errors import CommitFailed
 from flowtap.intercept.criteria import ContentDestination, Match
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.traffic import udp_packet
-from tests.dataplane.helpers import addr, crit, vals
+from tests.dataplane.helpers import addr, cfg_model, crit, vals
 from tests.dataplane.netns_helpers import drain, send, settle, udp_receiver
 from tests.flowtapd import NC, SVC, Flowtapd, free_port
 
@@ -207,20 +207,6 @@ def test_boot_with_a_vanished_device_still_starts(topo, tmp_path):
 
 # ---- the hook in-process: copies start, stop and resume (acceptance 7, commit level) ----
 
-def cfg_model(*, flow_tap: bool = True, inet6: bool = False, rout: bool = True,
-              service: str = "sp-0/0/0.0") -> model.Config:
-    ifaces = {
-        "sp-0/0/0": model.Interface("sp-0/0/0", "lo",
-                                    units={0: model.Unit(0, inet=True, inet6=inet6)}),
-        "sp-1/0/0": model.Interface("sp-1/0/0", "lo", units={0: model.Unit(0, inet=True)}),
-        "ge-0/0/0": model.Interface("ge-0/0/0", "rin", units={0: model.Unit(0, inet=True)}),
-        "ge-0/0/1": model.Interface("ge-0/0/1", "rout", disabled=not rout,
-                                    units={0: model.Unit(0, inet=True)}),
-    }
-    ft = model.FlowTapService(interface=service) if flow_tap else None
-    return model.Config(interfaces=ifaces, flow_tap=ft)
-
-
 class Hooked:
     """Drives the hook the way the transaction manager does, inside the router namespace."""
 
@@ -362,35 +348,6 @@ async def test_without_li_bits_a_missing_device_degrades_and_capture_resumes(hoo
     finally:
         hooked.hook.close()
         hooked.topo.ip("rtr", "link", "del", "ftlate0", check=False)
-
-
-def test_plan_is_pure_and_documents_the_choices():
-    assert plan(model.Config()) is None
-    p = plan(cfg_model(inet6=True))
-    assert p is not None and p.service == "sp-0/0/0.0" and not p.lite and p.inet6
-    # services PIC (sp-1/0/0 too, a spare) and tunnel interfaces are never captured
-    assert [(c.name, c.device) for c in p.interfaces] == [
-        ("ge-0/0/0.0", "rin"), ("ge-0/0/1.0", "rout")]
-    # FlowTapLite: same dataplane, the vt- unit (when configured) gives the families
-    ifaces = {**cfg_model().interfaces,
-              "vt-0/0/0": model.Interface("vt-0/0/0", "lo",
-                                          units={5: model.Unit(5, inet=True, inet6=True)})}
-    lite = plan(model.Config(interfaces=ifaces,
-                             flow_tap=model.FlowTapService(tunnel_interface="vt-0/0/0.5")))
-    assert lite is not None and lite.lite and lite.inet6
-    assert [c.name for c in lite.interfaces] == ["ge-0/0/0.0", "ge-0/0/1.0"]
-    bare = plan(model.Config(flow_tap=model.FlowTapService(tunnel_interface="vt-0/0/0.0")))
-    assert bare is not None and bare.interfaces == () and not bare.inet6
-    # the IFL name is the lowest configured unit
-    odd = {"xe-1/0/0": model.Interface("xe-1/0/0", "eth9", units={7: model.Unit(7),
-                                                                  3: model.Unit(3)})}
-    p = plan(model.Config(interfaces=odd, flow_tap=model.FlowTapService(
-        tunnel_interface="vt-0/0/0.0")))
-    assert p is not None and p.interfaces[0].name == "xe-1/0/0.3"
-    dup = {**cfg_model().interfaces, "ge-0/0/5": model.Interface("ge-0/0/5", "rin")}
-    with pytest.raises(CommitFailed, match="ge-0/0/5"):
-        check(model.Config(interfaces=dup, flow_tap=model.FlowTapService("sp-0/0/0.0")))
-    check(model.Config(interfaces=dup))  # without flow-tap nothing is captured
 
 
 def test_topology_helpers_are_clean(topo):

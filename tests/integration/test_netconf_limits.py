@@ -75,8 +75,8 @@ async def test_rate_limit_counts_admitted_connections(flowtapd: Flowtapd) -> Non
     await admin.close()
 
 
-async def test_with_defaults_report_all_shows_the_junos_defaults(flowtapd: Flowtapd) -> None:
-    admin = await session(flowtapd)
+async def test_with_defaults_report_all_shows_the_junos_defaults(shared_flowtapd: Flowtapd) -> None:
+    admin = await session(shared_flowtapd)
     reply = await admin.rpc(
         '<get-config><source><running/></source><filter type="subtree">'
         f'<system xmlns="{SYS}"><services><netconf/></services></system></filter>'

@@ -48,8 +48,8 @@ def running_hostname(m) -> str:  # type: ignore[no-untyped-def]
     return reply.data.findtext(f".//{{{SYS}}}host-name")
 
 
-def test_capabilities(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect() as m:
+def test_capabilities(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect() as m:
         caps = list(m.server_capabilities)
         for cap in CAPS:
             assert cap in caps
@@ -70,8 +70,8 @@ def test_edit_commit_get_config(flowtapd: Flowtapd) -> None:
         assert running_hostname(m) == "edge-1"
 
 
-def test_create_existing_and_delete_missing(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect() as m:
+def test_create_existing_and_delete_missing(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect() as m:
         with pytest.raises(RPCError) as exc:
             m.edit_config(target="candidate", config=cfg(
                 f'<system xmlns="{SYS}" xmlns:nc="{NC}"><host-name nc:operation="create">x</host-name></system>'))
@@ -82,8 +82,8 @@ def test_create_existing_and_delete_missing(flowtapd: Flowtapd) -> None:
         assert exc.value.path and "flow-tap-dtcp" in exc.value.path
 
 
-def test_out_of_range_has_error_path(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect() as m:
+def test_out_of_range_has_error_path(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect() as m:
         with pytest.raises(RPCError) as exc:
             m.edit_config(target="candidate",
                           config=dtcp("<connection-limit>300</connection-limit>"))
@@ -94,8 +94,8 @@ def test_out_of_range_has_error_path(flowtapd: Flowtapd) -> None:
         assert "300" in err.message
 
 
-def test_rollback_on_error_and_test_only_leave_candidate(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect() as m:
+def test_rollback_on_error_and_test_only_leave_candidate(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect() as m:
         before = m.get_config("candidate").data_xml
         bad = cfg(
             f'<system xmlns="{SYS}" xmlns:nc="{NC}"><host-name>changed</host-name>'
@@ -131,11 +131,11 @@ def test_lock_refused_while_candidate_dirty(flowtapd: Flowtapd) -> None:
             two.lock("candidate")
 
 
-def test_lock_dies_with_session(flowtapd: Flowtapd) -> None:
-    one = flowtapd.connect()
+def test_lock_dies_with_session(shared_flowtapd: Flowtapd) -> None:
+    one = shared_flowtapd.connect()
     one.lock("running")
     one.close_session()
-    with flowtapd.connect() as two:
+    with shared_flowtapd.connect() as two:
         two.lock("running")
 
 
@@ -187,10 +187,10 @@ def test_persist_and_cancel_commit_from_another_session(flowtapd: Flowtapd) -> N
         assert running_hostname(two) == "test"
 
 
-def test_kill_session(flowtapd: Flowtapd) -> None:
-    one = flowtapd.connect()
+def test_kill_session(shared_flowtapd: Flowtapd) -> None:
+    one = shared_flowtapd.connect()
     one.lock("candidate")
-    with flowtapd.connect() as two:
+    with shared_flowtapd.connect() as two:
         with pytest.raises(RPCError) as exc:
             two.kill_session(two.session_id)
         assert exc.value.tag == "invalid-value"
@@ -198,8 +198,8 @@ def test_kill_session(flowtapd: Flowtapd) -> None:
         two.lock("candidate")  # the victim's lock died with it
 
 
-def test_get_schema_every_module(flowtapd: Flowtapd) -> None:
-    with flowtapd.connect() as m:
+def test_get_schema_every_module(shared_flowtapd: Flowtapd) -> None:
+    with shared_flowtapd.connect() as m:
         reply = m.get(filter=("subtree",
             '<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><schemas/></netconf-state>'))
         ids = [e.text for e in reply.data.iter("{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}identifier")]

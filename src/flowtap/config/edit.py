@@ -2,8 +2,8 @@
 an ordered-by user list goes (yang:insert, RFC 7950 §7.8.6) is :mod:`flowtap.config.insert`'s.
 
 The engine works on a copy and returns it, so a failed edit never leaves a half-applied
-datastore: stop-on-error and rollback-on-error are both atomic; continue-on-error applies every
-node that succeeds and reports the others together.
+datastore: every error option is atomic. continue-on-error goes on past the first error only to
+report every error together; an edit with any error changes nothing (netconf/CONFORMANCE.md).
 """
 
 from __future__ import annotations

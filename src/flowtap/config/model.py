@@ -233,12 +233,26 @@ def from_tree(root: etree._Element) -> Config:
     """Build the snapshot from a datastore tree (a ``<config>``/``<data>`` element whose children
     are the top-level containers)."""
     system = root.find(_q(NS_SYSTEM, "system"))
-    interfaces = root.find(_q(NS_INTERFACES, "interfaces"))
     services = root.find(_q(NS_SERVICES, "services"))
-    s = NS_SYSTEM
-
     login = system.find(f"{_S}login") if system is not None else None
-    radius = tuple(
+    return Config(
+        classes=_Lazy(login, _parse_classes),
+        idle_timeouts=_Lazy(login, _parse_idle_timeouts),
+        users=_Lazy(login, _parse_users),
+        authentication_order=_texts(system, "authentication-order", NS_SYSTEM),
+        radius_servers=_radius_servers(system),
+        netconf=_netconf(system),
+        dtcp=_dtcp(system),
+        interfaces=_interfaces(root.find(_q(NS_INTERFACES, "interfaces"))),
+        flow_tap=_flow_tap(services),
+        dynamic_flow_capture=services is not None
+        and services.find(_q(NS_SERVICES, "dynamic-flow-capture")) is not None,
+    )
+
+
+def _radius_servers(system: etree._Element | None) -> tuple[RadiusServer, ...]:
+    s = NS_SYSTEM
+    return tuple(
         RadiusServer(
             address=_text(r, "name", s) or "",
             secret=_text(r, "secret", s) or "",
@@ -249,70 +263,78 @@ def from_tree(root: etree._Element) -> Config:
         )
         for r in (system.iterfind(_q(s, "radius-server")) if system is not None else ())
     )
-    netconf = None
-    nc = system.find(_q(s, "services/netconf/ssh")) if system is not None else None
-    if nc is not None:
-        netconf = NetconfService(
-            port=_int(nc, "port", s, DEFAULT_NETCONF_PORT),
-            listen_addresses=_texts(nc, "listen-address", s) or LOOPBACK_ADDRESSES,
-            connection_limit=_int(nc, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
-            rate_limit=_int(nc, "rate-limit", s, DEFAULT_RATE_LIMIT),
-            max_pre_auth=_int(nc, "max-pre-auth", s, DEFAULT_MAX_PRE_AUTH),
-            max_pre_auth_per_source=_int(nc, "max-pre-auth-per-source", s,
-                                         DEFAULT_MAX_PRE_AUTH_PER_SOURCE),
-        )
-    dtcp = None
-    dt = system.find(_q(s, "services/flow-tap-dtcp/ssh")) if system is not None else None
-    if dt is not None:
-        dtcp = DtcpService(
-            port=_int(dt, "port", s, DEFAULT_DTCP_PORT),
-            connection_limit=_int(dt, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
-            rate_limit=_int(dt, "rate-limit", s, DEFAULT_RATE_LIMIT),
-            max_pre_auth=_int(dt, "max-pre-auth", s, DEFAULT_MAX_PRE_AUTH),
-            max_pre_auth_per_source=_int(dt, "max-pre-auth-per-source", s,
-                                         DEFAULT_MAX_PRE_AUTH_PER_SOURCE),
-            listen_addresses=_texts(dt, "listen-address", s),
-            hmac_policy=_text(dt, "hmac-policy", s) or DEFAULT_HMAC_POLICY,
-        )
 
+
+def _netconf(system: etree._Element | None) -> NetconfService | None:
+    """``system services netconf ssh``: absent means NETCONF is not enabled."""
+    s = NS_SYSTEM
+    nc = system.find(_q(s, "services/netconf/ssh")) if system is not None else None
+    if nc is None:
+        return None
+    return NetconfService(
+        port=_int(nc, "port", s, DEFAULT_NETCONF_PORT),
+        listen_addresses=_texts(nc, "listen-address", s) or LOOPBACK_ADDRESSES,
+        connection_limit=_int(nc, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
+        rate_limit=_int(nc, "rate-limit", s, DEFAULT_RATE_LIMIT),
+        max_pre_auth=_int(nc, "max-pre-auth", s, DEFAULT_MAX_PRE_AUTH),
+        max_pre_auth_per_source=_int(nc, "max-pre-auth-per-source", s,
+                                     DEFAULT_MAX_PRE_AUTH_PER_SOURCE),
+    )  # fmt: skip
+
+
+def _dtcp(system: etree._Element | None) -> DtcpService | None:
+    """``system services flow-tap-dtcp ssh``: absent means DTCP is not enabled."""
+    s = NS_SYSTEM
+    dt = system.find(_q(s, "services/flow-tap-dtcp/ssh")) if system is not None else None
+    if dt is None:
+        return None
+    return DtcpService(
+        port=_int(dt, "port", s, DEFAULT_DTCP_PORT),
+        connection_limit=_int(dt, "connection-limit", s, DEFAULT_CONNECTION_LIMIT),
+        rate_limit=_int(dt, "rate-limit", s, DEFAULT_RATE_LIMIT),
+        max_pre_auth=_int(dt, "max-pre-auth", s, DEFAULT_MAX_PRE_AUTH),
+        max_pre_auth_per_source=_int(dt, "max-pre-auth-per-source", s,
+                                     DEFAULT_MAX_PRE_AUTH_PER_SOURCE),
+        listen_addresses=_texts(dt, "listen-address", s),
+        hmac_policy=_text(dt, "hmac-policy", s) or DEFAULT_HMAC_POLICY,
+    )  # fmt: skip
+
+
+def _interfaces(interfaces: etree._Element | None) -> dict[str, Interface]:
     i = NS_INTERFACES
-    ifaces = {}
+    out = {}
     for ie in interfaces.iterfind(_q(i, "interface")) if interfaces is not None else ():
         name = _text(ie, "name", i) or ""
-        units = {}
-        for ue in ie.iterfind(_q(i, "unit")):
-            number = int(_text(ue, "name", i) or 0)
-            units[number] = Unit(
-                number=number,
-                inet=ue.find(_q(i, "family/inet")) is not None,
-                inet6=ue.find(_q(i, "family/inet6")) is not None,
-                inet_addresses=_texts(ue, "family/inet/address/name", i),
-                inet6_addresses=_texts(ue, "family/inet6/address/name", i),
-            )
-        ifaces[name] = Interface(
+        out[name] = Interface(
             name=name,
             host_device=_text(ie, "host-device", i) or name,
             disabled=ie.find(_q(i, "disable")) is not None,
-            units=units,
+            units=_units(ie),
         )
+    return out
 
-    v = NS_SERVICES
-    flow_tap = None
-    ft = services.find(_q(v, "flow-tap")) if services is not None else None
-    if ft is not None:
-        flow_tap = FlowTapService(
-            interface=_text(ft, "interface", v), tunnel_interface=_text(ft, "tunnel-interface", v)
+
+def _units(interface: etree._Element) -> dict[int, Unit]:
+    i = NS_INTERFACES
+    units = {}
+    for ue in interface.iterfind(_q(i, "unit")):
+        number = int(_text(ue, "name", i) or 0)
+        units[number] = Unit(
+            number=number,
+            inet=ue.find(_q(i, "family/inet")) is not None,
+            inet6=ue.find(_q(i, "family/inet6")) is not None,
+            inet_addresses=_texts(ue, "family/inet/address/name", i),
+            inet6_addresses=_texts(ue, "family/inet6/address/name", i),
         )
-    return Config(
-        classes=_Lazy(login, _parse_classes),
-        idle_timeouts=_Lazy(login, _parse_idle_timeouts),
-        users=_Lazy(login, _parse_users),
-        authentication_order=_texts(system, "authentication-order", s),
-        radius_servers=radius,
-        netconf=netconf,
-        dtcp=dtcp,
-        interfaces=ifaces,
-        flow_tap=flow_tap,
-        dynamic_flow_capture=services is not None
-        and services.find(_q(v, "dynamic-flow-capture")) is not None,
+    return units
+
+
+def _flow_tap(services: etree._Element | None) -> FlowTapService | None:
+    """``services flow-tap`` (a presence container): absent means flow-tap is not configured."""
+    v = NS_SERVICES
+    ft = services.find(_q(v, "flow-tap")) if services is not None else None
+    if ft is None:
+        return None
+    return FlowTapService(
+        interface=_text(ft, "interface", v), tunnel_interface=_text(ft, "tunnel-interface", v)
     )
