@@ -1,6 +1,7 @@
 """Every exception flowtap raises on purpose.
 
 - ``FlowtapError``: root.
+- ``ErrorReport``: the fields of an RFC 6241 Appendix A error report; the base of the next two.
 - ``NetconfRpcError``: a refusal only NETCONF makes (message parsing, rpc parameters, filters,
   XPath, access to an operation); becomes one ``<rpc-error>`` and carries exactly the fields
   ncclient's ``RPCError`` exposes (type, tag, app_tag, severity, path, message, info).
@@ -56,8 +57,9 @@ class FlowtapError(Exception):
 
 
 @dataclass
-class NetconfRpcError(FlowtapError):
-    """One RFC 6241 Appendix A rpc-error."""
+class ErrorReport(FlowtapError):
+    """The fields of an RFC 6241 Appendix A error report, which the engine's refusals and
+    NETCONF's own share (and Junos' XML API reports with the same words)."""
 
     tag: str
     message: str
@@ -69,6 +71,11 @@ class NetconfRpcError(FlowtapError):
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
+
+
+@dataclass
+class NetconfRpcError(ErrorReport):
+    """One rpc-error that only NETCONF raises (parsing, parameters, filters, XPath)."""
 
 
 class SessionTerminated(FlowtapError):
@@ -76,24 +83,13 @@ class SessionTerminated(FlowtapError):
 
 
 @dataclass
-class ConfigError(FlowtapError):
+class ConfigError(ErrorReport):
     """The commit engine refuses a request (RFC 6241 Appendix A's error-tag vocabulary).
 
     ``type`` is the layer the refusal belongs to (``application`` for the data, ``protocol`` for
     how the request used the engine); ``path`` is an instance path with the modules' prefixes;
     ``info`` maps an error-info element's local name to its text (bad-element, session-id, ...).
     """
-
-    tag: str
-    message: str
-    type: str = "application"
-    severity: str = "error"
-    path: str | None = None
-    app_tag: str | None = None
-    info: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
 
 
 class ConfigErrors(FlowtapError):
