@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (up) or remove (down) the dataplane test topology by hand; same layout as
-# src/flowtap/dataplane/netns.py (which the tests and bench use):
+# src/flowtap/tools/netns.py (which the tests and bench use):
 #
 #   P-snd  snd0 198.18.1.2 -- rin  198.18.1.1 ┐
 #   P-rcv  rcv0 198.18.2.2 -- rout 198.18.2.1 ┤ P-rtr (forwarding; run the tap here)
