@@ -172,7 +172,7 @@ class Appliance:
         if self.dtcp is not None:
             await self.dtcp.stop()
         if self.netconf is not None:
-            self.netconf.listeners.close()
+            self.netconf.close()
         await self.ctx.xpath_pool.close()  # a request in a worker ends now, not at its deadline
         for session in list(self.ctx.sessions.values()):
             await session.end()

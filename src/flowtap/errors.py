@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lxml import etree
+    from collections.abc import Sequence
 
-_NETCONF_ERROR_TAG = "{urn:ietf:params:xml:ns:netconf:base:1.0}error-tag"
+    from lxml import etree
 
 
 class FlowtapError(Exception):
@@ -177,9 +177,8 @@ class DtcpClientError(FlowtapError):
 class RpcFailed(FlowtapError):
     """A NETCONF reply held rpc-errors; the message lists their error-tags."""
 
-    def __init__(self, reply: etree._Element) -> None:
-        tags = [e.text for e in reply.iter(_NETCONF_ERROR_TAG)]
-        super().__init__(", ".join(t or "" for t in tags))
+    def __init__(self, reply: etree._Element, tags: Sequence[str]) -> None:
+        super().__init__(", ".join(tags))
         self.reply = reply
 
 

@@ -29,7 +29,7 @@ from flowtap.sshd import server as sshd
 from flowtap.sshd.admission import Limits
 from flowtap.sshd.channel import Channel
 from flowtap.sshd.deadline import seconds_from_env
-from flowtap.sshd.listeners import Endpoint, ListenerSet, endpoints
+from flowtap.sshd.listeners import Endpoint, endpoints
 from flowtap.sshd.service import Prepared, SshService
 
 LOG = logging.getLogger(__name__)
@@ -72,10 +72,9 @@ class NetconfService:
     def port(self) -> int | None:
         return self.ssh.port
 
-    @property
-    def listeners(self) -> ListenerSet:
-        """(The appliance closes them at shutdown.)"""
-        return self.ssh.listeners
+    def close(self) -> None:
+        """Stop listening (process shutdown); the appliance ends the open sessions."""
+        self.ssh.close()
 
     def validate(self, old: model.Config, new: model.Config) -> None:
         # Only a committer who reads the (hidden) DTCP configuration learns of the clash, and

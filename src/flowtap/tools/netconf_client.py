@@ -25,6 +25,10 @@ _HELLO = (
 ).encode()
 
 
+def _failed(reply: etree._Element) -> RpcFailed:
+    return RpcFailed(reply, [e.text or "" for e in reply.iter(f"{{{NC_NS}}}error-tag")])
+
+
 class NetconfClient:
     def __init__(self) -> None:
         self.conn: asyncssh.SSHClientConnection | None = None
@@ -81,7 +85,7 @@ class NetconfClient:
             if reply.tag == f"{{{NC_NS}}}rpc-reply":
                 break
         if check and reply.find(f"{{{NC_NS}}}rpc-error") is not None:
-            raise RpcFailed(reply)
+            raise _failed(reply)
         return reply
 
     async def raw_rpc(self, body: str | bytes) -> bytes:
@@ -92,7 +96,7 @@ class NetconfClient:
         if b"rpc-error" in reply:
             parsed = etree.fromstring(reply)
             if parsed.find(f"{{{NC_NS}}}rpc-error") is not None:
-                raise RpcFailed(parsed)
+                raise _failed(parsed)
         return reply
 
     async def edit_candidate(self, config: str) -> etree._Element:
