@@ -25,7 +25,7 @@ import pytest
 from flowtap.dataplane import bpf_syscall, ffi
 from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
-from flowtap.dataplane.prefilter import Prefilter
+from flowtap.dataplane.prefilter import ACCEPT, Prefilter
 from flowtap.dataplane.prefixes import BITS, DST, filing, mask
 from flowtap.intercept.criteria import Match
 from flowtap.tools.traffic import udp_packet
@@ -361,3 +361,11 @@ def test_never_rejects_what_the_exact_match_accepts(wire: Wire, pf: Prefilter,
             for v, side, prefixes in filed
         )
         assert (n in got) == model, (matches, key)
+
+
+def test_test_run_gives_the_socket_verdict(pf: Prefilter) -> None:
+    """bench/prefilter.py times the program with BPF_PROG_TEST_RUN: same verdicts there."""
+    pf.add(1, Match(dest_address=addr("10.9.0.0/16")), V46)
+    head = bytes(12) + b"\x08\x00"  # all-zero destination MAC: the loopback's, PACKET_HOST
+    assert bpf_syscall.prog_test_run(pf.program_fd, head + to("10.9.1.1")[0])[0] == ACCEPT
+    assert bpf_syscall.prog_test_run(pf.program_fd, head + to("10.8.1.1")[0])[0] == 0
