@@ -88,7 +88,8 @@ def map_update(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
     """Insert or replace one element (see ``BPF_NOEXIST``/``BPF_EXIST``).
 
     Raises:
-        OSError: E2BIG (map full), ENOMEM, EEXIST/ENOENT (flags), EINVAL (key or value size).
+        OSError: E2BIG (hash map full), ENOSPC (LPM trie full), ENOMEM, EEXIST/ENOENT
+            (flags), EINVAL (key or value size).
     """
     vbuf = ctypes.create_string_buffer(value, len(value))
     attr, _kbuf = _elem(fd, key, vbuf, flags)

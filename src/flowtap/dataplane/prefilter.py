@@ -14,14 +14,17 @@ more, since userspace re-checks everything. It:
   miss, the source in ``src4``;
 - IPv6: checks the version nibble, looks the destination up in ``dst6`` (the 16-byte load
   fails, and the packet is rejected, when it is shorter than the 40-byte header), then the
-  source in ``src6``;
+  source in ``src6``; later fragments pass (their fragment header may sit anywhere in the
+  extension chain) and userspace drops them;
 - accepts the whole packet on a hit, else rejects it.
 
 So a packet costs at most two trie lookups, whatever the number of criteria. A criterion is
 filed under the prefixes :func:`flowtap.dataplane.prefixes.filing` gives: destination side in
 the ``dst`` trie, source side in the ``src`` trie, ``/0`` in the ``dst`` trie. Maps are updated
 one element at a time with ``bpf()``; the next packet sees each change, so :meth:`add` and
-:meth:`remove` cost a number of syscalls that depends on that criterion alone.
+:meth:`remove` cost a number of syscalls that depends on that criterion alone. Filing ignores
+a criterion's input interfaces (the same tries serve every capture socket); the exact match
+checks them.
 """
 
 from __future__ import annotations
@@ -139,9 +142,9 @@ class Prefilter:
     """The four tries, the loaded program, and which criteria filed which trie elements.
 
     Not thread-safe: the engine calls it under its own lock. Failures raise :class:`OSError`
-    with the kernel's errno (ENOSPC or E2BIG when a trie is full, ENOMEM, EPERM): the errno is
-    what the caller needs to tell capacity from privilege, which a ``CaptureError`` (one
-    interface's fault) would not say.
+    with the kernel's errno (ENOSPC when a trie is full, ENOMEM, EPERM): the errno is what the
+    caller needs to tell capacity from privilege, which a ``CaptureError`` (one interface's
+    fault) would not say.
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
