@@ -50,7 +50,8 @@ class Wire:
 
     def __init__(self) -> None:
         with ffi.netns(NS):
-            # the witness first: the newest packet socket sees a frame first
+            # the witness is hooked first: the kernel hands a frame to the newest socket
+            # first, so the filtered sockets have judged a frame before the witness has it
             self.witness = self._rx_socket()
             self.rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
             self.tx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
