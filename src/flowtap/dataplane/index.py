@@ -79,12 +79,6 @@ class _Side(Generic[P]):
         self.levels = tuple((mask(length, self.bits), self.tables[length])
                             for length in sorted(self.tables))
 
-    def collect(self, address: int, into: dict[int, Rule[P]]) -> None:
-        for netmask, table in self.levels:
-            bucket = table.get(address & netmask)
-            if bucket is not None:
-                into.update(bucket)
-
 
 class _VersionIndex(Generic[P]):
     """The rules of one IP version that apply to the interface."""
@@ -138,19 +132,25 @@ class _VersionIndex(Generic[P]):
         return result
 
     def _lookup(self, flow: FlowKey) -> tuple[P, ...]:
-        if flow[PROTO_FIELD] == UDP and (flow[SRC_FIELD], flow[SPORT_FIELD]) in \
-                self.excluded_sources:
+        src, dst = flow[SRC_FIELD], flow[DST_FIELD]
+        if flow[PROTO_FIELD] == UDP and (src, flow[SPORT_FIELD]) in self.excluded_sources:
             return ()  # one of our own copies coming back in
-        if flow[DST_FIELD] in self.error_sinks and is_icmp_error(self.version, flow):
+        if dst in self.error_sinks and is_icmp_error(self.version, flow):
             return ()  # an ICMP error about one of our copies
         found: dict[int, Rule[P]] = {}
-        self.dst.collect(flow[DST_FIELD], found)
-        self.src.collect(flow[SRC_FIELD], found)
-        if not found:
-            return ()
-        keys = [key for key, rule in found.items() if rule.matches(flow)]
-        if len(keys) > 1:
-            keys.sort()
+        # the two sides' walks are inlined: this is the per-packet path on a memo miss
+        for netmask, table in self.dst.levels:
+            bucket = table.get(dst & netmask)
+            if bucket is not None:
+                found.update(bucket)
+        for netmask, table in self.src.levels:
+            bucket = table.get(src & netmask)
+            if bucket is not None:
+                found.update(bucket)
+        if len(found) == 1:  # the usual case: no merge, no sort
+            (rule,) = found.values()
+            return (rule.payload,) if rule.matches(flow) else ()
+        keys = sorted(key for key, rule in found.items() if rule.matches(flow))
         return tuple(found[key].payload for key in keys)
 
 
