@@ -99,8 +99,8 @@ async def measure(rig: LiveRig, scenarios: list[Scenario], trials: int, settle: 
                 done = await cycles(md1, trials, HOLD, PAUSE)
             finally:
                 stop.set()
-                flooded = await flooding if flooding else None
                 sent, copies, summary = await asyncio.to_thread(tap.stop)
+                flooded = await flooding if flooding else None
             s.verdict = judge(sent, copies, done, TAPPED_FLOWS)
             s.stream_pps = summary["pps"]
             s.flood_achieved = flooded.adds_per_s if flooded else 0.0

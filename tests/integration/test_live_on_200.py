@@ -85,8 +85,8 @@ async def run(rig: LiveRig, flood_adds_per_s: float) -> str:
         done = await cycles(md1, CYCLES, HOLD, PAUSE)
     finally:
         stop.set()
-        flooded = await flooding if flooding else None
         sent, copies, summary = await asyncio.to_thread(tap.stop)
+        flooded = await flooding if flooding else None
         await md1.close()
         await md2.close()
     verdict = judge(sent, copies, done, TAPPED_FLOWS)

@@ -204,7 +204,7 @@ def send(destinations: Sequence[tuple[str, int]], rate: float, seconds: float,
             sent_ns = time.monotonic_ns()
             try:
                 sock.sendto(stamp(seq, flow, sent_ns), destinations[flow])
-            except (BlockingIOError, OSError):
+            except OSError:  # ENOBUFS, EAGAIN: the kernel had no room
                 dropped += 1  # never left this host: not logged, so never judged
             else:
                 seqs.append(seq)
