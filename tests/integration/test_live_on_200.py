@@ -47,7 +47,15 @@ def test_judge_counts_a_packet_sent_after_the_200_ok_without_a_copy_as_blind() -
               and s.seq != 30]  # fmt: skip
     verdict = judge(sent, copies, ONE_CYCLE, TAPPED_FLOWS)
     assert (verdict.blind, verdict.late, verdict.should_copy) == (1, 0, 36)  # 14..49 but 30
+    assert verdict.blind_before_delete == 0
     assert verdict.first_copy_ns == [1 * MS] and verdict.last_copy_ns == [0]
+
+
+def test_judge_tells_packets_lost_just_before_the_delete_apart() -> None:
+    sent = stream(range(100))
+    copies = [Copy(s.seq, 0, s.sent_ns, s.sent_ns + MS) for s in sent if 12 <= s.seq <= 44]
+    verdict = judge(sent, copies, ONE_CYCLE, TAPPED_FLOWS)
+    assert (verdict.blind, verdict.blind_before_delete) == (5, 5)  # 45..49, within 10 ms
 
 
 def test_judge_counts_a_copy_of_a_packet_sent_after_the_delete_200_ok_as_late() -> None:

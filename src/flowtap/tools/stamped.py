@@ -42,6 +42,7 @@ STAMP = struct.Struct("!4sQBq")  # magic, sequence number, flow index, send time
 PAD_TO = 64  # UDP payload bytes: small packets, like the traffic an intercept mostly sees
 SENT = struct.Struct("<QBq")  # send log record: seq, flow, send ns
 COPY = struct.Struct("<QBqq")  # copy log record: seq, flow, send ns, arrival ns
+TAIL_NS = 10_000_000  # the end of a tap's window that Verdict.blind_before_delete reports
 CATCH_UP = 64  # at most this many overdue packets per burst when the sender was descheduled
 
 
@@ -105,6 +106,9 @@ class Cycle:
 @dataclass
 class Verdict:
     blind: int = 0  # tapped-flow packets sent > grace after an ADD's 200 OK, no copy
+    blind_before_delete: int = 0  # of those, sent in the last TAIL_NS before the DELETE was
+    # sent: an established tap that stopped copying before its DELETE (for instance packets
+    # still queued in the router when the deletion was applied), not a tap that came on late
     late: int = 0  # copies of packets sent > grace after a DELETE's 200 OK
     should_copy: int = 0  # tapped-flow packets inside the "must copy" windows
     foreign: int = 0  # copies of packets of a flow that no criterion matched
@@ -114,7 +118,9 @@ class Verdict:
 
     def summary(self) -> str:
         missing = sum(1 for x in self.first_copy_ns if x is None)
-        return (f"{self.blind} blind packets of {self.should_copy} that must be copied, "
+        return (f"{self.blind} blind packets ({self.blind_before_delete} of them sent in the "
+                f"{TAIL_NS // 1_000_000} ms before the DELETE was) of {self.should_copy} that "
+                "must be copied, "
                 f"{self.late} late copies, {self.foreign} copies of untapped flows, "
                 f"{self.duplicates} duplicates, {missing} of {len(self.first_copy_ns)} cycles "
                 "without any copy")
@@ -149,7 +155,9 @@ def judge(sent: Sequence[Sent], copies: Sequence[Copy], cycles: Sequence[Cycle],
             arrived = first_arrival.get(s.seq)
             if cycle.added + grace_ns < s.sent_ns < cycle.delete_sent:
                 verdict.should_copy += 1
-                verdict.blind += arrived is None
+                if arrived is None:
+                    verdict.blind += 1
+                    verdict.blind_before_delete += s.sent_ns > cycle.delete_sent - TAIL_NS
             if arrived is None:
                 continue
             if s.sent_ns > cycle.deleted + grace_ns:
