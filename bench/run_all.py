@@ -2,8 +2,9 @@
 
 Each script is run with ``--json FILE`` and prints its own table as it goes. A script's JSON is
 ``{"title", "rows": [{"metric", "value", "target"?, "reference"?}], "series"?: [{"name", "x",
-"y"}], "xlabel"?, "ylabel"?}``; series are drawn on the report's plot (delivered against offered
-packet rate, with and without the tap).
+"y"}], "xlabel"?, "ylabel"?, "images"?: [PNG paths relative to bench/]}``; series are drawn on
+the report's plot (delivered against offered packet rate, with and without the tap); images a
+script drew itself (tap_latency.py's CDF) are shown under its table.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SCRIPTS = [
     ("netconf_cycles.py", ["--seconds", "10"]),
     ("dtcp_add.py", []),
     ("dataplane.py", []),
+    ("tap_latency.py", []),
     ("hostile_soak.py", ["--cap", "45"]),
 ]
 
@@ -115,6 +117,8 @@ def markdown(results: list[dict[str, object]], has_plot: bool) -> str:
             lines.append(f"| {row.get('metric')} | {row.get('value')} | "
                          f"{row.get('target', '')} | {row.get('reference', '')} |")
         lines.append("")
+        for image in result.get("images", []):  # type: ignore[attr-defined]
+            lines += [f"![{Path(image).stem}]({image})", ""]
     if has_plot:
         lines += ["## Delivered against offered rate", "", "![rates](rates.png)", ""]
     return "\n".join(lines)
