@@ -40,7 +40,7 @@ from flowtap import audit
 from flowtap.dataplane import ffi
 from flowtap.tools.demo import config
 from flowtap.tools.demo.daemon import Proc, collector
-from flowtap.tools.demo.lab import AGENCY_A, AGENCY_B, BYSTANDER, Agency, Lab, wait_prefilter
+from flowtap.tools.demo.lab import AGENCY_A, AGENCY_B, BYSTANDER, Agency, Lab, check_prefilter
 from flowtap.tools.demo.traffic import Flow, Sender, forwarded, packets
 from flowtap.tools.dtcp_client import AsyncDtcpClient
 from flowtap.tools.netns import unique_prefix
@@ -223,7 +223,7 @@ async def test_seed_story_end_to_end(lab: Lab, radius: FreeRadius, daemon: Flowt
             reply = await clients[agency.label].add(agency.add_fields())
             assert reply.status == 200 and reply.verified, reply.raw
             ids[agency.label] = reply.criteria_id
-        await wait_prefilter(lab, present=TARGETS)
+        check_prefilter(lab, present=TARGETS)  # live at the 200 OK: nothing to wait for
         await story.traffic(300, tapped=(AGENCY_A, AGENCY_B))
 
         # ---- 3. isolation: LIST, flow-tap-state for LI users only ---------------------------
@@ -255,11 +255,11 @@ async def test_seed_story_end_to_end(lab: Lab, radius: FreeRadius, daemon: Flowt
         # ---- 4. DELETE stops the copies; commits reach the DTCP service ---------------------
         reply = await clients["A"].delete(AGENCY_A.delete_fields(ids["A"]))
         assert reply.status == 200, reply.raw
-        await wait_prefilter(lab, present=(AGENCY_B.target,), absent=(AGENCY_A.target,))
+        check_prefilter(lab, present=(AGENCY_B.target,), absent=(AGENCY_A.target,))
         await story.traffic(100, tapped=(AGENCY_B,))  # A's copies stopped, B's go on
         reply = await clients["B"].delete(AGENCY_B.delete_fields(ids["B"]))
         assert reply.status == 200, reply.raw
-        await wait_prefilter(lab, absent=TARGETS)
+        check_prefilter(lab, absent=TARGETS)
         await story.traffic(100, tapped=())
 
         admin.edit_config(target="candidate", config=edit(config.delete_dtcp()))

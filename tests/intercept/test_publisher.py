@@ -46,9 +46,9 @@ class TableSink:
         return {}
 
 
-def crit(key: int, packets: int | None = None) -> Criterion:
+def crit(key: int, packets: int | None = None, source: str = "a") -> Criterion:
     dest = ContentDestination("cd1", "127.0.0.1", 47000, "127.0.0.1", 47100)
-    return Criterion(key, "a", Match(), (dest,), timeouts=Timeouts(packets=packets))
+    return Criterion(key, source, Match(), (dest,), timeouts=Timeouts(packets=packets))
 
 
 @dataclasses.dataclass
@@ -65,19 +65,19 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     sink, rejected = TableSink(), list[list[int]]()
-    publisher = Publisher(sink, rejected.append, rest_factor=0)
+    publisher = Publisher(sink, rejected.append)
     yield Rig(sink, publisher, rejected)
     await publisher.close()
 
 
 async def test_an_upsert_then_a_removal_of_a_key_never_installed_cancels_out(rig: Rig) -> None:
     rig.publisher.upsert(crit(1))
-    rig.publisher.remove(1)
+    rig.publisher.remove(1, "a")
     assert await rig.published() == [] and rig.sink.calls == []  # nothing reached the sink
     rig.publisher.upsert(crit(2))
     assert await rig.published() == [2]
     rig.publisher.upsert(crit(2, packets=5))  # a refresh of an installed key, then its removal
-    rig.publisher.remove(2)
+    rig.publisher.remove(2, "a")
     assert await rig.published() == [] and rig.sink.calls == [([2], []), ([], [2])]
 
 
@@ -93,8 +93,8 @@ async def test_the_removal_of_an_installed_key_is_applied_alone(rig: Rig) -> Non
     for key in (1, 2, 3):
         rig.publisher.upsert(crit(key))
     assert await rig.published() == [1, 2, 3]
-    rig.publisher.remove(1)
-    rig.publisher.remove(3)
+    rig.publisher.remove(1, "a")
+    rig.publisher.remove(3, "a")
     assert await rig.published() == [2]
     assert rig.sink.calls == [([1, 2, 3], []), ([], [1, 3])]
     assert rig.publisher.stats.runs == 2
@@ -104,10 +104,10 @@ async def test_changes_during_a_run_go_together_in_the_next_one(rig: Rig) -> Non
     rig.sink.release.clear()
     rig.publisher.upsert(crit(1))
     assert await asyncio.to_thread(rig.sink.entered.wait, 5)  # the install of 1 is in flight
-    rig.publisher.remove(1)  # may be installed by then: its removal must reach the sink
+    rig.publisher.remove(1, "a")  # may be installed by then: its removal must reach the sink
     rig.publisher.upsert(crit(2))
     rig.publisher.upsert(crit(3))
-    rig.publisher.remove(3)  # never installed: cancels out
+    rig.publisher.remove(3, "a")  # never installed: cancels out
     rig.sink.release.set()
     assert await rig.published() == [2]
     assert rig.sink.calls == [([1], []), ([2], [1])]
@@ -119,11 +119,11 @@ async def test_a_refused_criterion_is_isolated_and_reported_once(rig: Rig) -> No
     rig.sink.refuse = {4}
     for key in (2, 3, 4, 5, 6):
         rig.publisher.upsert(crit(key))
-    rig.publisher.remove(1)
+    rig.publisher.remove(1, "a")
     assert await rig.published() == [2, 3, 5, 6]  # the others are installed, 1 is removed
     assert rig.rejected == [[4]] and rig.publisher.stats.failures == 1
     assert rig.sink.calls[1:3] == [([2, 3, 4, 5, 6], [1]), ([], [1])]  # removals go alone first
-    rig.publisher.remove(4)  # what the registry does with a rejected key: nothing to remove
+    rig.publisher.remove(4, "a")  # what the registry does with a rejected key: nothing to remove
     rig.publisher.upsert(crit(7))
     assert await rig.published() == [2, 3, 5, 6, 7]
     assert rig.sink.calls[-1] == ([7], []) and rig.rejected == [[4]]
@@ -136,5 +136,39 @@ async def test_a_refused_replacement_leaves_the_installed_one_until_removed(rig:
     rig.publisher.upsert(crit(1, packets=9))
     assert await rig.published() == [1] and rig.sink.table[1].timeouts.packets == 5
     assert rig.rejected == [[1]]
-    rig.publisher.remove(1)  # the registry removes what was rejected: it is still installed
+    rig.publisher.remove(1, "a")  # the registry removes what was rejected: it is still installed
     assert await rig.published() == [] and rig.sink.calls[-1] == ([], [1])
+
+
+async def test_a_flood_in_one_lane_delays_another_lane_by_one_bounded_run() -> None:
+    """Issue 15 (no head-of-line blocking): agency b's 1,000 pending ADDs do not stand in front
+    of agency c's one; c's change goes in the very next run, and flush("c") returns while b's
+    flood is still being installed."""
+    sink = TableSink()
+    publisher = Publisher(sink, batch=50)
+    try:
+        sink.release.clear()
+        publisher.upsert(crit(1))
+        assert await asyncio.to_thread(sink.entered.wait, 5)  # a run is in flight
+        for key in range(1000, 2000):
+            publisher.upsert(crit(key, source="b"))
+        publisher.upsert(crit(7, source="c"))
+        sink.release.set()
+        await publisher.flush("c")
+        assert 7 in sink.table
+        assert 7 in sink.calls[1][0]  # the run after the one in flight includes c
+        assert len(sink.calls[1][0]) <= 50
+        assert publisher.pending() > 0  # b's flood is not done: c did not wait for it
+        await publisher.flush()
+        assert len(sink.table) == 1002
+    finally:
+        await publisher.close()
+
+
+async def test_flush_of_a_lane_with_nothing_pending_returns_at_once(rig: Rig) -> None:
+    rig.sink.release.clear()
+    rig.publisher.upsert(crit(1))
+    assert await asyncio.to_thread(rig.sink.entered.wait, 5)
+    await asyncio.wait_for(rig.publisher.flush("other"), 1)  # a's run in flight is not b's
+    rig.sink.release.set()
+    assert await rig.published() == [1]

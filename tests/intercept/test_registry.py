@@ -14,7 +14,6 @@ from flowtap.dtcp.filters import parse_criteria_selector
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DestinationLimitError, InterceptLimitError, UnknownInterceptError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
-from flowtap.intercept.publisher import Publisher
 from flowtap.intercept.registry import Registry, RegistryLimits
 
 
@@ -182,16 +181,3 @@ class _SlowSink:
 def _loose(criteria_id: int) -> Criterion:
     dest = ContentDestination("cd1", "127.0.0.1", 47000, "127.0.0.1", 47100)
     return Criterion(criteria_id, "a", Match(), (dest,))
-
-
-async def test_publisher_close_does_not_wait_out_its_rest() -> None:
-    """Shutdown with criteria installed (issue 13: SIGTERM within 5 s): a publisher resting
-    between two rebuilds (here up to 2 s) stops at once."""
-    publisher = Publisher(_SlowSink(), rest_factor=10.0, max_rest=2.0)  # type: ignore[arg-type]
-    publisher.upsert(_loose(1))
-    await asyncio.sleep(0.05)
-    publisher.upsert(_loose(2))  # arrives during the first rebuild: the publisher rests after it
-    await asyncio.sleep(0.4)
-    started = time.monotonic()
-    await publisher.close()
-    assert time.monotonic() - started < 1.0

@@ -18,6 +18,7 @@ import struct
 # commands (enum bpf_cmd)
 MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM = 0, 1, 2, 3
 PROG_LOAD = 5
+MAP_GET_FD_BY_ID = 14
 PROG_TEST_RUN = 10
 # map types, map flags, update flags
 BPF_MAP_TYPE_HASH = 1
@@ -183,3 +184,12 @@ def memlock(fd: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def map_fd_by_id(map_id: int) -> int:
+    """A new fd for the map with this id (another process's map, for inspection).
+
+    Raises:
+        OSError: no such map (ENOENT) or not permitted.
+    """
+    return _bpf(MAP_GET_FD_BY_ID, _attr("=I", map_id))

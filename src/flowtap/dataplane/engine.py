@@ -1,129 +1,186 @@
-"""The dataplane: capture rings, exact match, encapsulated copies, counters.
+"""The dataplane as the appliance drives it: capture rings, the kernel pre-filter, content
+destination sockets and criteria, served by capture worker processes.
 
-Threading model: one dedicated capture thread reads every ring, matches and sends. The
-NETCONF/DTCP asyncio loop never runs packet work, and the thread blocks only in ``poll()`` and
-``sendmmsg()``, both of which release the GIL, so an idle tap costs the event loop nothing.
-A separate process would avoid sharing the GIL under load, but then every criteria change, the
-counters and the limit notifications would need IPC; a ring block holds hundreds of packets
-per wakeup, so the GIL is handed over at most every 5 ms (``sys.getswitchinterval``) and the
-control plane stays responsive. Pin the thread to a core other than the forwarding one
-(``cpu=``) for the DATAPLANE.md figures.
+Where the work happens:
 
-Control operations (``apply``, ``set_criteria``, ``commit`` ...) run on the caller's thread under
-a lock; they publish immutable state (``_State``) that the capture thread reads once per ring block,
-*after* it has seen the block ready. Criteria changes publish the new match tables before the
-new BPF programs are attached, so any packet admitted by a new program is matched against the
-new table; packets admitted by an old program are re-checked exactly by the new table.
-Sockets and rings that a change retires are closed by the capture thread itself at the top of
-its next iteration, when it holds no reference to them.
+- The kernel runs one eBPF socket filter (:mod:`flowtap.dataplane.prefilter`) on every packet
+  of a captured device, on the forwarding CPU: two longest-prefix lookups in maps that hold the
+  addresses the installed criteria are filed under (:mod:`flowtap.dataplane.prefixes`). A
+  packet no criterion can want costs forwarding about as much as an idle tap; one that may be
+  wanted is put in a ring.
+- Each device has one TPACKET_V3 ring per worker, joined in a flow-hash fanout group; worker
+  processes (:mod:`flowtap.dataplane.worker`) match exactly, count and send the copies.
+- This object, in the appliance process, owns every socket (so a refusal, such as a content
+  destination that cannot be bound, happens here, before anything changed) and hands
+  descriptors to the workers.
+
+Why a change is live when :meth:`Dataplane.apply` returns (the DTCP 200 OK waits for it):
+an install first files the criterion in the pre-filter maps (the next packet is admitted),
+then every worker applies it between two packets and acknowledges; a packet that reaches the
+router after that is admitted and matched. A removal is applied by every worker first (each
+sends what it had queued, then stops copying the criterion) and only then leaves the maps.
+Each step is proportional to the criterion itself, never to the number installed: index and
+maps are updated one entry at a time.
+
+All control calls are serialised by one lock and may block (they wait for the workers); the
+intercept publisher calls :meth:`apply` from its worker thread, the flow-tap commit hook calls
+:meth:`prepare`, :meth:`commit` and :meth:`abort`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
-import select
-import struct
+import socket
 import threading
-import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from flowtap.dataplane import bpf
-from flowtap.dataplane.counters import Counter, CriterionCounters, KernelStats
-from flowtap.dataplane.encap import MAX_INNER, Outer
-from flowtap.dataplane.match import MatchTable, normalize_interface
-from flowtap.dataplane.packet import parse
+from flowtap.dataplane import bpf, control
+from flowtap.dataplane.counters import CriterionCounters, KernelStats
+from flowtap.dataplane.encap import Outer
+from flowtap.dataplane.match import normalize_interface
+from flowtap.dataplane.prefilter import Prefilter
 from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
-from flowtap.dataplane.tables import Route, build_routes, build_tables
+from flowtap.dataplane.slab import Slab, SlabSpec
+from flowtap.dataplane.workers import Batch, WorkerPool
 from flowtap.errors import CaptureError
 from flowtap.intercept.criteria import Criterion
 
 LOG = logging.getLogger(__name__)
-_PKT = struct.Struct("=I8xII6xH")  # tp_next_offset, tp_snaplen, tp_len, tp_net
 LimitHook = Callable[[int], None]
+FIRST_CAPACITY = 1024
 
 __all__ = ["CaptureError", "CaptureInterface", "Dataplane", "PreparedCapture"]
 
 
+def default_workers() -> int:
+    """One capture worker per CPU this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedCapture:
-    """Rings opened by :meth:`Dataplane.prepare`, not yet in use (drop-all filter)."""
+    """Rings opened by :meth:`Dataplane.prepare` (``rings[w]``: worker w's, one per capture
+    interface), not yet hooked to their devices."""
 
-    rings: tuple[Ring, ...]
+    rings: tuple[tuple[Ring, ...], ...]
     inet6: bool
 
+    @property
+    def primary(self) -> tuple[Ring, ...]:
+        """One ring per capture interface (the first worker's), in interface order."""
+        return self.rings[0] if self.rings else ()
 
-@dataclass(frozen=True, slots=True)
-class _State:
-    generation: int
-    capture: PreparedCapture
-    tables: dict[str, MatchTable[Route]]  # by IFL name
-    routes: dict[int, Route]
-    sinks: dict[Outer, Sink]
+    @property
+    def all(self) -> tuple[Ring, ...]:
+        return tuple(r for per in self.rings for r in per)
+
+
+_EMPTY = PreparedCapture((), False)
 
 
 class Dataplane:
-    """Capture → match → encapsulate → send, for the criteria currently installed."""
+    """Capture → pre-filter → match → encapsulate → send, for the criteria installed."""
 
-    def __init__(self, *, cpu: int | None = None, on_limit: LimitHook | None = None,
-                 exact_budget: int = bpf.EXACT_BUDGET) -> None:
+    def __init__(self, *, cpu: int | None = None, workers: int | None = None,
+                 on_limit: LimitHook | None = None) -> None:
         """Args:
-            cpu: pin the capture thread to this CPU.
-            on_limit: called **from the capture thread** with a criteria id the first time
-                its packet or byte limit stops its copies (use ``loop.call_soon_threadsafe``).
-            exact_budget: instruction budget of the exact BPF program (tests lower it).
+            cpu: pin every capture worker to this CPU (benchmarks); None: no pinning.
+            workers: number of capture worker processes (None: one per CPU).
+            on_limit: called **from an event thread** with a criteria id the first time its
+                packet or byte limit stops its copies (use ``loop.call_soon_threadsafe``).
         """
         self._cpu = cpu
+        self.workers = workers or default_workers()
         self._on_limit = on_limit
-        self._exact_budget = exact_budget
         self._lock = threading.RLock()
         self._criteria: dict[int, Criterion] = {}
-        self._state = _State(0, PreparedCapture((), False), {}, {}, {})
-        self._graveyard: list[Ring | Sink] = []
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._slots: dict[int, int] = {}
+        self._free: list[int] = []
+        self._next_slot = 0
+        self._sockets: dict[Outer, socket.socket] = {}
+        self._users: dict[Outer, int] = {}
+        self._capture = _EMPTY
+        self._ring_ids = itertools.count(1)
         self._closed_stats = KernelStats()
-        self.filters: dict[str, bpf.Filter] = {}  # by IFL name, for inspection
+        self._prefilter: Prefilter | None = None
+        self._prefilter_failed = False
+        self._pool: WorkerPool | None = None
+        self._slab: Slab | None = None
 
     # ---- capture interfaces (commit hook: prepare / commit / abort) ----
 
     def prepare(self, interfaces: Sequence[CaptureInterface], inet6: bool) -> PreparedCapture:
-        """Open a ring per interface with a drop-all filter; nothing changes yet.
+        """Open a ring per interface and worker, filtered, not hooked yet; nothing changes.
 
         Raises:
             CaptureError: an interface is missing or cannot be captured (nothing left open).
         """
-        rings: list[Ring] = []
-        try:
-            for iface in interfaces:
-                rings.append(Ring(CaptureInterface(normalize_interface(iface.name), iface.device)))
-        except BaseException:
-            for r in rings:
-                r.close()
-            raise
-        return PreparedCapture(tuple(rings), inet6)
+        with self._lock:
+            per_worker: list[list[Ring]] = [[] for _ in range(self.workers)]
+            opened: list[Ring] = []
+            try:
+                for iface in interfaces:
+                    ci = CaptureInterface(normalize_interface(iface.name), iface.device)
+                    for w in range(self.workers):
+                        ring = Ring(ci, mapped=False)
+                        ring.ring_id = next(self._ring_ids)
+                        opened.append(ring)
+                        self._filter(ring)
+                        per_worker[w].append(ring)
+            except BaseException:
+                for r in opened:
+                    r.close()
+                raise
+            return PreparedCapture(tuple(tuple(p) for p in per_worker), inet6)
 
     def commit(self, prepared: PreparedCapture) -> None:
-        """Swap in prepared rings, keeping every criterion; starts the capture thread. Never
-        fails on account of the rings (they are open already)."""
+        """Hook the prepared rings and hand them to the workers, keeping every criterion.
+        A device captured already keeps its rings (the workers go on reading them where they
+        are, and no packet is seen twice or missed); the prepared duplicates are closed.
+        Never fails on account of the rings (they are open already)."""
         with self._lock:
-            old = self._state.capture
-            self._publish(self._criteria, prepared, self._state.sinks)
-            self._retire(old.rings)
-            if self._thread is None:
-                self._stopping = False
-                self._thread = threading.Thread(target=self._run, name="flowtap-dataplane",
-                                                daemon=True)
-                self._thread.start()
+            self._ensure_workers()
+            assert self._pool is not None
+            old = self._capture
+            running = {(r.iface.name, r.iface.device, w): r
+                       for w, per in enumerate(old.rings) for r in per}
+            spare: list[Ring] = []
+            rings: list[tuple[Ring, ...]] = []
+            for w, per in enumerate(prepared.rings):
+                kept = []
+                for ring in per:
+                    same = running.pop((ring.iface.name, ring.iface.device, w), None)
+                    if same is not None:
+                        spare.append(ring)
+                    kept.append(same or ring)
+                rings.append(tuple(kept))
+            current = PreparedCapture(tuple(rings), prepared.inet6)
+            self._hook(current, [r for r in current.all if r not in set(old.all)])
+            refile = prepared.inet6 != old.inet6
+            self._capture = current
+
+            def own(w: int) -> Batch:
+                per = current.rings[w] if w < len(current.rings) else ()
+                return [(("rings", tuple((r.ring_id, r.iface.name) for r in per),
+                          current.inet6), tuple(r.fd for r in per))]
+
+            self._pool.run([], own=own)
+            self._retire(running.values())
+            for ring in spare:
+                ring.close()
+            if refile and self._prefilter is not None:
+                for cid, c in self._criteria.items():
+                    with contextlib.suppress(OSError):
+                        self._prefilter.add(cid, c.match, self._versions())
 
     def abort(self, prepared: PreparedCapture) -> None:
         """Close rings from :meth:`prepare` that will not be committed."""
-        for r in prepared.rings:
+        for r in prepared.all:
             r.close()
 
     def start(self, interfaces: Sequence[CaptureInterface], inet6: bool) -> None:
@@ -135,20 +192,23 @@ class Dataplane:
         self.commit(self.prepare(interfaces, inet6))
 
     def stop(self) -> None:
-        """Stop the capture thread and close every ring and socket; criteria are forgotten."""
+        """Stop the workers and close every ring and socket; criteria are forgotten."""
         with self._lock:
-            thread, self._thread = self._thread, None
-            self._stopping = True
-            self._wake()
-        if thread is not None:
-            thread.join()
-        with self._lock:
-            st = self._state
-            self._retire(st.capture.rings)
-            self._retire(st.sinks.values())
-            self._reap()
-            self._criteria = {}
-            self._state = _State(st.generation + 1, PreparedCapture((), False), {}, {}, {})
+            if self._pool is not None:
+                self._pool.stop()
+                self._pool = None
+            self._retire(self._capture.all)
+            self._capture = _EMPTY
+            for s in self._sockets.values():
+                s.close()
+            self._sockets, self._users = {}, {}
+            self._criteria, self._slots, self._free, self._next_slot = {}, {}, [], 0
+            if self._prefilter is not None:
+                self._prefilter.close()
+                self._prefilter = None
+            if self._slab is not None:
+                self._slab.close()
+                self._slab = None
 
     # ---- criteria ----
 
@@ -161,228 +221,274 @@ class Dataplane:
         for cd in criterion.destinations:
             validate(Outer.of(cd))
 
-    def set_criteria(self, criteria: Iterable[Criterion]) -> None:
-        """Replace the installed criteria atomically (tables, BPF, sockets). O(N): batch changes.
-
-        Raises:
-            ValueError: a criterion is invalid (see :meth:`check`); nothing changed.
-            flowtap.errors.SendError: a destination socket cannot be opened;
-                nothing changed.
-        """
-        new = {c.criteria_id: c for c in criteria}
-        for c in new.values():
-            self.check(c)
-        with self._lock:
-            st = self._state
-            self._publish(new, st.capture, st.sinks)
-
     def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
-        """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids (ids
-        not installed are ignored), all at once (``CriteriaSink.apply``). A criterion kept or
-        replaced keeps its counters. The new table is rebuilt whole, O(N) as ``set_criteria``.
+        """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids
+        (ids not installed are ignored), all at once (``CriteriaSink.apply``); returns when
+        the change is live in the kernel pre-filter and in every worker. A criterion kept or
+        replaced keeps its counters. Cost: proportional to the delta.
 
         Raises:
             ValueError: an upsert is invalid (see :meth:`check`) or also removed; nothing
                 changed.
             flowtap.errors.SendError: a destination socket cannot be opened; nothing changed.
+            OSError: the pre-filter maps are full (ENOSPC); nothing changed.
         """
-        gone = set(removals)
         for c in upserts:
             self.check(c)
-            if c.criteria_id in gone:
+            if c.criteria_id in removals:
                 raise ValueError("a criterion cannot be installed and removed at once")
         with self._lock:
-            new = {i: c for i, c in self._criteria.items() if i not in gone}
-            new.update((c.criteria_id, c) for c in upserts)
-            st = self._state
-            self._publish(new, st.capture, st.sinks)
+            gone = {i for i in removals if i in self._criteria}
+            self._ensure_workers()
+            assert self._pool is not None
+            outers = self._open_sockets(upserts)
+            try:
+                self._file(upserts)
+            except BaseException:
+                for o in outers:
+                    self._sockets.pop(o).close()
+                raise
+            ops: list[tuple[control.Op, Sequence[int]]] = []
+            slabs = self._grow(len(self._criteria) + len(upserts))
+            if slabs:
+                ops.append((("slab", self._slab_spec()), (self._slab_fd(),)))
+            ops += [(("sink", o), (self._sockets[o].fileno(),)) for o in outers]
+            for c in upserts:
+                ops.append((("up", self._upsert(c)), ()))
+            ops += [(("rm", cid), ()) for cid in gone]
+            unused = self._release(gone)
+            ops += [(("unsink", o), ()) for o in unused]
+            self._pool.run(ops, slabs)
+            for old in slabs:
+                old.close()
+            for cid in gone:
+                if self._prefilter is not None:
+                    self._prefilter.remove(cid)
+                self._free.append(self._slots.pop(cid))
+                del self._criteria[cid]
+            for o in unused:
+                self._sockets.pop(o).close()
+
+    def set_criteria(self, criteria: Iterable[Criterion]) -> None:
+        """Replace the installed criteria by ``criteria`` (one delta; tests and benchmarks)."""
+        new = {c.criteria_id: c for c in criteria}
+        with self._lock:
+            changed = [c for i, c in new.items() if self._criteria.get(i) != c]
+            self.apply(changed, [i for i in self._criteria if i not in new])
 
     def add(self, criterion: Criterion) -> None:
-        with self._lock:
-            self.set_criteria([*self._criteria.values(), criterion])
+        self.apply([criterion], ())
 
     def remove(self, criteria_id: int) -> None:
-        with self._lock:
-            self.set_criteria(c for i, c in self._criteria.items() if i != criteria_id)
+        self.apply((), [criteria_id])
 
     # ---- statistics ----
 
     def counters(self) -> dict[int, CriterionCounters]:
-        """Snapshot of every installed criterion's counters."""
-        routes = self._state.routes
-        return {cid: r.counter.snapshot() for cid, r in routes.items()}
+        """Snapshot of every installed criterion's counters (summed over the workers)."""
+        with self._lock:
+            slab = self._slab
+            if slab is None:
+                return {cid: CriterionCounters() for cid in self._criteria}
+            return {cid: slab.snapshot(slot) for cid, slot in self._slots.items()}
 
     def kernel_stats(self) -> KernelStats:
         """Packets the kernel handed to the rings and packets it dropped (ring full)."""
         with self._lock:
             packets, drops = self._closed_stats.packets, self._closed_stats.drops
-            for r in self._state.capture.rings:
+            for r in self._capture.all:
                 p, d = r.poll_stats()
                 packets, drops = packets + p, drops + d
             return KernelStats(packets, drops)
 
-    # ---- internals (control side) ----
+    @property
+    def prefilter_kind(self) -> str:
+        """``ebpf`` (address maps in the kernel) or ``broad`` (every IP packet reaches the
+        workers: eBPF is unavailable)."""
+        return "broad" if self._prefilter_failed else "ebpf"
 
-    def _publish(self, criteria: dict[int, Criterion], capture: PreparedCapture,
-                 old_sinks: dict[Outer, Sink]) -> None:
-        st = self._state
-        sinks: dict[Outer, Sink] = {}
-        try:
-            for c in criteria.values():
-                for cd in c.destinations:
-                    o = Outer.of(cd)
-                    if o not in sinks:
-                        sinks[o] = old_sinks.get(o) or Sink(o)
-        except BaseException:
-            for o, s in sinks.items():
-                if o not in old_sinks:
-                    s.close()
-            raise
-        routes = build_routes(criteria, sinks, st.routes)
-        tables, programs = build_tables(criteria, routes, sinks.keys(), capture.rings,
-                                        inet6=capture.inet6, exact_budget=self._exact_budget)
-        self._criteria = dict(criteria)
-        self._state = _State(st.generation + 1, capture, tables, routes, sinks)
-        for ring in capture.rings:  # after the tables: see the module docstring
-            prog = programs[ring.iface.name]
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return self._pool.pids() if self._pool is not None else []
+
+    # ---- internals ----
+
+    def _versions(self) -> frozenset[int]:
+        return frozenset({4, 6}) if self._capture.inet6 else frozenset({4})
+
+    def _ensure_prefilter(self) -> Prefilter | None:
+        if self._prefilter is None and not self._prefilter_failed:
             try:
-                ring.attach(prog)
-            except OSError:
-                LOG.exception("BPF program (%s, %d insns) refused; accepting all IP",
-                              prog.kind, len(prog))
-                ring.attach(bpf.broad_filter(capture.inet6))
-            try:  # no criteria for this interface: off the receive path altogether
-                ring.hook(prog.kind != "drop")
+                self._prefilter = Prefilter()
+            except (OSError, CaptureError) as exc:
+                self._prefilter_failed = True
+                LOG.warning("eBPF pre-filter unavailable (%s): every IP packet of the captured "
+                            "interfaces goes to the capture workers", exc)
+        return self._prefilter
+
+    def _filter(self, ring: Ring) -> None:
+        prefilter = self._ensure_prefilter()
+        if prefilter is not None:
+            try:
+                prefilter.attach(ring.sock)
+                return
+            except OSError as exc:
+                LOG.warning("eBPF pre-filter refused on %s (%s)", ring.iface.name, exc)
+        ring.attach(bpf.broad_filter(True))
+
+    def _hook(self, capture: PreparedCapture, new: Sequence[Ring]) -> None:
+        """Put the new rings on their devices' receive path and join each device's rings in
+        one fanout group (one flow, one worker)."""
+        fresh = {r.ring_id for r in new}
+        for ring in new:
+            try:
+                ring.hook(True)
             except CaptureError:
                 LOG.exception("capture interface %s cannot be hooked", ring.iface.name)
-        self.filters = programs
-        LOG.debug("dataplane generation %d: %d criteria, %d destinations",
-                  st.generation + 1, len(criteria), len(sinks))
-        self._retire(s for o, s in old_sinks.items() if o not in sinks)
-        self._wake()
+        if self.workers < 2:
+            return
+        for column in zip(*capture.rings, strict=True):
+            if not any(r.ring_id in fresh for r in column):
+                continue
+            try:
+                group = column[0].join_fanout(0, unique=True)
+                for ring in column[1:]:
+                    ring.join_fanout(group, unique=False)
+            except CaptureError:
+                LOG.exception("capture interface %s: fanout refused", column[0].iface.name)
 
-    def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # a wakeup is already pending
-            os.write(self._wake_w, b"x")
+    def _ensure_workers(self) -> None:
+        if self._pool is not None:
+            return
+        if self._slab is None:
+            self._slab = Slab(SlabSpec(self.workers, FIRST_CAPACITY))
+        pool = WorkerPool(self.workers, cpus=None if self._cpu is None else [self._cpu],
+                          on_limit=self._limit_reached, state=self._state)
+        pool.start()
+        self._pool = pool
+        pool.slab = self._slab
+        pool.run([(("slab", self._slab_spec()), (self._slab_fd(),))])
 
-    def _retire(self, items: Iterable[Ring | Sink]) -> None:
-        """Hand rings/sockets no longer published to the capture thread for closing (caller
-        holds the lock); ring statistics are folded into the totals now."""
-        items = list(items)
-        packets, drops = self._closed_stats.packets, self._closed_stats.drops
-        for r in items:
-            if isinstance(r, Ring):
-                p, d = r.poll_stats()
-                packets, drops = packets + p, drops + d
-        self._closed_stats = KernelStats(packets, drops)
-        self._graveyard.extend(items)
-        if self._thread is None:
-            self._reap()
+    def _limit_reached(self, criteria_id: int) -> None:
+        if self._on_limit is not None:
+            self._on_limit(criteria_id)
 
-    def _reap(self) -> None:
-        with self._lock:
-            dead, self._graveyard = self._graveyard, []
-        for d in dead:
-            d.close()
+    def _slab_spec(self) -> SlabSpec:
+        assert self._slab is not None
+        return self._slab.spec
 
-    # ---- the capture thread ----
+    def _slab_fd(self) -> int:
+        assert self._slab is not None
+        return self._slab.fd
 
-    def _run(self) -> None:
-        if self._cpu is not None:
-            os.sched_setaffinity(threading.get_native_id(), {self._cpu})
-        poller = select.poll()
-        registered: tuple[Ring, ...] = ()
+    def _grow(self, needed: int) -> list[Slab]:
+        """A bigger slab when ``needed`` slots may not fit; returns the old one (announced
+        too, then closed once every worker copied its records over)."""
+        assert self._slab is not None
+        if needed <= self._slab.spec.capacity:
+            return []
+        capacity = self._slab.spec.capacity
+        while capacity < needed:
+            capacity *= 2
+        old, self._slab = self._slab, Slab(SlabSpec(self.workers, capacity))
+        assert self._pool is not None
+        self._pool.slab = self._slab
+        return [old]
+
+    def _open_sockets(self, upserts: Sequence[Criterion]) -> list[Outer]:
+        opened: list[Outer] = []
         try:
-            while not self._stopping:
-                if self._graveyard:
-                    for r in registered:
-                        poller.unregister(r.fd)
-                    registered = ()
-                    self._reap()
-                rings = self._state.capture.rings
-                if rings != registered:
-                    for r in registered:
-                        poller.unregister(r.fd)
-                    poller = select.poll()
-                    poller.register(self._wake_r, select.POLLIN)
-                    for r in rings:
-                        poller.register(r.fd, select.POLLIN | select.POLLERR)
-                    registered = rings
-                busy = False
-                for ring in rings:
-                    busy = self._drain(ring) or busy
-                if not busy:
-                    for fd, _ev in poller.poll(200):
-                        if fd == self._wake_r:
-                            os.read(self._wake_r, 4096)
-        except Exception:
-            LOG.exception("dataplane capture thread failed")
+            for c in upserts:
+                for cd in c.destinations:
+                    o = Outer.of(cd)
+                    if o not in self._sockets:
+                        self._sockets[o] = Sink.open_socket(o)
+                        opened.append(o)
+        except BaseException:
+            for o in opened:
+                self._sockets.pop(o).close()
+            raise
+        return opened
+
+    def _file(self, upserts: Sequence[Criterion]) -> None:
+        """File every upsert in the pre-filter, or none (a full map undoes the others)."""
+        prefilter = self._ensure_prefilter()
+        if prefilter is None:
+            return
+        done: list[Criterion] = []
+        try:
+            for c in upserts:
+                prefilter.add(c.criteria_id, c.match, self._versions())
+                done.append(c)
+        except BaseException:
+            for c in done:
+                before = self._criteria.get(c.criteria_id)
+                if before is None:
+                    prefilter.remove(c.criteria_id)
+                else:
+                    prefilter.add(c.criteria_id, before.match, self._versions())
             raise
 
-    def _drain(self, ring: Ring) -> bool:
-        """Process every block user space owns; True if there was any."""
-        unpack, mm, base = _PKT.unpack_from, ring.map, ring.base
-        name, did = ring.iface.name, False
-        for _ in range(ring.block_count):
-            if (off := ring.ready()) < 0:
-                break
-            did = True
-            st = self._state  # read after the block was seen ready
-            table = st.tables.get(name)
-            n, pos = ring.block(off)
-            now = time.monotonic()
-            pending: list[Sink] = []
-            expired: list[Route] = []
-            for _ in range(n):
-                nxt, snap, plen, net = unpack(mm, pos)
-                p = pos + net
-                pos += nxt
-                parsed = parse(mm, p, snap)
-                if parsed is None or table is None:
-                    continue
-                routes = table.lookup(parsed[0], parsed[1])
-                if not routes:
-                    continue
-                whole = snap == plen and plen <= MAX_INNER[4]
-                for r in routes:
-                    c = r.counter
-                    if r.limited:
-                        if c.limit_reached:
-                            continue
-                        if (r.packet_limit is not None and c.packets + 1 >= r.packet_limit) or (
-                                r.byte_limit is not None and c.bytes + plen >= r.byte_limit):
-                            c.limit_reached = True
-                            expired.append(r)
-                    c.packets += 1
-                    c.bytes += plen
-                    c.last_packet = now
-                    if not whole:
-                        c.dropped += len(r.sinks)
-                        continue
-                    c.sent += len(r.sinks)
-                    for s in r.sinks:
-                        if s.n == 0:
-                            pending.append(s)
-                        if s.add(base + p, snap, c):
-                            self._failed(s.flush())
-            for s in pending:
-                if s.n:
-                    self._failed(s.flush())
-            ring.release(off)
-            for r in expired:
-                self._notify(r.criteria_id)
-        return did
+    def _upsert(self, c: Criterion) -> control.Upsert:
+        fresh = c.criteria_id not in self._slots
+        if fresh:
+            slot = self._free.pop() if self._free else self._take_slot()
+            self._slots[c.criteria_id] = slot
+            for cd in c.destinations:
+                o = Outer.of(cd)
+                self._users[o] = self._users.get(o, 0) + 1
+        else:
+            old = self._criteria[c.criteria_id]
+            for cd in old.destinations:
+                self._users[Outer.of(cd)] -= 1
+            for cd in c.destinations:
+                o = Outer.of(cd)
+                self._users[o] = self._users.get(o, 0) + 1
+        self._criteria[c.criteria_id] = c
+        return _upsert_op(c, self._slots[c.criteria_id], fresh)
 
-    @staticmethod
-    def _failed(owners: list[object]) -> None:
-        for c in owners:
-            assert isinstance(c, Counter)
-            c.sent -= 1
-            c.dropped += 1
+    def _take_slot(self) -> int:
+        slot = self._next_slot
+        self._next_slot += 1
+        return slot
 
-    def _notify(self, criteria_id: int) -> None:
-        if self._on_limit is not None:
-            try:
-                self._on_limit(criteria_id)
-            except Exception:
-                LOG.exception("on_limit hook failed")
+    def _release(self, gone: Iterable[int]) -> list[Outer]:
+        """Outers no criterion uses once ``gone`` are removed (their sockets go after the
+        workers dropped theirs)."""
+        for cid in gone:
+            for cd in self._criteria[cid].destinations:
+                self._users[Outer.of(cd)] -= 1
+        unused = [o for o, n in self._users.items() if n <= 0]
+        for o in unused:
+            del self._users[o]
+        return unused
+
+    def _state(self, worker: int) -> Batch:
+        """Everything worker ``worker`` holds, as one batch (a restarted worker)."""
+        assert self._slab is not None
+        ops: list[tuple[control.Op, Sequence[int]]] = [
+            (("slab", self._slab.spec), (self._slab.fd,))]
+        ops += [(("sink", o), (s.fileno(),)) for o, s in self._sockets.items()]
+        rings = self._capture.rings[worker] if worker < len(self._capture.rings) else ()
+        ops.append((("rings", tuple((r.ring_id, r.iface.name) for r in rings),
+                     self._capture.inet6), tuple(r.fd for r in rings)))
+        ops += [(("up", _upsert_op(c, self._slots[cid], False)), ())
+                for cid, c in self._criteria.items()]
+        return ops
+
+    def _retire(self, rings: Iterable[Ring]) -> None:
+        packets, drops = self._closed_stats.packets, self._closed_stats.drops
+        for r in rings:
+            with contextlib.suppress(OSError):
+                p, d = r.poll_stats()
+                packets, drops = packets + p, drops + d
+            r.close()
+        self._closed_stats = KernelStats(packets, drops)
+
+
+def _upsert_op(c: Criterion, slot: int, fresh: bool) -> control.Upsert:
+    t = c.timeouts
+    return control.Upsert(
+        c.criteria_id, slot, fresh, c.match, tuple(Outer.of(cd) for cd in c.destinations),
+        None if c.static or not t.packets else t.packets,
+        None if c.static or not t.bytes else t.bytes)

@@ -21,11 +21,12 @@ from flowtap.errors import CaptureError
 
 BLOCK_SIZE = 1 << 18  # 256 KiB
 BLOCK_COUNT = 64  # 16 MiB per interface
-RETIRE_MS = 10  # a partly filled block is handed over after at most this long
+RETIRE_MS = 1  # a partly filled block is handed over after at most this long (first-copy latency)
 PARK_PROTOCOL = 0x88B5  # IEEE local experimental EtherType: ptype bucket 5, not 0/13/6
 
 _BLOCK_HDR = struct.Struct("=II")  # num_pkts, offset_to_first_pkt (at offset 12)
 _STATUS = struct.Struct("=I")  # block_status (at offset 8)
+_NUM_PKTS = struct.Struct("=I")  # num_pkts (at offset 12)
 _STATS = struct.Struct("=III")  # tp_packets, tp_drops, tp_freeze_q_cnt
 
 
@@ -38,10 +39,15 @@ class CaptureInterface:
 
 
 class Ring:
-    """One mmap'ed TPACKET_V3 ring bound to one device, ingress only."""
+    """One TPACKET_V3 ring bound to one device, ingress only.
+
+    The appliance opens, filters and hooks it (``Ring(iface)``, ``mapped=False``); the capture
+    worker that reads it maps the same socket, received as a file descriptor
+    (:meth:`adopt`).
+    """
 
     def __init__(self, iface: CaptureInterface, *, block_size: int = BLOCK_SIZE,
-                 block_count: int = BLOCK_COUNT) -> None:
+                 block_count: int = BLOCK_COUNT, mapped: bool = True) -> None:
         """Open and bind; the drop-all filter is attached first.
 
         Raises:
@@ -54,6 +60,7 @@ class Ring:
         self.packets = 0
         self.drops = 0
         self.hooked = False
+        self.ring_id = 0
         try:
             self.ifindex = socket.if_nametoindex(iface.device)
         except OSError as exc:
@@ -66,14 +73,56 @@ class Ring:
             req = struct.pack("=7I", block_size, block_count, block_size, block_count,
                               RETIRE_MS, 0, 0)
             self.sock.setsockopt(ffi.SOL_PACKET, ffi.PACKET_RX_RING, req)
-            self.map = mmap.mmap(self.sock.fileno(), block_size * block_count,
-                                 mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-            self.base = ffi.buffer_address(self.map)
+            if mapped:
+                self._map()
             self.sock.bind((iface.device, 0))  # checks the device; no hook yet (see hook())
         except OSError as exc:
             self.sock.close()
             raise CaptureError(iface.name, str(exc.strerror or exc)) from exc
         self.fd = self.sock.fileno()
+
+    @classmethod
+    def adopt(cls, iface: CaptureInterface, fd: int, *, block_size: int = BLOCK_SIZE,
+              block_count: int = BLOCK_COUNT) -> Ring:
+        """Map the ring of a socket another process set up (the capture worker's side); the
+        ring takes ownership of ``fd``."""
+        ring = cls.__new__(cls)
+        ring.iface = iface
+        ring.block_size = block_size
+        ring.block_count = block_count
+        ring.next_block = 0
+        ring.packets = ring.drops = 0
+        ring.hooked = True
+        ring.ring_id = 0
+        ring.ifindex = 0
+        ring.sock = socket.socket(fileno=fd)
+        ring.fd = fd
+        ring._map()
+        return ring
+
+    def _map(self) -> None:
+        self.map = mmap.mmap(self.sock.fileno(), self.block_size * self.block_count,
+                             mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.base = ffi.buffer_address(self.map)
+
+    def attach_ebpf(self, program_fd: int) -> None:
+        """Replace the socket filter by an eBPF socket-filter program (atomic in the kernel)."""
+        self.sock.setsockopt(ffi.SOL_SOCKET, ffi.SO_ATTACH_BPF, program_fd)
+
+    def join_fanout(self, group: int, unique: bool) -> int:
+        """Join (or with ``unique``, create with a kernel-chosen id) the flow-hash fanout group
+        that spreads this device's packets over the workers' rings; returns the group id.
+
+        Raises:
+            CaptureError: the kernel refused.
+        """
+        mode = ffi.PACKET_FANOUT_HASH | (ffi.PACKET_FANOUT_FLAG_UNIQUEID if unique else 0)
+        try:
+            self.sock.setsockopt(ffi.SOL_PACKET, ffi.PACKET_FANOUT, (mode << 16) | group)
+            raw = self.sock.getsockopt(ffi.SOL_PACKET, ffi.PACKET_FANOUT)
+        except OSError as exc:
+            raise CaptureError(self.iface.name, f"fanout: {exc.strerror or exc}") from exc
+        return int(raw) & 0xFFFF
 
     def attach(self, program: Filter) -> None:
         """Replace the socket filter (atomic in the kernel)."""
@@ -103,6 +152,11 @@ class Ring:
             return off
         return -1
 
+    def filling(self) -> int:
+        """Packets in the block the kernel is filling (call when :meth:`ready` is -1: the
+        next block to read is then the one being filled)."""
+        return int(_NUM_PKTS.unpack_from(self.map, self.next_block * self.block_size + 12)[0])
+
     def block(self, off: int) -> tuple[int, int]:
         """``(num_pkts, offset of the first packet)`` of the block at ``off``."""
         n, first = _BLOCK_HDR.unpack_from(self.map, off + 12)
@@ -123,5 +177,6 @@ class Ring:
 
     def close(self) -> None:
         self.sock.close()  # unmapping waits for the GC of the last buffer export
-        with contextlib.suppress(BufferError):  # an export still alive: freed by the GC
-            self.map.close()
+        if hasattr(self, "map"):
+            with contextlib.suppress(BufferError):  # an export still alive: freed by the GC
+                self.map.close()

@@ -45,16 +45,45 @@ def validate(outer: Outer) -> None:
 class Sink:
     """A content destination socket and its pending batch of copies."""
 
-    def __init__(self, outer: Outer) -> None:
-        """Raises:
+    def __init__(self, outer: Outer, sock: socket.socket | None = None) -> None:
+        """Open and bind the socket, or use ``sock``, one that another process opened for
+        ``outer`` (a capture worker receives the appliance's).
+
+        Raises:
             SendError: the socket cannot be created or bound.
         """
         validate(outer)
         self.outer = outer
+        if sock is None:
+            sock = self.open_socket(outer)
+        self.sock = sock
+        self.fd = self.sock.fileno()
+        self._name = ctypes.create_string_buffer(ffi.sockaddr(outer.dest, outer.dest_port))
+        self.iov = (ffi.IoVec * BATCH)()
+        self.iov_view = memoryview(self.iov).cast("B")
+        self.vec = (ffi.MMsgHdr * BATCH)()
+        name, namelen = ctypes.addressof(self._name), len(self._name.raw)
+        for i in range(BATCH):
+            hdr = self.vec[i].msg_hdr
+            hdr.msg_name = name
+            hdr.msg_namelen = namelen
+            hdr.msg_iov = ctypes.addressof(self.iov) + i * ffi.IOVEC_SIZE
+            hdr.msg_iovlen = 1
+        self.n = 0
+        self.owners: list[object] = []  # who queued each pending copy (for failure accounting)
+        self.pack = _IOV.pack_into
+
+    @staticmethod
+    def open_socket(outer: Outer) -> socket.socket:
+        """The bound content destination socket for ``outer``.
+
+        Raises:
+            SendError: the socket cannot be created or bound.
+        """
         family = socket.AF_INET6 if outer.version == 6 else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            s = self.sock
+            s = sock
             s.setsockopt(ffi.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.setsockopt(ffi.SOL_SOCKET, ffi.SO_SNDBUFFORCE, SNDBUF)
             s.setsockopt(ffi.SOL_SOCKET, ffi.SO_RCVBUFFORCE, 4096)
@@ -72,23 +101,9 @@ class Sink:
                 s.setsockopt(ffi.SOL_SOCKET, ffi.SO_NO_CHECK, 1)
             s.bind((outer.source, outer.source_port))
         except OSError as exc:
-            self.sock.close()
+            sock.close()
             raise SendError(exc.errno, f"content destination socket: {exc.strerror}") from exc
-        self.fd = self.sock.fileno()
-        self._name = ctypes.create_string_buffer(ffi.sockaddr(outer.dest, outer.dest_port))
-        self.iov = (ffi.IoVec * BATCH)()
-        self.iov_view = memoryview(self.iov).cast("B")
-        self.vec = (ffi.MMsgHdr * BATCH)()
-        name, namelen = ctypes.addressof(self._name), len(self._name.raw)
-        for i in range(BATCH):
-            hdr = self.vec[i].msg_hdr
-            hdr.msg_name = name
-            hdr.msg_namelen = namelen
-            hdr.msg_iov = ctypes.addressof(self.iov) + i * ffi.IOVEC_SIZE
-            hdr.msg_iovlen = 1
-        self.n = 0
-        self.owners: list[object] = []  # who queued each pending copy (for failure accounting)
-        self.pack = _IOV.pack_into
+        return sock
 
     def add(self, address: int, length: int, owner: object) -> bool:
         """Queue one copy; True when the batch is full and must be flushed."""

@@ -233,7 +233,7 @@ class FlowTapService:
             same = (current.service, current.lite) == (wanted.service, wanted.lite)
             action = "rebind" if same else "restart"
         capture, wanted = self._open(wanted, strict, reasons)
-        ifindexes = tuple(r.ifindex for r in capture.rings)
+        ifindexes = tuple(r.ifindex for r in capture.primary)
         return _Prepared(action, wanted, capture, ifindexes, asked, tuple(reasons))
 
     def _open(self, wanted: CapturePlan, strict: bool,

@@ -81,6 +81,8 @@ class Outcome:
     confirm: Callable[[], None] | None = None
     undo: Callable[[], None] | None = None
     close: bool = False
+    changed: str | None = None  # the control source whose criteria this changed: its 200 OK
+    # waits until the change is live in the dataplane
 
 
 @dataclass(slots=True)
@@ -160,7 +162,8 @@ async def add(ctx: RequestContext, request: Request, ident: RequestIdentity, not
     )  # fmt: skip
     return Outcome(200, reply, record, request.version, ident.seq,
                    confirm=functools.partial(registry.confirm, entry),
-                   undo=functools.partial(registry.discard, entry))  # fmt: skip
+                   undo=functools.partial(registry.discard, entry),
+                   changed=ident.csource_id)  # fmt: skip
 
 
 async def delete(
@@ -186,7 +189,8 @@ async def delete(
         cdest_id=params.cdest_id,
     )  # fmt: skip
     undo = None if epoch is None else functools.partial(registry.restore, targets, epoch)
-    return Outcome(200, reply, record, request.version, ident.seq, undo=undo)
+    return Outcome(200, reply, record, request.version, ident.seq, undo=undo,
+                   changed=ident.csource_id if targets else None)
 
 
 async def refresh(
@@ -208,7 +212,8 @@ async def refresh(
         cdest_id=params.cdest_id, target=render_request(request),
     )  # fmt: skip
     return Outcome(200, reply, record, request.version, ident.seq,
-                   undo=functools.partial(registry.unrefresh, saved))  # fmt: skip
+                   undo=functools.partial(registry.unrefresh, saved),
+                   changed=ident.csource_id if saved else None)  # fmt: skip
 
 
 async def list_(

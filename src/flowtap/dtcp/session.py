@@ -16,9 +16,11 @@ Per message, in order:
 5. The method's handler (:mod:`flowtap.dtcp.methods`).
 
 A batch of pipelined messages is handled in arrival order; their audit records are chained in
-that order and made durable together, then every change is confirmed and the replies are
-written in order. A reply never precedes its durable record. If the audit log cannot be
-written, the changes of the affected requests are undone and each gets
+that order and made durable together, then every change is confirmed, the session waits until
+its changes are live in the dataplane (the intercept publisher's ``flush`` of its control
+source), and the replies are written in order. A reply never precedes its durable record, and a
+200 OK to an ADD, DELETE or REFRESH never precedes the dataplane change it reports. If the audit
+log cannot be written, the changes of the affected requests are undone and each gets
 ``500 Server Internal Error`` (fail closed).
 
 Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessions run: between
@@ -159,11 +161,17 @@ class DtcpSession:
         for outcome, result in reversed(list(zip(outcomes, results, strict=True))):
             if result is not None and outcome.undo is not None:
                 outcome.undo()
+        for outcome, result in zip(outcomes, results, strict=True):
+            if result is None and outcome.confirm is not None:
+                outcome.confirm()
+        # "200 OK means live": every change answered here is in the dataplane first
+        lanes = {o.changed for o, r in zip(outcomes, results, strict=True)
+                 if r is None and o.changed is not None}
+        for lane in lanes:
+            await self.host.registry.publisher.flush(lane)
         replies: list[bytes] = []
         for outcome, result in zip(outcomes, results, strict=True):
             if result is None:
-                if outcome.confirm is not None:
-                    outcome.confirm()
                 if isinstance(outcome.reply, bytes):
                     replies.append(outcome.reply)
                 elif outcome.reply is not None:

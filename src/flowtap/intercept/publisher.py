@@ -1,30 +1,21 @@
 """Applies what changed in the registry's confirmed criteria to the dataplane, off the request
-path.
+path, and tells each control source when its changes are live.
 
 The registry tells the publisher each change as it happens (:meth:`Publisher.upsert` a criterion
-to install or replace, :meth:`Publisher.remove` a key); the publisher coalesces them into one
-pending delta, the latest state per key winning (an upsert then a removal of a key never
-installed cancels out), and a run hands that delta to the dataplane in one
-:meth:`~flowtap.intercept.sink.CriteriaSink.apply` call. Nobody builds or hands over a
-snapshot of the table: the dataplane keeps its own.
+to install or replace, :meth:`Publisher.remove` a key), in the *lane* of the control source the
+criterion belongs to. Changes are coalesced per key, the latest state winning (an upsert then a
+removal of a key never installed cancels out), and a run hands a delta to the dataplane in one
+:meth:`~flowtap.intercept.sink.CriteriaSink.apply` call, which returns once the delta is live
+(``flowtap.dataplane.Dataplane`` applies it incrementally: time proportional to the delta).
 
-``apply`` may be slow (``flowtap.dataplane.Dataplane`` still rebuilds its match tables, BPF
-programs and sockets in O(N) for each delta), so it must not run once per ADD: runs happen in
-one worker thread, at most one in flight. Changes that arrive while a run is in flight are
-picked up by one re-run with everything that changed meanwhile. A criterion confirmed while no
-run is in flight is therefore active after one ``apply``; in the worst case after the tail of
-the running one plus its own. The latency from the first unpublished change to the end of the
-run that includes it is recorded (``stats``) for LI-9 ("filter active within 1 s of 200 OK").
+Runs happen in one worker thread, at most one in flight; changes that arrive meanwhile go in the
+next run. A run takes at most ``batch`` changes, shared round-robin among the lanes that have
+some, so one agency's flood of thousands of ADDs delays another agency's ADD by one bounded run,
+not by the whole flood (issue 15: no head-of-line blocking).
 
-Duty cycle: today's ``apply`` is pure Python and holds the GIL for its whole run (0.35-0.5 s at
-10,000 criteria with one capture ring), so while it runs each wake-up of the event loop waits
-up to a switch interval (5 ms) for the GIL, several times per request. When more changes arrived
-during a run, the publisher therefore rests ``rest_factor`` times that run's duration (at most
-``max_rest``) before the next one: under a flood the event loop has two thirds of the time to
-itself (bench/dtcp_add.py at 10,000 criteria: about 300 ADD/s without the rest, 2,000-2,500
-with it). The price is publication latency under a flood (up to about 3 s at 10,000-15,000
-criteria). A change on a quiet system is published at once: active after one ``apply``
-(0.35 s at 10,000 criteria). The real fix belongs behind ``apply``: an incremental dataplane.
+:meth:`flush` is how the 200 OK waits for "live": it returns when every change of the lane
+noted before the call is in the dataplane (or was rejected). The latency from a change to the end
+of the run that includes it is recorded (``stats``).
 
 Failure isolation: if ``apply`` refuses a delta (a content destination socket cannot be bound,
 ...), nothing changed in the dataplane, so the installed criteria keep tapping. The publisher
@@ -37,7 +28,7 @@ why. One bad criterion never blinds the others (LI-8).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -50,8 +41,7 @@ from flowtap.intercept.sink import CriteriaSink
 
 LOG = logging.getLogger(__name__)
 _SAMPLES = 1024
-REST_FACTOR = 2.0
-MAX_REST = 2.0
+BATCH = 512  # changes per run: bounds what another lane's change waits behind
 
 
 @dataclass(slots=True)
@@ -69,107 +59,154 @@ class PublishStats:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+class _Waiter:
+    """A :meth:`Publisher.flush` call: how many of its keys are still to be published."""
+
+    __slots__ = ("future", "remaining")
+
+    def __init__(self, future: asyncio.Future[None], remaining: int) -> None:
+        self.future = future
+        self.remaining = remaining
+
+    def done_one(self) -> None:
+        self.remaining -= 1
+        if self.remaining <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+
 class Publisher:
-    """Coalescing, single-flight application of the registry's changes to a
-    :class:`CriteriaSink`, one delta per run."""
+    """Coalescing, single-flight, lane-fair application of the registry's changes to a
+    :class:`CriteriaSink`."""
 
     def __init__(
         self,
         sink: CriteriaSink,
         on_rejected: Callable[[list[int]], None] | None = None,
         *,
-        rest_factor: float = REST_FACTOR,
-        max_rest: float = MAX_REST,
+        batch: int = BATCH,
     ) -> None:
         self._sink = sink
         self._on_rejected = on_rejected
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
-        self._changed_at: float | None = None  # first change not yet taken by a run
-        self._requested = 0  # generation of the newest change
-        self._published = 0  # generation included in the dataplane
-        # key -> the criterion to install, or None to remove it; taken whole by each run
-        self._pending: dict[int, Criterion | None] = {}
+        # lane -> key -> the criterion to install, or None to remove it (insertion ordered)
+        self._pending: dict[str, dict[int, Criterion | None]] = {}
+        self._noted_at: dict[int, float] = {}  # key -> when its pending change was noted
+        self._key_waiters: dict[int, list[_Waiter]] = {}  # waiting for the key's next run
+        self._inflight: dict[int, list[_Waiter]] = {}  # keys of the run in flight
+        self._flying_lanes: dict[int, str] = {}  # and their lanes
         # keys the sink holds, or will once the run in flight returns: only their removal
         # must reach it
         self._installed: set[int] = set()
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
-        self._closing = asyncio.Event()  # ends a rest at once: shutdown must not wait for it
+        self.batch = batch
         self.stats = PublishStats()
-        self.rest_factor = rest_factor
-        self.max_rest = max_rest
 
     def upsert(self, criterion: Criterion) -> None:
-        """Install ``criterion``, or replace the one with its ``criteria_id`` (event-loop
-        thread). Returns at once."""
+        """Install ``criterion``, or replace the one with its ``criteria_id``, in the lane of
+        its control source (event-loop thread). Returns at once."""
         if self._closed:
             return
-        self._pending[criterion.criteria_id] = criterion
-        self._noted()
+        self._note(criterion.csource_id, criterion.criteria_id, criterion)
 
-    def remove(self, key: int) -> None:
-        """Remove the criterion ``key`` (event-loop thread). Returns at once."""
+    def remove(self, key: int, lane: str) -> None:
+        """Remove the criterion ``key`` of control source ``lane`` (event-loop thread)."""
         if self._closed:
             return
-        if key in self._installed:
-            self._pending[key] = None
+        if key in self._installed or key in self._inflight:
+            self._note(lane, key, None)
         else:  # never installed: its pending upsert, if any, cancels out
-            self._pending.pop(key, None)
-        self._noted()
+            pending = self._pending.get(lane)
+            if pending is not None and pending.pop(key, None) is not None:
+                self._noted_at.pop(key, None)
+                for waiter in self._key_waiters.pop(key, ()):
+                    waiter.done_one()
+                if not pending:
+                    del self._pending[lane]
 
-    async def flush(self) -> None:
-        """Wait until every change noted so far is in the dataplane (or rejected)."""
-        if self._published >= self._requested or self._closed:
+    def pending(self) -> int:
+        """Changes noted and not yet handed to the dataplane."""
+        return sum(len(p) for p in self._pending.values())
+
+    async def flush(self, lane: str | None = None) -> None:
+        """Wait until every change noted so far (of ``lane``, or of every lane) is in the
+        dataplane or was rejected."""
+        if self._closed:
+            return
+        lanes = [lane] if lane is not None else list(self._pending)
+        keys = [k for ln in lanes for k in self._pending.get(ln, ())]
+        pending = set(keys)
+        flying = [k for k, ln in self._flying_lanes.items()
+                  if (lane is None or ln == lane) and k not in pending]
+        if not keys and not flying:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._requested, future))
+        waiter = _Waiter(future, len(keys) + len(flying))
+        for k in keys:
+            self._key_waiters.setdefault(k, []).append(waiter)
+        for k in flying:  # a key both in flight and pending waits for its pending state
+            self._inflight[k].append(waiter)
         await future
 
     async def close(self) -> None:
         """Finish the run in flight, then stop; later changes are ignored."""
         self._closed = True
-        self._closing.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-        self._release_waiters(force=True)
+        for waiters in (*self._key_waiters.values(), *self._inflight.values()):
+            for w in waiters:
+                if not w.future.done():
+                    w.future.set_result(None)
+        self._key_waiters.clear()
 
-    def _noted(self) -> None:
-        self._requested += 1
-        if self._changed_at is None:
-            self._changed_at = time.monotonic()
+    def _note(self, lane: str, key: int, state: Criterion | None) -> None:
+        self._pending.setdefault(lane, {})[key] = state
+        self._noted_at.setdefault(key, time.monotonic())
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _take(self) -> dict[int, Criterion | None]:
+        """At most ``batch`` pending changes, round-robin over the lanes (oldest first in each)."""
+        delta: dict[int, Criterion | None] = {}
+        self._flying_lanes = {}
+        while self._pending and len(delta) < self.batch:
+            share = max(1, (self.batch - len(delta)) // len(self._pending))
+            for lane in list(self._pending):
+                changes = self._pending[lane]
+                for key in list(itertools.islice(changes, share)):
+                    delta[key] = changes.pop(key)
+                    self._flying_lanes[key] = lane
+                if not changes:
+                    del self._pending[lane]
+                if len(delta) >= self.batch:
+                    break
+        return delta
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="flowtap-publish")
         try:
-            while self._changed_at is not None and not self._closed:
-                since, self._changed_at = self._changed_at, None
-                generation = self._requested
-                delta, self._pending = self._pending, {}
-                if not delta:  # every change since the last run cancelled out
-                    self._published = generation
-                    self._release_waiters()
-                    continue
+            while self._pending and not self._closed:
+                delta = self._take()
+                since = min(self._noted_at.pop(k, time.monotonic()) for k in delta)
+                self._inflight = {k: self._key_waiters.pop(k, []) for k in delta}
                 started = time.monotonic()
-                await self._publish(loop, delta)
+                try:
+                    await self._publish(loop, delta)
+                finally:
+                    flown, self._inflight, self._flying_lanes = self._inflight, {}, {}
+                    for waiters in flown.values():
+                        for w in waiters:
+                            w.done_one()
                 done = time.monotonic()
                 self.stats.runs += 1
                 self.stats.last_seconds = done - started
                 self.stats.latencies.append(done - since)
                 self.stats.max_latency = max(self.stats.max_latency, done - since)
-                self._published = generation
-                self._release_waiters()
-                if self._changed_at is not None and self.rest_factor:
-                    rest = min(self.max_rest, self.rest_factor * (done - started))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._closing.wait(), rest)
         finally:
             self._task = None
 
@@ -203,7 +240,8 @@ class Publisher:
             # removal goes again with the next change (unless a newer state is pending).
             self._installed.update(removals)
             for key in removals:
-                self._pending.setdefault(key, None)
+                if not any(key in changes for changes in self._pending.values()):
+                    self._note("", key, None)
             rejected = [c.criteria_id for c in upserts]
             # how many intercepts exist is itself confidential (LI-1): counts stay at DEBUG
             LOG.error("dataplane refused to remove criteria; the new criteria are rejected")
@@ -226,13 +264,3 @@ class Publisher:
         self._installed.difference_update(k for k in rejected if k in new)
         if rejected and self._on_rejected is not None:
             self._on_rejected(rejected)
-
-    def _release_waiters(self, force: bool = False) -> None:
-        keep = []
-        for generation, future in self._waiters:
-            if force or generation <= self._published:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                keep.append((generation, future))
-        self._waiters = keep

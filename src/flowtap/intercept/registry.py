@@ -221,7 +221,7 @@ class Registry(CriteriaTable):
         dropped = self._remove_all()
         for entry in dropped:
             if entry.active:
-                self.publisher.remove(entry.key)
+                self.publisher.remove(entry.key, entry.source)
         self._epoch += 1
         self._expiry.clear()
         if dropped:
@@ -235,7 +235,7 @@ class Registry(CriteriaTable):
     def _remove(self, entry: Entry) -> None:
         super()._remove(entry)
         if entry.active:
-            self.publisher.remove(entry.key)
+            self.publisher.remove(entry.key, entry.source)
         entry.version += 1
 
     def _publish(self, entry: Entry) -> None:

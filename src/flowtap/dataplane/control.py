@@ -1,0 +1,135 @@
+"""The control channel between the appliance and a capture worker: batches of operations.
+
+A batch is applied by the worker as one step between two packets, so a packet is matched against
+either all of it or none of it. Large batches (a flow-tap restart with 100,000 criteria) travel in
+chunks; only the last one is marked final and the worker applies nothing before it has it.
+File descriptors (capture rings, content destination sockets, the counter slab) ride along as
+``SCM_RIGHTS``; an operation names its descriptor by position in its chunk.
+
+The channel is a ``SOCK_SEQPACKET`` socket pair: message boundaries are kept, and each side is
+the only reader of its end. Operations are plain tuples of picklable values (both ends are the
+same program; nothing here crosses a trust boundary).
+
+Operations (appliance -> worker):
+
+``("slab", SlabSpec, fd)``        map the counter slab (copying this worker's records over)
+``("rings", ((ring_id, name, fd), ...), inet6)``  read these rings from now on (a ring the
+                                  worker has already, by id, is kept as it is)
+``("sink", Outer, fd)``           a content destination socket
+``("unsink", Outer)``             forget one (no criterion uses it any more)
+``("up", Upsert)``                install or replace a criterion
+``("rm", criteria_id)``           remove one
+``("stop",)``                     exit after acknowledging
+
+Replies (worker -> appliance): ``("ready", pid)`` once, then ``("ack", batch)`` for each batch.
+Events on a second socket pair: ``("limit", criteria_id)`` when a packet or byte limit stopped a
+criterion's copies.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flowtap.dataplane.encap import Outer
+from flowtap.intercept.criteria import Match
+
+CHUNK_OPS = 2000
+CHUNK_FDS = 200  # SCM_MAX_FD is 253
+MAX_MESSAGE = 8 << 20
+BUFFER = 16 << 20
+
+Op = tuple[Any, ...]
+_CARRIERS = frozenset({"slab", "sink", "rings"})  # operations that carry descriptors
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """A criterion as a worker needs it."""
+
+    criteria_id: int
+    slot: int
+    fresh: bool  # the slot is new to this criterion: zero its counters
+    match: Match
+    outers: tuple[Outer, ...]
+    packet_limit: int | None
+    byte_limit: int | None
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    """A connected SOCK_SEQPACKET pair with buffers for a whole chunk."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for s in (a, b):
+        s.setsockopt(socket.SOL_SOCKET, 32, BUFFER)  # SO_SNDBUFFORCE
+        s.setsockopt(socket.SOL_SOCKET, 33, BUFFER)  # SO_RCVBUFFORCE
+    return a, b
+
+
+def send_batch(sock: socket.socket, batch: int, ops: Sequence[tuple[Op, Sequence[int]]]) -> None:
+    """Send ``ops`` (each with the descriptors it carries) as batch number ``batch``."""
+    chunk: list[Op] = []
+    fds: list[int] = []
+    for i, (op, carried) in enumerate(ops):
+        if op[0] in _CARRIERS:
+            chunk.append((*op, len(fds)))
+            fds.extend(carried)
+        else:
+            chunk.append(op)
+        last = i == len(ops) - 1
+        if last or len(chunk) >= CHUNK_OPS or len(fds) >= CHUNK_FDS:
+            _send(sock, (batch, last, chunk), fds)
+            chunk, fds = [], []
+    if not ops:
+        _send(sock, (batch, True, []), [])
+
+
+def send(sock: socket.socket, message: object) -> None:
+    _send(sock, message, [])
+
+
+def _send(sock: socket.socket, message: object, fds: list[int]) -> None:
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def receive(sock: socket.socket) -> tuple[Any, list[int]]:
+    """One message and the descriptors it carried.
+
+    Raises:
+        EOFError: the other end is gone.
+    """
+    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, CHUNK_FDS + 1)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        raise EOFError("control channel closed")
+    # the peer is this program's own parent or child over a private socket pair (see above)
+    return pickle.loads(data), list(fds)  # noqa: S301
+
+
+def receive_batch(sock: socket.socket) -> tuple[int, list[Op]]:
+    """Every chunk of the next batch; descriptors replace their positions in the ops.
+
+    Raises:
+        EOFError: the other end is gone.
+    """
+    ops: list[Op] = []
+    while True:
+        (batch, final, chunk), fds = receive(sock)
+        ops += [_resolve(op, fds) if op[0] in _CARRIERS else op for op in chunk]
+        if final:
+            return batch, ops
+
+
+def _resolve(op: Op, fds: list[int]) -> Op:
+    if op[0] == "rings":
+        keys, inet6, base = op[1], op[2], op[3]
+        return ("rings", tuple((*key, fds[base + i]) for i, key in enumerate(keys)), inet6)
+    return (*op[:-1], fds[op[-1]])

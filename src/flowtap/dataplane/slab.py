@@ -1,0 +1,101 @@
+"""Per-criterion counters in memory shared by the capture workers and the appliance.
+
+Each capture worker writes only its own region (one writer per word: no locks, no atomics);
+the appliance reads every region and sums them, so LIST, the idle timeout and kernel statistics
+cost no message to a worker. A criterion has a *slot*, given by the appliance when it is first
+installed and kept while it stays (a replaced criterion keeps its counters); a worker zeroes its
+own record of a slot when a criterion newly takes it.
+
+A worker enforcing a packet or byte limit reads the other workers' records of that slot too:
+the sum is what the limit is about. Two workers can pass the check at the same instant, so a
+limit may be overshot by at most one packet per other worker (flows are spread over workers
+by hash; one flow never is).
+
+Layout: a header of ``HEADER`` int64 words per worker (see the ``H_*`` indexes), then per
+worker ``capacity`` records of ``FIELDS`` int64 words. The memory is a memfd, inherited by
+the workers through the fd they are given; growing means a new slab, handed to the workers
+in a control message, each copying its own region over.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+
+from flowtap.dataplane.counters import CriterionCounters
+
+PACKETS, BYTES, SENT, DROPPED, LAST_NS, LIMITED = range(6)
+FIELDS = 6
+HEADER = 8
+H_ANNOUNCED, H_APPLIED = 0, 1  # control batch numbers: written by the appliance / the worker
+WORD = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SlabSpec:
+    """What a worker needs to map a slab: its fd (inherited or received), size and shape."""
+
+    workers: int
+    capacity: int
+
+    @property
+    def size(self) -> int:
+        return self.workers * (HEADER + self.capacity * FIELDS) * WORD
+
+
+class Slab:
+    """The mapped slab; ``words`` is the whole of it as int64."""
+
+    def __init__(self, spec: SlabSpec, fd: int | None = None) -> None:
+        """Create a new zeroed slab (``fd`` None), or map an existing one."""
+        self.spec = spec
+        if fd is None:
+            fd = os.memfd_create("flowtap-counters", os.MFD_CLOEXEC)
+            os.ftruncate(fd, spec.size)
+        self.fd = fd
+        self.map = mmap.mmap(fd, spec.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.words = memoryview(self.map).cast("q")
+
+    def header(self, worker: int) -> int:
+        """Index of ``worker``'s header in :attr:`words`."""
+        return worker * (HEADER + self.spec.capacity * FIELDS)
+
+    def record(self, worker: int, slot: int) -> int:
+        """Index of ``worker``'s record of ``slot`` in :attr:`words`."""
+        return self.header(worker) + HEADER + slot * FIELDS
+
+    def zero(self, worker: int, slot: int) -> None:
+        base = self.record(worker, slot)
+        self.words[base : base + FIELDS] = memoryview(bytes(FIELDS * WORD)).cast("q")
+
+    def copy_region(self, worker: int, other: Slab) -> None:
+        """Copy ``worker``'s records of the slots both slabs have from ``other`` (growth)."""
+        n = min(self.spec.capacity, other.spec.capacity) * FIELDS
+        src, dst = other.record(worker, 0), self.record(worker, 0)
+        self.words[dst : dst + n] = other.words[src : src + n]
+
+    def total(self, slot: int, field: int) -> int:
+        """``field`` of ``slot`` summed over every worker."""
+        w = self.words
+        return sum(w[self.record(i, slot) + field] for i in range(self.spec.workers))
+
+    def snapshot(self, slot: int) -> CriterionCounters:
+        """The counters of ``slot`` over every worker (last packet: the latest of any)."""
+        w = self.words
+        packets = octets = sent = dropped = last = limited = 0
+        for i in range(self.spec.workers):
+            b = self.record(i, slot)
+            packets += w[b + PACKETS]
+            octets += w[b + BYTES]
+            sent += w[b + SENT]
+            dropped += w[b + DROPPED]
+            last = max(last, w[b + LAST_NS])
+            limited |= w[b + LIMITED]
+        return CriterionCounters(packets, octets, sent, dropped, last / 1e9 if last else None,
+                                 bool(limited))
+
+    def close(self) -> None:
+        self.words.release()
+        self.map.close()
+        os.close(self.fd)

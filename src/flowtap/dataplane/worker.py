@@ -1,0 +1,377 @@
+"""A capture worker: one process reading its share of every capture ring, matching, sending.
+
+The appliance starts one worker per configured core (``python -m flowtap.dataplane.worker``);
+the kernel spreads each device's packets over the workers' rings by flow hash (PACKET_FANOUT),
+so one flow always meets the same worker, in order. A worker holds its own match index per
+capture interface (:class:`~flowtap.dataplane.index.MatchIndex`), its own copies of the content
+destination sockets, and writes its counters into the shared slab (:mod:`flowtap.dataplane.slab`).
+Being a process, it shares no GIL with the control plane: NETCONF, DTCP and the publisher never
+wait for packet work, and packet work never waits for them.
+
+Changes arrive as batches on the control channel (:mod:`flowtap.dataplane.control`). The
+appliance first bumps this worker's *announced* batch number in the slab, then sends; the worker
+compares that number with the last batch it took before every packet (one memory read), so it
+takes a batch within one packet's work even in the middle of a ring block. A batch that changes
+criteria then applies at a precise instant, the moment the worker took it: every packet the
+kernel received before that instant (its ring timestamp) is handled by the criteria as they
+were, every later one by the new ones. So the worker first handles what is queued in its rings
+up to that instant (a partly filled block is handed over by the kernel within ``RETIRE_MS``),
+sends every copy it has queued, applies the batch between two packets and acknowledges. The
+appliance answers 200 OK only after every worker acknowledged: a DELETE's target packets that
+arrived before the DELETE still get their copies (they were intercepted under the warrant),
+and none that arrives after the 200 OK does; an ADD taps every packet arriving after its 200 OK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterable
+
+from flowtap.dataplane import control
+from flowtap.dataplane.encap import MAX_INNER, Outer
+from flowtap.dataplane.index import MatchIndex
+from flowtap.dataplane.packet import parse
+from flowtap.dataplane.ring import CaptureInterface, Ring
+from flowtap.dataplane.sender import Sink
+from flowtap.dataplane.slab import (
+    BYTES,
+    DROPPED,
+    H_ANNOUNCED,
+    H_APPLIED,
+    LAST_NS,
+    LIMITED,
+    PACKETS,
+    SENT,
+    Slab,
+    SlabSpec,
+)
+
+LOG = logging.getLogger(__name__)
+# tp_next_offset, tp_sec, tp_nsec (kernel receive time, CLOCK_REALTIME), tp_snaplen, tp_len, tp_net
+_PKT = struct.Struct("=IIIII6xH")
+
+
+class Route:
+    """What an index hit means in this worker: a criterion's counters, sinks and limits."""
+
+    __slots__ = ("base", "byte_limit", "criteria_id", "limited", "outers", "packet_limit",
+                 "peers", "sinks", "slot")
+
+    def __init__(self, up: control.Upsert, sinks: tuple[Sink, ...]) -> None:
+        self.criteria_id = up.criteria_id
+        self.slot = up.slot
+        self.outers = up.outers
+        self.sinks = sinks
+        self.packet_limit = up.packet_limit
+        self.byte_limit = up.byte_limit
+        self.limited = up.packet_limit is not None or up.byte_limit is not None
+        self.base = 0
+        self.peers: tuple[int, ...] = ()
+
+    def place(self, slab: Slab, me: int) -> None:
+        """Where this worker's record (and the others', for limits) of the slot is."""
+        self.base = slab.record(me, self.slot)
+        self.peers = tuple(slab.record(w, self.slot) for w in range(slab.spec.workers)
+                           if w != me)
+
+
+class Worker:
+    def __init__(self, me: int, ctl: socket.socket, events: socket.socket) -> None:
+        self.me = me
+        self.ctl = ctl
+        self.events = events
+        self.slab: Slab | None = None
+        self.rings: tuple[Ring, ...] = ()
+        self.inet6 = False
+        self.indexes: dict[str, MatchIndex[Route]] = {}
+        self.matches: dict[int, control.Upsert] = {}
+        self.routes: dict[int, Route] = {}
+        self.sinks: dict[Outer, Sink] = {}
+        self.retired: list[Ring] = []
+        self.pending: tuple[int, list[control.Op], int] | None = None  # batch, ops, since (ns)
+        self.applied = 0
+        self.stopping = False
+
+    # ---- control ----------------------------------------------------------------------
+
+    def announced(self) -> int:
+        assert self.slab is not None
+        return self.slab.words[self.slab.header(self.me) + H_ANNOUNCED]
+
+    def take_batch(self) -> None:
+        """Receive the next batch whole. A batch that changes criteria waits (see
+        :meth:`due`); any other applies at once."""
+        batch, ops = control.receive_batch(self.ctl)
+        self.pending = (batch, ops, time.time_ns())
+        if not self.rings or not any(op[0] in ("up", "rm") for op in ops):
+            self.apply_pending()
+
+    def due(self) -> bool:
+        """Whether the pending batch may apply now though no newer packet came: every packet
+        received before it has been handled (no ring holds a ready block or a partly filled
+        one; the kernel hands a partly filled block over within ``RETIRE_MS``)."""
+        return all(ring.ready() < 0 and ring.filling() == 0 for ring in self.rings)
+
+    def apply_pending(self) -> None:
+        """Send queued copies, apply the pending batch, acknowledge it."""
+        assert self.pending is not None
+        batch, ops, _since = self.pending
+        self.pending = None
+        self._flush_all()
+        sinks_changed = False
+        for op in ops:
+            kind = op[0]
+            if kind == "up":
+                self._upsert(op[1])
+            elif kind == "rm":
+                self._remove(op[1])
+            elif kind == "sink":
+                outer, fd = op[1], op[2]
+                family = socket.AF_INET6 if outer.version == 6 else socket.AF_INET
+                self.sinks[outer] = Sink(outer, socket.socket(family, socket.SOCK_DGRAM,
+                                                              fileno=fd))
+                sinks_changed = True
+            elif kind == "unsink":
+                gone = self.sinks.pop(op[1], None)
+                if gone is not None:
+                    gone.close()
+                sinks_changed = True
+            elif kind == "rings":
+                self._rings(op[1], op[2])
+                sinks_changed = True
+            elif kind == "slab":
+                self._slab(op[1], op[2])
+            elif kind == "stop":
+                self.stopping = True
+        if sinks_changed:
+            self._exclusions()
+        self.applied = batch
+        if self.slab is not None:
+            self.slab.words[self.slab.header(self.me) + H_APPLIED] = batch
+        control.send(self.ctl, ("ack", batch))
+
+    def _upsert(self, up: control.Upsert) -> None:
+        route = Route(up, tuple(self.sinks[o] for o in up.outers))
+        if self.slab is not None:
+            if up.fresh:
+                self.slab.zero(self.me, up.slot)
+            route.place(self.slab, self.me)
+        self.matches[up.criteria_id] = up
+        self.routes[up.criteria_id] = route
+        for index in self.indexes.values():
+            index.add(up.criteria_id, up.match, route)
+
+    def _remove(self, criteria_id: int) -> None:
+        if self.matches.pop(criteria_id, None) is None:
+            return
+        del self.routes[criteria_id]
+        for index in self.indexes.values():
+            index.remove(criteria_id)
+
+    def _rings(self, rings: Iterable[tuple[int, str, int]], inet6: bool) -> None:
+        """Read these rings from now on: one this worker reads already (same id) goes on where
+        it is; the others are closed once the block in hand is done. The indexes are filed
+        afresh (a change of capture interfaces is a configuration commit, not an ADD)."""
+        have = {r.ring_id: r for r in self.rings}
+        kept: list[Ring] = []
+        for ring_id, name, fd in rings:
+            if ring_id in have:
+                os.close(fd)
+                kept.append(have.pop(ring_id))
+            else:
+                ring = Ring.adopt(CaptureInterface(name, ""), fd)
+                ring.ring_id = ring_id
+                kept.append(ring)
+        self.retired.extend(have.values())
+        self.rings = tuple(kept)
+        if inet6 == self.inet6 and set(self.indexes) == {r.iface.name for r in kept}:
+            return
+        self.inet6 = inet6
+        self.indexes = {}
+        for ring in self.rings:
+            index: MatchIndex[Route] = MatchIndex(ring.iface.name, inet6=inet6)
+            for cid, up in self.matches.items():
+                index.add(cid, up.match, self.routes[cid])
+            self.indexes[ring.iface.name] = index
+
+    def _slab(self, spec: SlabSpec, fd: int) -> None:
+        new = Slab(spec, fd)
+        old, self.slab = self.slab, new
+        if old is not None:
+            new.copy_region(self.me, old)
+            old.close()
+        for route in self.routes.values():
+            route.place(new, self.me)
+
+    def _exclusions(self) -> None:
+        """Our own copies (and ICMP errors about them) are never tapped."""
+        excluded = [(o.version, _address(o.source), o.source_port) for o in self.sinks]
+        sinks = [(o.version, _address(o.source)) for o in self.sinks]
+        for index in self.indexes.values():
+            index.set_exclusions(excluded, sinks)
+
+    # ---- packets ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        control.send(self.ctl, ("ready", os.getpid()))
+        while not self.stopping:
+            for ring in self.retired:
+                ring.close()
+            self.retired = []
+            poller = select.poll()
+            poller.register(self.ctl.fileno(), select.POLLIN)
+            rings = self.rings
+            for r in rings:
+                poller.register(r.fd, select.POLLIN | select.POLLERR)
+            while not self.stopping and rings is self.rings:
+                busy = False
+                for ring in rings:
+                    busy = self._drain(ring) or busy
+                if (self.pending is None and self.slab is not None
+                        and self.announced() != self.applied):
+                    self.take_batch()
+                    continue
+                if self.pending is not None and not busy:
+                    if self.due():
+                        self.apply_pending()
+                    else:  # a block is being filled: it is handed over within RETIRE_MS
+                        poller.poll(1)
+                    continue
+                if not busy:
+                    for fd, _ev in poller.poll(200):
+                        if fd == self.ctl.fileno():
+                            self.take_batch()
+                            break
+
+    def _flush_all(self) -> None:
+        for s in self.sinks.values():
+            if s.n:
+                self._failed(s.flush())
+
+    def _drain(self, ring: Ring) -> bool:
+        """Process every block user space owns; True if there was any."""
+        unpack, mm, base = _PKT.unpack_from, ring.map, ring.base
+        name, did = ring.iface.name, False
+        slab = self.slab
+        words = slab.words if slab is not None else None
+        announced = slab.header(self.me) + H_ANNOUNCED if slab is not None else 0
+        seen = self.applied
+        for _ in range(ring.block_count):
+            if (off := ring.ready()) < 0:
+                break
+            did = True
+            table = self.indexes.get(name)
+            n, pos = ring.block(off)
+            now = time.monotonic_ns()
+            expired: list[Route] = []
+            for _ in range(n):
+                nxt, sec, nsec, snap, plen, net = unpack(mm, pos)
+                if (self.pending is None and words is not None
+                        and words[announced] != self.applied):
+                    self.take_batch()
+                if self.pending is not None and sec * 1_000_000_000 + nsec >= self.pending[2]:
+                    self.apply_pending()  # between two packets: see the module docstring
+                if self.applied != seen:
+                    seen = self.applied
+                    table = self.indexes.get(name)
+                    if self.slab is not slab:
+                        slab = self.slab
+                        assert slab is not None
+                        words = slab.words
+                        announced = slab.header(self.me) + H_ANNOUNCED
+                p = pos + net
+                pos += nxt
+                parsed = parse(mm, p, snap)
+                if parsed is None or table is None or words is None:
+                    continue
+                routes = table.lookup(parsed[0], parsed[1])
+                if not routes:
+                    continue
+                whole = snap == plen and plen <= MAX_INNER[4]
+                for r in routes:
+                    b = r.base
+                    if r.limited:
+                        if words[b + LIMITED]:
+                            continue
+                        if self._over(r, words, plen, expired):
+                            continue
+                    words[b + PACKETS] += 1
+                    words[b + BYTES] += plen
+                    words[b + LAST_NS] = now
+                    if not whole:
+                        words[b + DROPPED] += len(r.sinks)
+                        continue
+                    words[b + SENT] += len(r.sinks)
+                    for s in r.sinks:
+                        if s.add(base + p, snap, b):
+                            self._failed(s.flush())
+            self._flush_all()
+            ring.release(off)
+            for r in expired:
+                control_event(self.events, r.criteria_id)
+            if ring in self.retired:
+                break
+        return did
+
+    @staticmethod
+    def _over(r: Route, words: memoryview, plen: int, expired: list[Route]) -> bool:
+        """Whether the limit stops this packet's copy (already reached, by any worker); marks
+        the packet that reaches it (copied, then the criterion is reported)."""
+        b = r.base
+        packets = words[b + PACKETS] + sum(words[x + PACKETS] for x in r.peers)
+        octets = words[b + BYTES] + sum(words[x + BYTES] for x in r.peers)
+        pl, bl = r.packet_limit, r.byte_limit
+        if (pl is not None and packets >= pl) or (bl is not None and octets >= bl):
+            words[b + LIMITED] = 1
+            return True
+        if (pl is not None and packets + 1 >= pl) or (bl is not None and octets + plen >= bl):
+            words[b + LIMITED] = 1
+            expired.append(r)
+        return False
+
+    def _failed(self, owners: list[object]) -> None:
+        if self.slab is None:
+            return
+        words = self.slab.words
+        for b in owners:
+            assert isinstance(b, int)
+            words[b + SENT] -= 1
+            words[b + DROPPED] += 1
+
+
+def control_event(events: socket.socket, criteria_id: int) -> None:
+    with contextlib.suppress(OSError):  # the appliance is going away
+        control.send(events, ("limit", criteria_id))
+
+
+def _address(text: str) -> int:
+    return int(ipaddress.ip_address(text))
+
+
+def main(argv: list[str]) -> int:
+    """``python -m flowtap.dataplane.worker CTL_FD EVENTS_FD INDEX [CPU]``."""
+    ctl_fd, events_fd, me = int(argv[0]), int(argv[1]), int(argv[2])
+    if len(argv) > 3 and argv[3] != "-":
+        os.sched_setaffinity(0, {int(argv[3])})
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="flowtap-worker[%(process)d] %(levelname)s %(message)s")
+    ctl = socket.socket(fileno=ctl_fd)
+    events = socket.socket(fileno=events_fd)
+    worker = Worker(me, ctl, events)
+    try:
+        worker.run()
+    except EOFError:
+        return 0  # the appliance is gone: nothing to tap for
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

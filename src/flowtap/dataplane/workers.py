@@ -1,0 +1,215 @@
+"""The appliance's side of the capture workers: start them, hand them batches, wait for every
+acknowledgement, relay their events, stop them.
+
+A batch goes to every worker and :meth:`WorkerPool.run` returns once each has applied it
+(:mod:`flowtap.dataplane.worker` applies it between two packets and acknowledges), so the
+caller may then say the change is live. A worker that dies is started again with the whole
+current state (its replacement gets the same rings, sinks and criteria); the batch in flight
+is handed to it as part of that state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from flowtap.dataplane import control
+from flowtap.dataplane.slab import H_ANNOUNCED, Slab
+from flowtap.errors import CaptureError
+
+LOG = logging.getLogger(__name__)
+READY_TIMEOUT = 30.0
+ACK_TIMEOUT = 30.0
+Batch = Sequence[tuple[control.Op, Sequence[int]]]
+StateFn = Callable[[int], Batch]
+EventHook = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class _Handle:
+    index: int
+    process: subprocess.Popen[bytes]
+    ctl: socket.socket
+    events: socket.socket
+
+
+class WorkerPool:
+    """``count`` worker processes; all calls but the event hook come from one thread at a
+    time (the dataplane's lock)."""
+
+    def __init__(self, count: int, *, cpus: Sequence[int] | None, on_limit: EventHook,
+                 state: StateFn) -> None:
+        """Args:
+            count: number of workers.
+            cpus: pin worker i to ``cpus[i % len(cpus)]`` (None: no pinning).
+            on_limit: called from the event thread with a criteria id whose limit was reached.
+            state: the whole current state as a batch for worker ``i`` (restart after a
+                crash).
+        """
+        self.count = count
+        self._cpus = tuple(cpus) if cpus else ()
+        self._on_limit = on_limit
+        self._state = state
+        self._handles: list[_Handle] = []
+        self._batch = 0
+        self.slab: Slab | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        self._events_thread: threading.Thread | None = None
+        self._closing = False
+        self.restarts = 0
+
+    @property
+    def started(self) -> bool:
+        return bool(self._handles)
+
+    def start(self) -> None:
+        """Start every worker and wait until each is ready.
+
+        Raises:
+            CaptureError: a worker could not start.
+        """
+        self._closing = False
+        self._handles = [self._spawn(i) for i in range(self.count)]
+        self._events_thread = threading.Thread(target=self._relay, name="flowtap-dp-events",
+                                               daemon=True)
+        self._events_thread.start()
+
+    def _spawn(self, index: int) -> _Handle:
+        ctl, ctl_child = control.pair()
+        events, events_child = control.pair()
+        cpu = str(self._cpus[index % len(self._cpus)]) if self._cpus else "-"
+        args = [sys.executable, "-m", "flowtap.dataplane.worker", str(ctl_child.fileno()),
+                str(events_child.fileno()), str(index), cpu]
+        try:
+            process = subprocess.Popen(args, pass_fds=(ctl_child.fileno(), events_child.fileno()),
+                                       stdin=subprocess.DEVNULL)
+        finally:
+            ctl_child.close()
+            events_child.close()
+        ctl.settimeout(READY_TIMEOUT)
+        try:
+            (kind, _pid), _fds = control.receive(ctl)
+        except (OSError, EOFError) as exc:
+            process.kill()
+            process.wait()
+            ctl.close()
+            events.close()
+            raise CaptureError("dataplane", f"capture worker {index} did not start") from exc
+        ctl.settimeout(ACK_TIMEOUT)
+        assert kind == "ready"
+        return _Handle(index, process, ctl, events)
+
+    def run(self, ops: Batch, slabs: Sequence[Slab] = (),
+            own: Callable[[int], Batch] | None = None) -> None:
+        """Apply ``ops`` in every worker, after ``own(i)``, worker i's own operations;
+        returns when each has acknowledged. ``slabs`` are slabs (besides the pool's own)
+        whose header must announce the batch (slab growth)."""
+        self._batch += 1
+        batch = self._batch
+        for h in self._handles:
+            self._announce(h.index, batch, slabs)
+            try:
+                control.send_batch(h.ctl, batch, [*own(h.index), *ops] if own else ops)
+            except OSError:
+                LOG.error("capture worker %d is gone; starting it again", h.index)
+        for h in list(self._handles):
+            self._await_ack(h, batch, slabs)
+
+    def _announce(self, index: int, batch: int, slabs: Sequence[Slab]) -> None:
+        for slab in (self.slab, *slabs):
+            if slab is not None:
+                slab.words[slab.header(index) + H_ANNOUNCED] = batch
+
+    def _await_ack(self, h: _Handle, batch: int, slabs: Sequence[Slab]) -> None:
+        while True:
+            try:
+                (kind, value), _fds = control.receive(h.ctl)
+            except (OSError, EOFError):
+                self._restart(h, slabs)
+                return
+            if kind == "ack" and value == batch:
+                return
+
+    def _restart(self, h: _Handle, slabs: Sequence[Slab]) -> None:
+        """A worker died: start another with the whole current state (which includes what
+        the failed batch was about, since the caller updated its state first)."""
+        with contextlib.suppress(OSError):
+            h.process.kill()
+        h.process.wait()
+        h.ctl.close()
+        h.events.close()
+        self.restarts += 1
+        LOG.error("capture worker %d exited (status %s); restarting it", h.index,
+                  h.process.returncode)
+        fresh = self._spawn(h.index)
+        self._handles[h.index] = fresh
+        self._batch += 1
+        batch = self._batch
+        self._announce(h.index, batch, slabs)
+        control.send_batch(fresh.ctl, batch, self._state(h.index))
+        (kind, value), _fds = control.receive(fresh.ctl)
+        if (kind, value) != ("ack", batch):
+            raise CaptureError("dataplane", f"capture worker {h.index} failed to restart")
+        os.write(self._wake_w, b"x")  # the event thread watches the new socket
+
+    def stop(self) -> None:
+        """Stop every worker (each acknowledges, then exits)."""
+        if not self._handles:
+            return
+        self._closing = True
+        with contextlib.suppress(CaptureError):
+            self.run([(("stop",), ())])
+        for h in self._handles:
+            try:
+                h.process.wait(5)
+            except subprocess.TimeoutExpired:
+                h.process.kill()
+                h.process.wait()
+            h.ctl.close()
+        os.write(self._wake_w, b"x")
+        if self._events_thread is not None:
+            self._events_thread.join()
+            self._events_thread = None
+        for h in self._handles:
+            h.events.close()
+        self._handles = []
+
+    def pids(self) -> list[int]:
+        return [h.process.pid for h in self._handles]
+
+    def _relay(self) -> None:
+        """Deliver the workers' limit events to ``on_limit`` (event thread)."""
+        dead: set[int] = set()
+        while not self._closing:
+            handles = [h for h in self._handles if h.events.fileno() not in dead]
+            poller = select.poll()
+            poller.register(self._wake_r, select.POLLIN)
+            by_fd = {}
+            for h in handles:
+                with contextlib.suppress(OSError, ValueError):
+                    poller.register(h.events.fileno(), select.POLLIN)
+                    by_fd[h.events.fileno()] = h
+            for fd, _ev in poller.poll(1000):
+                if fd == self._wake_r:
+                    os.read(self._wake_r, 4096)
+                    dead.clear()
+                    continue
+                h = by_fd[fd]
+                try:
+                    (kind, value), _fds = control.receive(h.events)
+                except (OSError, EOFError):
+                    dead.add(fd)  # until _restart replaces the handle (and wakes us)
+                    continue
+                if kind == "limit":
+                    try:
+                        self._on_limit(value)
+                    except Exception:
+                        LOG.exception("on_limit hook failed")
