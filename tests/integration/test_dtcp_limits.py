@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from lxml import etree
 from ncclient.operations import RPCError
 
 from flowtap.tools.dtcp_client import AsyncDtcpClient
@@ -295,6 +296,13 @@ async def test_criteria_limits_apply_at_commit_and_never_drop_criteria(tmp_path:
 def test_limits_are_validated_at_commit(tmp_path: Path) -> None:
     daemon = make_flowtapd(tmp_path, dtcp=False)
     with running(daemon), daemon.connect("admin") as m:
+        defaults = etree.fromstring(m.dispatch(etree.fromstring(
+            f'<get-config xmlns="{NC}"><source><running/></source><filter type="subtree">'
+            f'<services xmlns="{SVC}"><flow-tap><limits/></flow-tap></services></filter>'
+            '<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">'
+            "report-all</with-defaults></get-config>")).xml.encode())  # fmt: skip
+        assert defaults.findtext(f".//{{{SVC}}}criteria") == "32768"
+        assert defaults.findtext(f".//{{{SVC}}}criteria-per-source") == "16384"
         m.edit_config(target="candidate", config=limits_edit(criteria_per_source=40000))
         with pytest.raises(RPCError) as exc:
             m.commit()
