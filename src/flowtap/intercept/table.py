@@ -165,7 +165,11 @@ class CriteriaTable:
         """Enforce new criteria limits from the next ADD on (a commit changed them).
 
         Nothing installed is removed, even above a lowered limit: a commit never ends a
-        warrant's tap. ADDs are then refused until enough criteria have gone."""
+        warrant's tap. ADDs are then refused until enough criteria have gone.
+
+        Raises:
+            ValueError: not ``0 < per_source <= total`` (YANG refuses such a configuration).
+        """
         if not 0 < per_source <= total:
             raise ValueError("criteria limits must satisfy 0 < per_source <= total")
         self.limits = dataclasses.replace(self.limits, total=total, per_source=per_source)
