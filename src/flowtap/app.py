@@ -26,6 +26,7 @@ from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
 from flowtap.dtcp.auditing import LiAudit
 from flowtap.dtcp.crash_audit import criteria_ended_by_crash
+from flowtap.dtcp.criteria_limits import CriteriaLimitsHook
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import AuditError, BootError, ConfigError
@@ -105,6 +106,9 @@ class Appliance:
         install_notifier(self.ctx)
         self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
                                       on_auth=self.li_audit.auth_listener())  # fmt: skip
+        # first: its commit (services flow-tap limits) is in force before any DTCP request is
+        # served under the new configuration, the boot's included
+        self.txn.add_hook(CriteriaLimitsHook(self.registry))
         self.txn.add_hook(self.flow_tap)  # before NETCONF: capture devices fail the commit first
         self.txn.add_hook(self.netconf)
         self.dtcp = DtcpService(

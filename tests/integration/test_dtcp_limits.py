@@ -1,6 +1,8 @@
 """Issue 4 acceptance 6 and SECURITY D9, D10, D11: admission limits applied live by commit,
-table limits (550/551), and timeouts that free every slot. The daemons run with shortened
-timeouts and small tables through the FLOWTAP_DTCP_* tuning variables."""
+table limits (550/551), and timeouts that free every slot; issue 15 item 5: the criteria limits
+are configuration (``services flow-tap limits``), applied at boot and at every commit. The
+daemons run with shortened timeouts and few content destinations through the FLOWTAP_DTCP_*
+tuning variables, and with small criteria limits configured."""
 
 from __future__ import annotations
 
@@ -13,16 +15,21 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from lxml import etree
+from ncclient.operations import RPCError
 
 from flowtap.tools.dtcp_client import AsyncDtcpClient
-from tests.flowtapd import Flowtapd
+from tests.flowtapd import NC, SVC, Flowtapd, TestUser
 from tests.integration.dtcp_support import (
+    FLOW_TAP,
+    USERS,
     add_fields,
     commit,
     dtcp_edit,
     listed_ids,
     make_flowtapd,
     md,
+    running,
 )
 from tests.radius_server import SECRET
 
@@ -31,8 +38,6 @@ TUNING = {
     "FLOWTAP_DTCP_IDLE_TIMEOUT": "1.5",
     "FLOWTAP_DTCP_MESSAGE_TIMEOUT": "1.5",
     "FLOWTAP_DTCP_RATE_WINDOW": "2",
-    "FLOWTAP_DTCP_MAX_CRITERIA_PER_SOURCE": "50",
-    "FLOWTAP_DTCP_MAX_CRITERIA": "80",
     "FLOWTAP_DTCP_MAX_DESTINATIONS_PER_SOURCE": "3",
     "FLOWTAP_DTCP_MAX_DESTINATIONS": "4",
 }
@@ -41,13 +46,29 @@ MD3 = {"md3"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flowtapd]:
-    from tests.integration.dtcp_support import USERS, TestUser
-
     users = {**USERS, "md3": TestUser("md3", "md3-pw-1", "li-md")}
     daemon = make_flowtapd(tmp_path_factory.mktemp("limits"), users, env=TUNING)
+    daemon.extra_config = booting_with_limits(criteria=80, criteria_per_source=50)
     daemon.start()
     yield daemon
     daemon.stop()
+
+
+def limits(**leaves: int) -> str:
+    """``<limits>`` of ``services flow-tap`` with leaves such as criteria_per_source=3."""
+    body = "".join(f"<{k.replace('_', '-')}>{v}</{k.replace('_', '-')}>" for k, v in leaves.items())
+    return f"<limits>{body}</limits>"
+
+
+def booting_with_limits(**leaves: int) -> str:
+    """The flow-tap configuration of ``make_flowtapd``, with criteria limits from the start."""
+    return FLOW_TAP.replace("</flow-tap>", limits(**leaves) + "</flow-tap>")
+
+
+def limits_edit(**leaves: int) -> str:
+    """An edit-config body changing ``services flow-tap limits`` leaves."""
+    return f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap>{limits(**leaves)}' \
+        "</flow-tap></services></config>"
 
 
 def banner(port: int, host: str = "127.0.0.1") -> bytes:
@@ -220,3 +241,128 @@ async def test_d11_timeouts_close_and_free_every_slot(server: Flowtapd) -> None:
                 assert (await c.noop()).status == 200
     finally:
         await asyncio.to_thread(commit, server, dtcp_edit(connection_limit=75))
+
+
+FULL = "DTCP/0.7 550 Max Criteria Limit Exceeded"
+
+
+async def statuses(server: Flowtapd, user: str, count: int) -> list[int]:
+    """The statuses of ``count`` ADDs of ``user``, one after another."""
+    async with md(server, user) as client:
+        return [(await client.add(add_fields())).status for _ in range(count)]
+
+
+async def delete(server: Flowtapd, user: str, selector: str) -> None:
+    async with md(server, user) as client:
+        reply = await client.request("DELETE", [("Criteria-ID", selector), ("Flags", "STATIC")])
+        assert reply.status == 200, reply.raw
+
+
+async def installed(server: Flowtapd, user: str) -> list[int]:
+    async with md(server, user) as client:
+        return listed_ids(await client.list([("Flags", "Criteria")]))
+
+
+async def test_criteria_limits_apply_at_commit_and_never_drop_criteria(tmp_path: Path) -> None:
+    daemon = make_flowtapd(tmp_path)
+    with contextlib.ExitStack() as stack:
+        daemon.start()
+        stack.callback(daemon.stop)
+        await asyncio.to_thread(commit, daemon, limits_edit(criteria_per_source=3))
+        async with md(daemon) as md1:
+            assert [(await md1.add(add_fields())).status for _ in range(3)] == [200] * 3
+            assert (await md1.add(add_fields())).status_line == FULL  # the 4th
+        assert await statuses(daemon, "md2", 1) == [200]  # a limit per source
+        await asyncio.to_thread(commit, daemon, limits_edit(criteria_per_source=5))
+        assert await statuses(daemon, "md1", 3) == [200, 200, 550]  # the 4th, 5th; 6th
+        # lowered below what md1 has installed: accepted, and all five stay
+        await asyncio.to_thread(commit, daemon, limits_edit(criteria_per_source=2))
+        assert await installed(daemon, "md1") == [1, 2, 3, 4, 5]
+        assert await statuses(daemon, "md1", 1) == [550]
+        await delete(daemon, "md1", "1-3")
+        assert await statuses(daemon, "md1", 1) == [550]  # 2 of 2
+        await delete(daemon, "md1", "4")
+        assert await statuses(daemon, "md1", 2) == [200, 550]  # below the limit again
+        # the total: md1 2 + md2 1 = 3 of 4, whatever the per-source room
+        await asyncio.to_thread(commit, daemon, limits_edit(criteria=4, criteria_per_source=4))
+        assert await statuses(daemon, "md2", 2) == [200, 550]
+        assert await statuses(daemon, "md1", 1) == [550]
+        # a restart boots the persisted limits (criteria do not survive it)
+        daemon.stop()
+        daemon.start(init=False)
+        assert await statuses(daemon, "md1", 5) == [200, 200, 200, 200, 550]
+
+
+def test_limits_are_validated_at_commit(tmp_path: Path) -> None:
+    daemon = make_flowtapd(tmp_path, dtcp=False)
+    with running(daemon), daemon.connect("admin") as m:
+        defaults = etree.fromstring(m.dispatch(etree.fromstring(
+            f'<get-config xmlns="{NC}"><source><running/></source><filter type="subtree">'
+            f'<services xmlns="{SVC}"><flow-tap><limits/></flow-tap></services></filter>'
+            '<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">'
+            "report-all</with-defaults></get-config>")).xml.encode())  # fmt: skip
+        assert defaults.findtext(f".//{{{SVC}}}criteria") == "32768"
+        assert defaults.findtext(f".//{{{SVC}}}criteria-per-source") == "16384"
+        m.edit_config(target="candidate", config=limits_edit(criteria_per_source=40000))
+        with pytest.raises(RPCError) as exc:
+            m.commit()
+        assert exc.value.message == ("flow-tap limits criteria-per-source (default 16384) must "
+                                     "not exceed limits criteria (default 32768)")  # fmt: skip
+        m.discard_changes()
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="candidate", config=limits_edit(criteria=1000001))
+            m.commit()
+        assert exc.value.tag == "invalid-value"
+        m.discard_changes()
+        m.edit_config(target="candidate", config=limits_edit(criteria=100000,
+                                                             criteria_per_source=100000))
+        m.commit()
+        data = m.get_config("running").data_xml
+        assert "<criteria>100000</criteria>" in data
+        assert "<criteria-per-source>100000</criteria-per-source>" in data
+
+
+def workers_edit(value: int) -> str:
+    return (f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap>'
+            f"<capture-workers>{value}</capture-workers></flow-tap></services></config>")
+
+
+def test_capture_workers_round_trip_and_range(tmp_path: Path) -> None:
+    daemon = make_flowtapd(tmp_path, dtcp=False)
+    with running(daemon), daemon.connect("admin") as m:
+        assert "capture-workers" not in m.get_config("running").data_xml  # absent: one per CPU
+        for wrong in (0, 65):
+            with pytest.raises(RPCError) as exc:
+                m.edit_config(target="candidate", config=workers_edit(wrong))
+                m.commit()
+            assert exc.value.tag == "invalid-value"
+            m.discard_changes()
+        m.edit_config(target="candidate", config=workers_edit(2))
+        m.commit()
+        flt = f'<services xmlns="{SVC}"><flow-tap><capture-workers/></flow-tap></services>'
+        data = m.get_config("running", filter=("subtree", flt)).data_xml
+        assert "<capture-workers>2</capture-workers>" in data
+
+
+def test_only_flow_tap_holders_see_or_change_the_limits(tmp_path: Path) -> None:
+    users = {**USERS, "ftctl": TestUser("ftctl", "ftctl-pw-1", "ft-ctl")}
+    daemon = make_flowtapd(tmp_path, users, dtcp=False)
+    daemon.extra_config = booting_with_limits(criteria=1000, criteria_per_source=100)
+    with running(daemon):
+        with daemon.connect("ops") as m:  # view and configure, no flow-tap
+            for reply in (m.get_config("running").data_xml, m.get().data_xml):
+                assert "limits" not in reply and "1000" not in reply
+            flt = f'<services xmlns="{SVC}"><flow-tap><limits/></flow-tap></services>'
+            assert "limits" not in m.get_config("running", filter=("subtree", flt)).data_xml
+            for edit in (limits_edit(criteria=2000), workers_edit(2)):
+                with pytest.raises(RPCError) as exc:
+                    m.edit_config(target="candidate", config=edit)
+                    m.commit()
+                assert exc.value.tag == "access-denied"
+                assert "2000" not in exc.value.message and not exc.value.path
+                m.discard_changes()
+        with daemon.connect("ftctl") as m:
+            assert "<criteria>1000</criteria>" in m.get_config("running").data_xml
+            m.edit_config(target="candidate", config=limits_edit(criteria=2000))
+            m.commit()
+            assert "<criteria>2000</criteria>" in m.get_config("running").data_xml

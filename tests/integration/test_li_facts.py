@@ -164,7 +164,8 @@ CASES: dict[str, list[Step]] = {
     ],
 }
 PENDING_LI_EDITS = cfg(
-    f'<services xmlns="{SVC}"><flow-tap><interface nc:operation="delete"/></flow-tap></services>'
+    f'<services xmlns="{SVC}"><flow-tap><interface nc:operation="delete"/>'
+    "<limits><criteria-per-source>40000</criteria-per-source></limits></flow-tap></services>"
     f'<system xmlns="{SYS}"><services><flow-tap-dtcp><ssh><rate-limit>9</rate-limit></ssh>'
     "</flow-tap-dtcp></services></system>", nc_prefix=True)
 
@@ -184,6 +185,7 @@ ERROR_PATHS = {
     "NETCONF and flow-tap-dtcp cannot share a port": "netconf-port",
     # YANG rules on flow-tap's own leaves: the same two reasons
     "flow-tap needs an interface (services PIC unit) or a tunnel-interface": "pending-li-edits",
+    "flow-tap limits criteria-per-source (default 16384) must": "pending-li-edits",
     "flow-tap interface must be a logical unit (type-fpc/pic/port.unit)":
         "edit-names-li-configuration",
     "flow-tap interface must be a services PIC unit (sp-fpc/pic/port.unit)":

@@ -140,12 +140,21 @@ async def test_delete_is_undone_unless_the_table_was_cleared(registry: Registry)
 
 def test_tuning_from_the_environment() -> None:
     tuning = DtcpTuning.from_env({"FLOWTAP_DTCP_IDLE_TIMEOUT": "2.5",
-                                  "FLOWTAP_DTCP_MAX_CRITERIA": "10"})  # fmt: skip
-    assert (tuning.idle_timeout, tuning.max_criteria, tuning.login_timeout) == (2.5, 10, 30.0)
+                                  "FLOWTAP_DTCP_MAX_DESTINATIONS": "10"})  # fmt: skip
+    assert (tuning.idle_timeout, tuning.max_destinations, tuning.login_timeout) == (2.5, 10, 30.0)
     with pytest.raises(ValueError, match="positive"):
         DtcpTuning.from_env({"FLOWTAP_DTCP_LOGIN_TIMEOUT": "0"})
     with pytest.raises(ValueError, match="number"):
-        DtcpTuning.from_env({"FLOWTAP_DTCP_MAX_CRITERIA": "many"})
+        DtcpTuning.from_env({"FLOWTAP_DTCP_MAX_DESTINATIONS": "many"})
+
+
+@pytest.mark.parametrize("name", ["FLOWTAP_DTCP_MAX_CRITERIA",
+                                  "FLOWTAP_DTCP_MAX_CRITERIA_PER_SOURCE"])  # fmt: skip
+def test_criteria_limits_are_configuration_not_tuning(name: str) -> None:
+    with pytest.raises(ValueError, match="services flow-tap limits criteria"):
+        DtcpTuning.from_env({name: "10"})
+    limits = DtcpTuning.from_env({}).registry_limits()
+    assert (limits.total, limits.per_source) == (32768, 16384)  # until the boot commit sets them
 
 
 def test_hmac_policy_default_matches_the_yang_default() -> None:

@@ -33,6 +33,8 @@ digest is undocumented, so mismatches are served and audit-logged unless ``stric
 DEFAULT_RADIUS_PORT = 1812
 DEFAULT_RADIUS_TIMEOUT = 3
 DEFAULT_RADIUS_RETRY = 3
+DEFAULT_CRITERIA_LIMIT = 32768
+DEFAULT_CRITERIA_PER_SOURCE_LIMIT = 16384
 LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
 REMOTE_TEMPLATE = "remote"
 
@@ -97,6 +99,9 @@ class Interface:
 class FlowTapService:
     interface: str | None = None
     tunnel_interface: str | None = None
+    criteria_limit: int = DEFAULT_CRITERIA_LIMIT  # limits criteria: all control sources
+    criteria_per_source_limit: int = DEFAULT_CRITERIA_PER_SOURCE_LIMIT
+    capture_workers: int | None = None  # None: one per online CPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +340,12 @@ def _flow_tap(services: etree._Element | None) -> FlowTapService | None:
     ft = services.find(_q(v, "flow-tap")) if services is not None else None
     if ft is None:
         return None
+    workers = _text(ft, "capture-workers", v)
     return FlowTapService(
-        interface=_text(ft, "interface", v), tunnel_interface=_text(ft, "tunnel-interface", v)
-    )
+        interface=_text(ft, "interface", v),
+        tunnel_interface=_text(ft, "tunnel-interface", v),
+        criteria_limit=_int(ft, "limits/criteria", v, DEFAULT_CRITERIA_LIMIT),
+        criteria_per_source_limit=_int(ft, "limits/criteria-per-source", v,
+                                       DEFAULT_CRITERIA_PER_SOURCE_LIMIT),
+        capture_workers=None if workers is None else int(workers),
+    )  # fmt: skip

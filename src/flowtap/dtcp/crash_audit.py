@@ -23,8 +23,9 @@ the criteria already recorded as ended.
 Why only back to the last ``open``: criteria never outlive their process, and every stop before
 that ``open`` was accounted for (a clean one by the ``service stopped`` records, an unclean one
 by this recovery). Cost: one backward read of that segment, O(its bytes) in time, 64 KiB
-buffers; memory O(criteria live at some point of the segment), bounded by the registry limits
-(``intercept.table.MAX_CRITERIA``), since an end waits in memory only until its ADD is reached.
+buffers; memory O(criteria live at some point of the segment), bounded by the highest criteria
+limit in force during it (``services flow-tap limits criteria``), since an end waits in memory
+only until its ADD is reached.
 Lines of other kinds are skipped on a byte test without being parsed. The "last known live" time
 may be later than the real end of a criterion whose expiry record the crash lost (an expiry is
 recorded just after it takes effect): the interval shown errs on the side of tapping, never hides

@@ -1,4 +1,4 @@
-"""DTCP service knobs that Junos does not expose as configuration: timeouts and table limits.
+"""DTCP service knobs that Junos does not expose as configuration: timeouts and destination limits.
 
 The defaults are the production values. ``DtcpTuning.from_env()`` lets tests and benchmarks
 shorten or shrink them without a configuration leaf: each field can be overridden by the
@@ -20,10 +20,14 @@ Decisions:
 - ``max_consecutive_errors`` 10: after that many protocol errors in a row (400, 501, 505, or
   a request dropped for its HMAC) the channel is closed (D1). Refusals of well-formed requests
   (431, 550, ...) are ordinary answers and never close it.
-- Criteria: at most 16,384 per control source and 32,768 in all (550 Max Criteria Limit
-  Exceeded). Well above Junos FlowTapLite's 3,000 per chassis, so a benchmark can hold 10,000
-  criteria on one session; per-source below the system figure so one agency cannot exhaust the
-  table for the others (LI-9).
+- Criteria limits are configuration, not tuning: ``services flow-tap limits criteria`` (default
+  32,768) and ``criteria-per-source`` (16,384), applied at every commit
+  (:mod:`flowtap.dtcp.criteria_limits`). The defaults sit well above Junos FlowTapLite's 3,000
+  per chassis, so a benchmark can hold 10,000 criteria on one session; per-source below the
+  system figure so one agency cannot exhaust the table for the others (LI-9). The former
+  ``FLOWTAP_DTCP_MAX_CRITERIA`` and ``FLOWTAP_DTCP_MAX_CRITERIA_PER_SOURCE`` overrides are
+  refused with a pointer to the leaves, so a script still setting them fails loudly instead of
+  running with the defaults.
 - Mediation devices: 16 per user and 64 per system, as Junos (551 Max Content Destination
   Exceeded). A mediation device is a content destination: a Cdest-ID of one control source
   while at least one of its criteria names it.
@@ -37,15 +41,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flowtap.intercept.table import (
-    MAX_CRITERIA,
-    MAX_CRITERIA_PER_SOURCE,
-    MAX_DESTINATIONS,
-    MAX_DESTINATIONS_PER_SOURCE,
-    RegistryLimits,
-)
+from flowtap.intercept.table import MAX_DESTINATIONS, MAX_DESTINATIONS_PER_SOURCE, RegistryLimits
 
 ENV_PREFIX = "FLOWTAP_DTCP_"
+MOVED_TO_CONFIG = {
+    "FLOWTAP_DTCP_MAX_CRITERIA": "services flow-tap limits criteria",
+    "FLOWTAP_DTCP_MAX_CRITERIA_PER_SOURCE": "services flow-tap limits criteria-per-source",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,6 @@ class DtcpTuning:
     idle_minute: float = 60.0
     message_timeout: float = 30.0
     max_consecutive_errors: int = 10
-    max_criteria_per_source: int = MAX_CRITERIA_PER_SOURCE
-    max_criteria: int = MAX_CRITERIA
     max_destinations_per_source: int = MAX_DESTINATIONS_PER_SOURCE
     max_destinations: int = MAX_DESTINATIONS
     rate_window: float = 60.0
@@ -68,18 +68,23 @@ class DtcpTuning:
                 raise ValueError(f"DTCP tuning {f.name} must be positive")
 
     def registry_limits(self) -> RegistryLimits:
-        """The criteria and content destination limits the intercept registry enforces."""
-        return RegistryLimits(self.max_criteria_per_source, self.max_criteria,
-                              self.max_destinations_per_source, self.max_destinations)  # fmt: skip
+        """The limits the intercept registry starts with: these content destination limits and
+        the default criteria limits, which every commit (the boot's first) then sets."""
+        return RegistryLimits(destinations_per_source=self.max_destinations_per_source,
+                              destinations=self.max_destinations)  # fmt: skip
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DtcpTuning:
         """The defaults, with any ``FLOWTAP_DTCP_*`` override applied.
 
         Raises:
-            ValueError: an override is not a positive number of the field's type.
+            ValueError: an override is not a positive number of the field's type, or names a
+                limit that is now configuration.
         """
         environ = os.environ if environ is None else environ
+        for name, leaf in MOVED_TO_CONFIG.items():
+            if name in environ:
+                raise ValueError(f"{name} is gone: configure {leaf} instead")
         values: dict[str, float | int] = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())

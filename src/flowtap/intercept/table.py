@@ -10,10 +10,11 @@ Decisions (DTCP.md §2.3-2.7, §7; draft §5.5-5.11):
   one agency how many criteria the others add (LI-1), and an ID of another source is then simply
   an unknown ID (LI-3). The dataplane sees a separate global key (``Entry.key``).
 - Limits (``RegistryLimits``): criteria per source and in all (``InterceptLimitError``, DTCP
-  550); content destinations (mediation devices: distinct Cdest-IDs of a source in use by its
-  criteria) per source and in all (``DestinationLimitError``, 551). Identical ADDs are not
-  merged: each gets its own ID (criteria are independent), so a flood of duplicates ends at the
-  per-source limit.
+  550), configured (``services flow-tap limits``) and changed at commit by
+  :meth:`CriteriaTable.set_criteria_limits`; content destinations (mediation devices: distinct
+  Cdest-IDs of a source in use by its criteria) per source and in all
+  (``DestinationLimitError``, 551). Identical ADDs are not merged: each gets its own ID
+  (criteria are independent), so a flood of duplicates ends at the per-source limit.
 - Selection (DELETE/REFRESH/LIST): a listed single ID unknown to the source ->
   ``UnknownInterceptError`` (DTCP 431, echoing the Criteria-ID header) and nothing changes;
   ranges and ``*`` may match nothing. A Cdest-ID that matches nothing selects nothing.
@@ -24,6 +25,7 @@ an index per source); range selectors are O(criteria of the source).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,8 +35,8 @@ from flowtap.errors import DestinationLimitError, InterceptLimitError, UnknownIn
 from flowtap.intercept.criteria import Criterion, Timeouts
 
 MAX_CRITERIA_ID = 2**32 - 1  # replies carry 32-bit IDs (draft §8)
-MAX_CRITERIA_PER_SOURCE = 16384
-MAX_CRITERIA = 32768
+DEFAULT_CRITERIA_PER_SOURCE = 16384  # the YANG defaults of services flow-tap limits
+DEFAULT_CRITERIA = 32768
 MAX_DESTINATIONS_PER_SOURCE = 16  # Junos: mediation devices per user
 MAX_DESTINATIONS = 64  # Junos: mediation devices per system
 
@@ -60,8 +62,8 @@ class RegistryLimits:
     """Criteria and content destinations per control source and in all (the defaults are the
     production values; see :mod:`flowtap.dtcp.tuning` for why)."""
 
-    per_source: int = MAX_CRITERIA_PER_SOURCE
-    total: int = MAX_CRITERIA
+    per_source: int = DEFAULT_CRITERIA_PER_SOURCE
+    total: int = DEFAULT_CRITERIA
     destinations_per_source: int = MAX_DESTINATIONS_PER_SOURCE
     destinations: int = MAX_DESTINATIONS
 
@@ -157,7 +159,22 @@ class CriteriaTable:
         """Whether ``entry`` is still in the table (not deleted, expired or cleared since)."""
         return self._by_key.get(entry.key) is entry
 
-    # ---- changing (the registry's lifecycle calls these) ---------------------------------
+    # ---- changing ------------------------------------------------------------------------
+
+    def set_criteria_limits(self, *, total: int, per_source: int) -> None:
+        """Enforce new criteria limits from the next ADD on (a commit changed them).
+
+        Nothing installed is removed, even above a lowered limit: a commit never ends a
+        warrant's tap. ADDs are then refused until enough criteria have gone.
+
+        Raises:
+            ValueError: not ``0 < per_source <= total`` (YANG refuses such a configuration).
+        """
+        if not 0 < per_source <= total:
+            raise ValueError("criteria limits must satisfy 0 < per_source <= total")
+        self.limits = dataclasses.replace(self.limits, total=total, per_source=per_source)
+
+    # ---- the registry's lifecycle calls these ---------------------------------------------
 
     def _admit(self, criterion: Criterion, peer: str) -> Entry:
         """Insert a new entry for ``criterion`` numbered ``next_id`` of its source.
