@@ -208,8 +208,8 @@ def main() -> None:
     parser.add_argument("--flood", type=float, default=2000.0, help="md2's ADD/s in the flood")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds after a bulk install before measuring")
-    parser.add_argument("--limits-by", choices=("env", "config"), default="env",
-                        help="raise the criteria limits by FLOWTAP_DTCP_* or by configuration")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="services flow-tap capture-workers (default: one per CPU)")
     parser.add_argument("--png", type=Path, default=BENCH / "tap_latency.png")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -222,7 +222,7 @@ def main() -> None:
     limit = max(s.installed for s in scenarios) + 50_000  # the flood's criteria come and go
     with tempfile.TemporaryDirectory() as tmp, LiveRig(
             Path(tmp), unique_prefix("tlat"), max_criteria=limit,
-            limits_by=args.limits_by) as rig:  # fmt: skip
+            workers=args.workers) as rig:  # fmt: skip
         asyncio.run(measure(rig, scenarios, trials, args.settle))
     plot([s for s in scenarios if not s.flood_adds_per_s] + [s for s in scenarios
                                                              if s.flood_adds_per_s], args.png)

@@ -47,17 +47,16 @@ CAPTURE = (
 FLOOD_FIRST = 1_000_000  # the flood's criteria are numbered apart from a bulk install's
 
 
-def criteria_limits(total: int, *, by: str = "env") -> tuple[dict[str, str], str]:
-    """(environment, ``services flow-tap`` XML) allowing ``total`` criteria, one source alone.
-
-    ``by="env"``: the FLOWTAP_DTCP_* override that exists today; ``by="config"``: the
-    ``services flow-tap limits`` leaves (issue 15 item 5), once they exist.
-    """
-    if by == "config":
-        return {}, (f"<limits><criteria>{total}</criteria>"
-                    f"<criteria-per-source>{total}</criteria-per-source></limits>")
-    return {"FLOWTAP_DTCP_MAX_CRITERIA": str(total),
-            "FLOWTAP_DTCP_MAX_CRITERIA_PER_SOURCE": str(total)}, ""
+def flow_tap_knobs(criteria: int | None = None, workers: int | None = None) -> str:
+    """``services flow-tap`` children allowing ``criteria`` criteria (one source may hold all
+    of them) and running ``workers`` capture workers (None: the defaults)."""
+    xml = ""
+    if criteria is not None:
+        xml += (f"<limits><criteria>{criteria}</criteria>"
+                f"<criteria-per-source>{criteria}</criteria-per-source></limits>")
+    if workers is not None:
+        xml += f"<capture-workers>{workers}</capture-workers>"
+    return xml
 
 
 def tap_fields() -> list[tuple[str, str]]:
@@ -75,12 +74,11 @@ class LiveRig:
     """Topology + flowtapd in ``rtr`` (``with LiveRig(...) as rig:`` builds and removes both)."""
 
     def __init__(self, tmp: Path, prefix: str, *, max_criteria: int | None = None,
-                 limits_by: str = "env") -> None:  # fmt: skip
+                 workers: int | None = None) -> None:  # fmt: skip
         self.tmp = tmp
         self.topo = Topology(prefix, inet6=False)
-        env, limits = criteria_limits(max_criteria, by=limits_by) if max_criteria else ({}, "")
-        self.server: Flowtapd = make_flowtapd(tmp, env=env)
-        self.server.extra_config = CAPTURE.format(limits=limits)
+        self.server: Flowtapd = make_flowtapd(tmp)
+        self.server.extra_config = CAPTURE.format(limits=flow_tap_knobs(max_criteria, workers))
         self.server.netns = self.topo.ns("rtr")
         # IPv6 is off in the namespaces (no ND/MLD on the captured link): no ::1 to listen on
         self.server.system_services = self.server.system_services.replace(

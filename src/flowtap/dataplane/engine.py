@@ -114,19 +114,22 @@ class Dataplane:
 
     # ---- capture interfaces (commit hook: prepare / commit / abort) ----
 
-    def prepare(self, interfaces: Sequence[CaptureInterface], inet6: bool) -> PreparedCapture:
-        """Open a ring per interface and worker, filtered, not hooked yet; nothing changes.
+    def prepare(self, interfaces: Sequence[CaptureInterface], inet6: bool,
+                workers: int | None = None) -> PreparedCapture:
+        """Open a ring per interface and worker (``workers``: a new number of capture
+        workers, taking effect at :meth:`commit`), filtered, not hooked yet; nothing changes.
 
         Raises:
             CaptureError: an interface is missing or cannot be captured (nothing left open).
         """
+        count = workers or self.workers
         with self._lock:
-            per_worker: list[list[Ring]] = [[] for _ in range(self.workers)]
+            per_worker: list[list[Ring]] = [[] for _ in range(count)]
             opened: list[Ring] = []
             try:
                 for iface in interfaces:
                     ci = CaptureInterface(normalize_interface(iface.name), iface.device)
-                    for w in range(self.workers):
+                    for w in range(count):
                         ring = Ring(ci, mapped=False)
                         ring.ring_id = next(self._ring_ids)
                         opened.append(ring)
@@ -144,6 +147,9 @@ class Dataplane:
         are, and no packet is seen twice or missed); the prepared duplicates are closed.
         Never fails on account of the rings (they are open already)."""
         with self._lock:
+            if len(prepared.rings) != self.workers:
+                self._resize(prepared)
+                return
             self._ensure_workers()
             assert self._pool is not None
             old = self._capture
@@ -177,6 +183,31 @@ class Dataplane:
                 for cid, c in self._criteria.items():
                     with contextlib.suppress(OSError):
                         self._prefilter.add(cid, c.match, self._versions())
+
+    def _resize(self, prepared: PreparedCapture) -> None:
+        """Another number of workers: a new pool with the whole state starts on the prepared
+        rings before the old pool stops (a packet arriving in between may be copied twice,
+        none is missed); what the old workers counted goes to the new slab's carry region."""
+        old_pool, old_slab, old_capture = self._pool, self._slab, self._capture
+        self.workers = len(prepared.rings)
+        capacity = old_slab.spec.capacity if old_slab is not None else FIRST_CAPACITY
+        self._slab = Slab(SlabSpec(self.workers, capacity))
+        self._capture = prepared
+        self._pool = None
+        self._ensure_workers(state=True)
+        self._hook(prepared, prepared.all)
+        if old_pool is not None:
+            old_pool.stop()
+        self._retire(old_capture.all)
+        if old_slab is not None:
+            for slot in self._slots.values():
+                self._slab.carry_in(slot, old_slab.snapshot(slot))
+            old_slab.close()
+        if prepared.inet6 != old_capture.inet6 and self._prefilter is not None:
+            for cid, c in self._criteria.items():
+                with contextlib.suppress(OSError):
+                    self._prefilter.add(cid, c.match, self._versions())
+        LOG.info("dataplane: %d capture workers", self.workers)
 
     def abort(self, prepared: PreparedCapture) -> None:
         """Close rings from :meth:`prepare` that will not be committed."""
@@ -260,11 +291,16 @@ class Dataplane:
             ops += [(("unsink", o), ()) for o in unused]
             self._pool.run(ops, slabs)
             for old in slabs:
+                assert self._slab is not None
+                self._slab.copy_region(self._slab.spec.carry, old)  # the workers copied theirs
                 old.close()
             for cid in gone:
                 if self._prefilter is not None:
                     self._prefilter.remove(cid)
-                self._free.append(self._slots.pop(cid))
+                slot = self._slots.pop(cid)
+                assert self._slab is not None
+                self._slab.zero(self._slab.spec.carry, slot)
+                self._free.append(slot)
                 del self._criteria[cid]
             for o in unused:
                 self._sockets.pop(o).close()
@@ -357,7 +393,9 @@ class Dataplane:
             except CaptureError:
                 LOG.exception("capture interface %s: fanout refused", column[0].iface.name)
 
-    def _ensure_workers(self) -> None:
+    def _ensure_workers(self, state: bool = False) -> None:
+        """Start the pool if it is not running; it gets the slab, or with ``state`` everything
+        (criteria, sinks, rings) the appliance holds."""
         if self._pool is not None:
             return
         if self._slab is None:
@@ -367,7 +405,10 @@ class Dataplane:
         pool.start()
         self._pool = pool
         pool.slab = self._slab
-        pool.run([(("slab", self._slab_spec()), (self._slab_fd(),))])
+        if state:
+            pool.run([], own=self._state)
+        else:
+            pool.run([(("slab", self._slab_spec()), (self._slab_fd(),))])
 
     def _limit_reached(self, criteria_id: int) -> None:
         if self._on_limit is not None:
@@ -434,6 +475,8 @@ class Dataplane:
         if fresh:
             slot = self._free.pop() if self._free else self._take_slot()
             self._slots[c.criteria_id] = slot
+            assert self._slab is not None
+            self._slab.zero(self._slab.spec.carry, slot)  # a reused slot's old carry
             for cd in c.destinations:
                 o = Outer.of(cd)
                 self._users[o] = self._users.get(o, 0) + 1

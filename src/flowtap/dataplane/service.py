@@ -65,7 +65,7 @@ from flowtap.config import li_policy, model
 from flowtap.dataplane import conflicts
 from flowtap.dataplane.conflicts import SERVICE_PATH, interface_path
 from flowtap.dataplane.counters import KernelStats
-from flowtap.dataplane.engine import Dataplane, PreparedCapture
+from flowtap.dataplane.engine import Dataplane, PreparedCapture, default_workers
 from flowtap.dataplane.ring import CaptureInterface
 from flowtap.errors import CaptureError, CommitFailed
 
@@ -84,6 +84,7 @@ class CapturePlan:
     lite: bool  # FlowTapLite (tunnel-interface)
     interfaces: tuple[CaptureInterface, ...]
     inet6: bool
+    workers: int = 1  # capture worker processes (capture-workers, else one per CPU)
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -112,7 +113,8 @@ def plan(config: model.Config) -> CapturePlan | None:
             continue
         ifl = f"{iface.name}.{min(iface.units) if iface.units else 0}"
         captures.append(CaptureInterface(ifl, iface.host_device))
-    return CapturePlan(service, lite, tuple(captures), inet6)
+    workers = ft.capture_workers or default_workers()
+    return CapturePlan(service, lite, tuple(captures), inet6, workers)
 
 
 def check(config: model.Config, old: model.Config | None = None) -> None:
@@ -241,7 +243,7 @@ class FlowTapService:
         """Open the rings of ``wanted``; when not strict, leave out what cannot be opened."""
         while True:
             try:
-                return self._dp.prepare(wanted.interfaces, wanted.inet6), wanted
+                return self._dp.prepare(wanted.interfaces, wanted.inet6, wanted.workers), wanted
             except CaptureError as exc:
                 bad = next((ci for ci in wanted.interfaces if ci.name == exc.interface), None)
                 error = (CommitFailed(f"flow-tap: {exc}", tag="resource-denied", path=SERVICE_PATH)
@@ -270,9 +272,10 @@ class FlowTapService:
         if handle.plan is None:
             LOG.info("flow-tap stopped")
         else:
-            LOG.info("flow-tap %s on %s: capturing %s (IPv6 %s)", handle.action,
-                     handle.plan.service, ", ".join(handle.plan.devices) or "nothing",
-                     "on" if handle.plan.inet6 else "off")
+            LOG.info("flow-tap %s on %s: capturing %s (IPv6 %s, %d capture workers)",
+                     handle.action, handle.plan.service,
+                     ", ".join(handle.plan.devices) or "nothing",
+                     "on" if handle.plan.inet6 else "off", handle.plan.workers)
         if dropped:
             self._dropped()
 

@@ -6,15 +6,19 @@ cost no message to a worker. A criterion has a *slot*, given by the appliance wh
 installed and kept while it stays (a replaced criterion keeps its counters); a worker zeroes its
 own record of a slot when a criterion newly takes it.
 
-A worker enforcing a packet or byte limit reads the other workers' records of that slot too:
+One more region, the *carry*, holds what workers that are gone counted (the appliance writes it
+when it replaces the workers, e.g. after ``capture-workers`` changed): sums include it.
+
+A worker enforcing a packet or byte limit reads the other regions' records of that slot too:
 the sum is what the limit is about. Two workers can pass the check at the same instant, so a
 limit may be overshot by at most one packet per other worker (flows are spread over workers
 by hash; one flow never is).
 
-Layout: a header of ``HEADER`` int64 words per worker (see the ``H_*`` indexes), then per
-worker ``capacity`` records of ``FIELDS`` int64 words. The memory is a memfd, inherited by
-the workers through the fd they are given; growing means a new slab, handed to the workers
-in a control message, each copying its own region over.
+Layout: per region (each worker, then the carry), a header of ``HEADER`` int64 words (see the
+``H_*`` indexes), then ``capacity`` records of ``FIELDS`` int64 words. The memory is a memfd,
+inherited by the workers through the fd they are given; growing means a new slab, handed to
+the workers in a control message, each copying its own region over (the appliance copies the
+carry).
 """
 
 from __future__ import annotations
@@ -40,8 +44,17 @@ class SlabSpec:
     capacity: int
 
     @property
+    def regions(self) -> int:
+        """Every worker's region and the carry's (the last)."""
+        return self.workers + 1
+
+    @property
+    def carry(self) -> int:
+        return self.workers
+
+    @property
     def size(self) -> int:
-        return self.workers * (HEADER + self.capacity * FIELDS) * WORD
+        return self.regions * (HEADER + self.capacity * FIELDS) * WORD
 
 
 class Slab:
@@ -78,13 +91,13 @@ class Slab:
     def total(self, slot: int, field: int) -> int:
         """``field`` of ``slot`` summed over every worker."""
         w = self.words
-        return sum(w[self.record(i, slot) + field] for i in range(self.spec.workers))
+        return sum(w[self.record(i, slot) + field] for i in range(self.spec.regions))
 
     def snapshot(self, slot: int) -> CriterionCounters:
         """The counters of ``slot`` over every worker (last packet: the latest of any)."""
         w = self.words
         packets = octets = sent = dropped = last = limited = 0
-        for i in range(self.spec.workers):
+        for i in range(self.spec.regions):
             b = self.record(i, slot)
             packets += w[b + PACKETS]
             octets += w[b + BYTES]
@@ -94,6 +107,17 @@ class Slab:
             limited |= w[b + LIMITED]
         return CriterionCounters(packets, octets, sent, dropped, last / 1e9 if last else None,
                                  bool(limited))
+
+    def carry_in(self, slot: int, counters: CriterionCounters) -> None:
+        """Add what retired workers counted for ``slot`` to the carry region."""
+        w, b = self.words, self.record(self.spec.carry, slot)
+        w[b + PACKETS] += counters.packets
+        w[b + BYTES] += counters.bytes
+        w[b + SENT] += counters.sent
+        w[b + DROPPED] += counters.dropped
+        if counters.last_packet is not None:
+            w[b + LAST_NS] = max(w[b + LAST_NS], int(counters.last_packet * 1e9))
+        w[b + LIMITED] |= int(counters.limit_reached)
 
     def close(self) -> None:
         self.words.release()

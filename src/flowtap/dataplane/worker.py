@@ -55,6 +55,7 @@ from flowtap.dataplane.slab import (
 )
 
 LOG = logging.getLogger(__name__)
+_TIMED = frozenset({"up", "rm", "rings", "stop"})  # operations that apply at an instant
 # tp_next_offset, tp_sec, tp_nsec (kernel receive time, CLOCK_REALTIME), tp_snaplen, tp_len, tp_net
 _PKT = struct.Struct("=IIIII6xH")
 
@@ -77,9 +78,9 @@ class Route:
         self.peers: tuple[int, ...] = ()
 
     def place(self, slab: Slab, me: int) -> None:
-        """Where this worker's record (and the others', for limits) of the slot is."""
+        """Where this worker's record (and the other regions', for limits) of the slot is."""
         self.base = slab.record(me, self.slot)
-        self.peers = tuple(slab.record(w, self.slot) for w in range(slab.spec.workers)
+        self.peers = tuple(slab.record(w, self.slot) for w in range(slab.spec.regions)
                            if w != me)
 
 
@@ -107,11 +108,12 @@ class Worker:
         return self.slab.words[self.slab.header(self.me) + H_ANNOUNCED]
 
     def take_batch(self) -> None:
-        """Receive the next batch whole. A batch that changes criteria waits (see
-        :meth:`due`); any other applies at once."""
+        """Receive the next batch whole. A batch that changes criteria, replaces rings or
+        stops the worker waits (see :meth:`due`), so that what the rings hold from before it
+        is handled first; any other applies at once."""
         batch, ops = control.receive_batch(self.ctl)
         self.pending = (batch, ops, time.time_ns())
-        if not self.rings or not any(op[0] in ("up", "rm") for op in ops):
+        if not self.rings or not any(op[0] in _TIMED for op in ops):
             self.apply_pending()
 
     def due(self) -> bool:
