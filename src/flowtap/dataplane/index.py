@@ -1,9 +1,9 @@
 """Incremental exact match of flow keys against criteria, for one capture interface. Pure.
 
-:class:`MatchIndex` answers exactly what :class:`flowtap.dataplane.match.MatchTable` answers for
-the same rules ordered by key, but takes one criterion in or out at a cost that depends on that
-criterion alone, never on how many others are installed, so the capture worker can apply a
-change between two packets.
+:class:`MatchIndex` answers exactly what the reference model (``MatchTable`` in
+tests/dataplane/reference_match.py, a table built whole) answers for the same rules ordered by
+key, but takes one criterion in or out at a cost that depends on that criterion alone, never on
+how many others are installed, so the capture worker can apply a change between two packets.
 
 Each rule is filed (:func:`flowtap.dataplane.prefixes.filing`) under the prefixes of one side
 of the packet (destination, else source, else destination ``/0``). Per IP version and side the

@@ -1,19 +1,6 @@
-"""Exact userspace match of flow keys against criteria. Pure and immutable once built.
-
-A :class:`MatchTable` is built from ``(Match, payload)`` rules at install time. Lookup cost does
-not grow with the number of rules: each rule is filed under exactly one index, tried in this
-order when the table is built:
-
-1. dst address dict, when the destination filter is a short list of hosts;
-2. src address dict, likewise for the source;
-3. an interval index (bisect over sorted boundaries) on the destination's positive spans
-   (prefixes, ranges, open ranges);
-4. the same on the source;
-5. a residual list for rules with wildcard or negated-only addresses on both sides.
-
-A packet collects the candidates of its two dict hits, its two interval segments and the
-residual list, then each candidate runs its precompiled field checks. Results are memoised per
-flow key (bounded), so a steady flow costs one dict lookup.
+"""Exact userspace match of one criterion: its compiled field checks (:class:`Rule`), which IP
+versions and capture interfaces it applies to (:func:`applies`). Pure. The index that finds the
+rules a packet may match is :mod:`flowtap.dataplane.index`.
 
 Matching rules (documented in dataplane/ENCAP.md): a non-wildcard port filter needs a packet
 that has ports (TCP, UDP, SCTP); a non-wildcard ICMP type/code filter needs ICMP or ICMPv6.
@@ -21,12 +8,11 @@ that has ports (TCP, UDP, SCTP); a non-wildcard ICMP type/code filter needs ICMP
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from flowtap.dataplane.packet import FlowKey, is_icmp_error
-from flowtap.intercept.criteria import AddressFilter, Match, Span, ValueFilter
+from flowtap.dataplane.packet import FlowKey
+from flowtap.intercept.criteria import Match, Span, ValueFilter
 
 P = TypeVar("P")
 Check = Callable[[int], bool]
@@ -94,100 +80,6 @@ class Rule(Generic[P]):
         return True
 
 
-class _Intervals(Generic[P]):
-    """Maps a value to the rules whose positive spans contain it (bisect on boundaries)."""
-
-    __slots__ = ("buckets", "starts")
-
-    def __init__(self, items: Sequence[tuple[Rule[P], Sequence[tuple[int, int]]]]) -> None:
-        points = sorted({p for _, spans in items for lo, hi in spans for p in (lo, hi + 1)})
-        self.starts = points
-        buckets: list[list[Rule[P]]] = [[] for _ in points]
-        for rule, spans in items:
-            for lo, hi in spans:
-                for i in range(bisect_right(points, lo) - 1, bisect_right(points, hi)):
-                    b = buckets[i]
-                    if not b or b[-1] is not rule:
-                        b.append(rule)
-        self.buckets = tuple(tuple(b) for b in buckets)
-
-    def get(self, value: int) -> tuple[Rule[P], ...]:
-        i = bisect_right(self.starts, value) - 1
-        return self.buckets[i] if i >= 0 else ()
-
-
-def _positive(af: AddressFilter) -> tuple[tuple[int, int], ...]:
-    return tuple((s.lo, s.hi) for s in af.spans if not s.negated)
-
-
-class VersionTable(Generic[P]):
-    """All rules of one IP version."""
-
-    def __init__(self, rules: Sequence[tuple[Match, P]], version: int,
-                 excluded_sources: frozenset[tuple[int, int]],
-                 error_sinks: frozenset[int]) -> None:
-        self.version = version
-        self.excluded_sources = excluded_sources
-        self.error_sinks = error_sinks
-        self.dst_exact: dict[int, list[Rule[P]]] = {}
-        self.src_exact: dict[int, list[Rule[P]]] = {}
-        dst_ranges: list[tuple[Rule[P], Sequence[tuple[int, int]]]] = []
-        src_ranges: list[tuple[Rule[P], Sequence[tuple[int, int]]]] = []
-        rest: list[Rule[P]] = []
-        for order, (match, payload) in enumerate(rules):
-            rule = Rule(match, payload, order)
-            dst_hosts = match.dest_address.exact_values()
-            src_hosts = match.source_address.exact_values()
-            if dst_hosts is not None and len(dst_hosts) <= EXACT_LIMIT:
-                for a in set(dst_hosts):
-                    self.dst_exact.setdefault(a, []).append(rule)
-            elif src_hosts is not None and len(src_hosts) <= EXACT_LIMIT:
-                for a in set(src_hosts):
-                    self.src_exact.setdefault(a, []).append(rule)
-            elif spans := _positive(match.dest_address):
-                dst_ranges.append((rule, spans))
-            elif spans := _positive(match.source_address):
-                src_ranges.append((rule, spans))
-            else:
-                rest.append(rule)
-        self.dst_ranges = _Intervals(dst_ranges) if dst_ranges else None
-        self.src_ranges = _Intervals(src_ranges) if src_ranges else None
-        self.rest = tuple(rest)
-        self.size = len(rules)
-        self._cache: dict[FlowKey, tuple[P, ...]] = {}
-
-    def lookup(self, key: FlowKey) -> tuple[P, ...]:
-        """Payloads of every rule matching ``key``, in installation order."""
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        result = self._lookup(key)
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = result
-        return result
-
-    def _lookup(self, key: FlowKey) -> tuple[P, ...]:
-        if (key[SRC], key[SPORT]) in self.excluded_sources and key[PROTO] == 17:
-            return ()  # one of our own copies coming back in
-        if key[DST] in self.error_sinks and is_icmp_error(self.version, key):
-            return ()  # an ICMP error about one of our copies
-        cands: list[Rule[P]] = []
-        if (x := self.dst_exact.get(key[DST])) is not None:
-            cands.extend(x)
-        if (x := self.src_exact.get(key[SRC])) is not None:
-            cands.extend(x)
-        if self.dst_ranges is not None:
-            cands.extend(self.dst_ranges.get(key[DST]))
-        if self.src_ranges is not None:
-            cands.extend(self.src_ranges.get(key[SRC]))
-        cands.extend(self.rest)
-        hits = [r for r in cands if r.matches(key)]
-        if len(hits) > 1:
-            hits.sort(key=lambda r: r.order)
-        return tuple(r.payload for r in hits)
-
-
 def applies(match: Match, version: int, interface: str | None) -> bool:
     """Whether a rule can select packets of ``version`` arriving on IFL ``interface``."""
     if match.ip_version is not None and match.ip_version != version:
@@ -200,42 +92,3 @@ def applies(match: Match, version: int, interface: str | None) -> bool:
             normalize_interface(i) for i in match.input_interfaces
         }
     return True
-
-
-class MatchTable(Generic[P]):
-    """The rules that apply to one capture interface, per IP version (``inet6`` enables v6)."""
-
-    def __init__(self, rules: Iterable[tuple[Match, P]], *, interface: str | None = None,
-                 inet6: bool = False,
-                 excluded_sources: Iterable[tuple[int, int, int]] = (),
-                 error_sinks: Iterable[tuple[int, int]] = ()) -> None:
-        """Args:
-            rules: ``(match, payload)``; payloads come back from :meth:`lookup`.
-            interface: the capture interface's IFL name; rules scoped elsewhere are left out.
-            inet6: whether IPv6 packets are tapped at all.
-            excluded_sources: ``(version, address, udp_port)`` of our own copies' outer source.
-            error_sinks: ``(version, address)`` where ICMP errors about our copies would go.
-        """
-        rules = list(rules)
-        excl = set(excluded_sources)
-        sinks = set(error_sinks)
-        self.v4: VersionTable[P] = VersionTable(
-            [r for r in rules if applies(r[0], 4, interface)], 4,
-            frozenset((a, p) for v, a, p in excl if v == 4),
-            frozenset(a for v, a in sinks if v == 4))
-        self.v6: VersionTable[P] | None = None
-        if inet6:
-            self.v6 = VersionTable(
-                [r for r in rules if applies(r[0], 6, interface)], 6,
-                frozenset((a, p) for v, a, p in excl if v == 6),
-                frozenset(a for v, a in sinks if v == 6))
-
-    def lookup(self, version: int, key: FlowKey) -> tuple[P, ...]:
-        if version == 4:
-            return self.v4.lookup(key)
-        if self.v6 is not None:
-            return self.v6.lookup(key)
-        return ()
-
-    def __len__(self) -> int:
-        return self.v4.size + (self.v6.size if self.v6 is not None else 0)
