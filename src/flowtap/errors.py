@@ -21,7 +21,7 @@
 - ``BootError``: the appliance cannot start on this configuration.
 - ``CaptureError``: a capture interface cannot be opened; ``SendError``: a content destination
   socket cannot be set up. Both also ``OSError``.
-- ``JumpTooFar``: a classic BPF jump does not fit; the compiler then tries a coarser program.
+- ``JumpTooFar``: a BPF jump does not fit its offset field (an assembler's refusal).
 - ``DtcpClientError``: the DTCP client's connection or reply stream failed.
 - ``RpcFailed``: the NETCONF client got an rpc-error.
 - ``ProcError``: a demo process did not start or exited early; also ``RuntimeError``.
@@ -166,8 +166,8 @@ class SendError(FlowtapError, OSError):
 
 
 class JumpTooFar(FlowtapError):
-    """A classic BPF jump needs more than 8 bits (conditional) or goes backwards: the program
-    must be built another way."""
+    """A jump does not fit its offset field (classic BPF: 8 bits forward; eBPF: 16 bits): the
+    program must be built another way."""
 
 
 class DtcpClientError(FlowtapError):
