@@ -90,15 +90,17 @@ class _VersionIndex(Generic[P]):
         self.version = version
         self.dst: _Side[P] = _Side(BITS[version])
         self.src: _Side[P] = _Side(BITS[version])
-        self.filed: dict[int, tuple[_Side[P], frozenset[Prefix]]] = {}  # key -> where it is
+        # key -> where it is filed (a tuple: a third of a frozenset's size)
+        self.filed: dict[int, tuple[_Side[P], tuple[Prefix, ...]]] = {}
         self.excluded_sources: frozenset[tuple[int, int]] = frozenset()
         self.error_sinks: frozenset[int] = frozenset()
         self.generation = 0
         self._cache: dict[FlowKey, tuple[int, tuple[P, ...]]] = {}
 
     def add(self, key: int, match: Match, payload: P) -> None:
-        side_name, prefixes = filing(match, self.version)
+        side_name, prefix_set = filing(match, self.version)
         side = self.dst if side_name == DST else self.src
+        prefixes = tuple(prefix_set)
         rule = Rule(match, payload, key)
         for prefix in prefixes:
             side.file(prefix, key, rule)
