@@ -12,7 +12,9 @@ lengths in use. A lookup does one dict get per length in use on each side (at mo
 for IPv4, 129 for IPv6), merges the buckets it hits (a rule filed under overlapping prefixes
 is found once), runs each candidate's exact checks (:class:`~flowtap.dataplane.match.Rule`) and
 orders the hits by key. Lookup cost grows with the number of distinct prefix lengths and with
-the rules that share the packet's prefixes, not with the number installed.
+the rules filed under the packet's prefixes, not with the number installed; criteria without a
+positive address sit under ``/0`` and so are examined on every memo miss (as ``MatchTable``
+examines its residual list).
 
 Results are memoised per flow key as in ``MatchTable``. Every change moves the index to a new
 generation and a cached answer is used only if it was computed in the current generation: a
