@@ -151,7 +151,9 @@ class _VersionIndex(Generic[P]):
             bucket = table.get(src & netmask)
             if bucket is not None:
                 found.update(bucket)
-        if len(found) == 1:  # the usual case: no merge, no sort
+        if not found:
+            return ()
+        if len(found) == 1:  # the usual hit: no merge, no sort
             (rule,) = found.values()
             return (rule.payload,) if rule.matches(flow) else ()
         keys = sorted(key for key, rule in found.items() if rule.matches(flow))
