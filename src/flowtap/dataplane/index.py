@@ -156,8 +156,11 @@ class _VersionIndex(Generic[P]):
         if len(found) == 1:  # the usual hit: no merge, no sort
             (rule,) = found.values()
             return (rule.payload,) if rule.matches(flow) else ()
-        keys = sorted(key for key, rule in found.items() if rule.matches(flow))
-        return tuple(found[key].payload for key in keys)
+        keys = [key for key, rule in found.items() if rule.matches(flow)]
+        if not keys:
+            return ()
+        keys.sort()
+        return tuple([found[key].payload for key in keys])
 
 
 class MatchIndex(Generic[P]):
