@@ -3,12 +3,15 @@
 For each installed count N and each criteria mix, fills an index with N criteria, then:
 
   add / remove    µs per change, N criteria installed: a new criterion added, then removed
-                  again (so N stays put); median, p99 and max over --changes changes
+                  again (so N stays put); median, p99 and max over --changes changes, and how
+                  many garbage collections ran meanwhile
   rebuild         for comparison: building a whole MatchTable of the same N (what a change
                   costs on main)
-  lookup          ns per lookup of a flow that hits one criterion / hits none; "cold" right
-                  after a change (memo invalidated), "warm" when the flow's answer is memoised
-                  (the same flows through a MatchTable of the same criteria for comparison)
+  lookup          ns per lookup of a flow towards an installed host (in the mix, prefixes and
+                  ranges over it match too) / towards no criterion; "cold": every flow new
+                  (its source differs), as after a change invalidated the memo; "warm": one
+                  flow whose answer is memoised. The same flows through a MatchTable of the
+                  same criteria for comparison.
   memory          bytes the index allocates per criterion (tracemalloc; the Match objects
                   themselves belong to the criteria and are not counted)
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import time
 import tracemalloc
@@ -143,10 +147,9 @@ def main() -> None:
     ap.add_argument("--counts", default="1000,10000,100000")
     ap.add_argument("--changes", type=int, default=2000)
     ap.add_argument("--lookups", type=int, default=200_000)
-    ap.add_argument("--freeze", action="store_true",
-                    help="gc.freeze() after each fill: changes then never wait for a full "
-                         "collection that walks every installed criterion")
     args = ap.parse_args()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average {load} (other processes on the machine stretch the max)")
     for kind in ("hosts", "mix"):
         for n in (int(c) for c in args.counts.split(",")):
             matches = criteria(kind, n)
@@ -155,10 +158,9 @@ def main() -> None:
             t0 = time.perf_counter()
             index = filled(matches)
             fill_s = time.perf_counter() - t0
-            if args.freeze:
-                gc.freeze()
+            collections = _gc_count()
             adds, removes = changes(index, extra, n)
-            gc.unfreeze()
+            collections = _gc_count() - collections
             t0 = time.perf_counter()
             table = whole_table(matches)
             rebuild_ms = (time.perf_counter() - t0) * 1e3
@@ -172,10 +174,15 @@ def main() -> None:
             print(f"{kind:5s} N={n:>7,}  fill {fill_s:6.2f} s  whole MatchTable rebuild "
                   f"{rebuild_ms:8.1f} ms  index {len(index):,} entries")
             print(f"        add    µs  {per_op_us(adds)}")
-            print(f"        remove µs  {per_op_us(removes)}")
+            print(f"        remove µs  {per_op_us(removes)}   gc collections meanwhile: "
+                  f"{collections}")
             print("        lookup ns  " + "  ".join(f"{k} {v:6.0f}" for k, v in figures.items()))
             print("        MatchTable " + "  ".join(f"{k} {v:6.0f}" for k, v in reference.items()))
             print(f"        memory     {per:6.0f} B per criterion (MatchTable {per_table:.0f} B)")
+
+
+def _gc_count() -> int:
+    return sum(generation["collections"] for generation in gc.get_stats())
 
 
 def _an_installed_host(matches: list[Match]) -> int:
