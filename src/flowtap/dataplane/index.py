@@ -12,7 +12,9 @@ lengths in use. A lookup does one dict get per length in use on each side (at mo
 for IPv4, 129 for IPv6), merges the buckets it hits (a rule filed under overlapping prefixes
 is found once), runs each candidate's exact checks (:class:`~flowtap.dataplane.match.Rule`) and
 orders the hits by key. Lookup cost grows with the number of distinct prefix lengths and with
-the rules that share the packet's prefixes, not with the number installed.
+the rules filed under the packet's prefixes, not with the number installed; criteria without a
+positive address sit under ``/0`` and so are examined on every memo miss (as ``MatchTable``
+examines its residual list).
 
 Results are memoised per flow key as in ``MatchTable``. Every change moves the index to a new
 generation and a cached answer is used only if it was computed in the current generation: a
@@ -90,15 +92,17 @@ class _VersionIndex(Generic[P]):
         self.version = version
         self.dst: _Side[P] = _Side(BITS[version])
         self.src: _Side[P] = _Side(BITS[version])
-        self.filed: dict[int, tuple[_Side[P], frozenset[Prefix]]] = {}  # key -> where it is
+        # key -> where it is filed (a tuple: a third of a frozenset's size)
+        self.filed: dict[int, tuple[_Side[P], tuple[Prefix, ...]]] = {}
         self.excluded_sources: frozenset[tuple[int, int]] = frozenset()
         self.error_sinks: frozenset[int] = frozenset()
         self.generation = 0
         self._cache: dict[FlowKey, tuple[int, tuple[P, ...]]] = {}
 
     def add(self, key: int, match: Match, payload: P) -> None:
-        side_name, prefixes = filing(match, self.version)
+        side_name, prefix_set = filing(match, self.version)
         side = self.dst if side_name == DST else self.src
+        prefixes = tuple(prefix_set)
         rule = Rule(match, payload, key)
         for prefix in prefixes:
             side.file(prefix, key, rule)
@@ -147,11 +151,16 @@ class _VersionIndex(Generic[P]):
             bucket = table.get(src & netmask)
             if bucket is not None:
                 found.update(bucket)
-        if len(found) == 1:  # the usual case: no merge, no sort
+        if not found:
+            return ()
+        if len(found) == 1:  # the usual hit: no merge, no sort
             (rule,) = found.values()
             return (rule.payload,) if rule.matches(flow) else ()
-        keys = sorted(key for key, rule in found.items() if rule.matches(flow))
-        return tuple(found[key].payload for key in keys)
+        keys = [key for key, rule in found.items() if rule.matches(flow)]
+        if not keys:
+            return ()
+        keys.sort()
+        return tuple([found[key].payload for key in keys])
 
 
 class MatchIndex(Generic[P]):
