@@ -29,6 +29,7 @@ intercept publisher calls :meth:`apply` from its worker thread, the flow-tap com
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -83,6 +84,16 @@ class PreparedCapture:
 _EMPTY = PreparedCapture((), False)
 
 
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """An apply between handing its batch to the workers and their acknowledgement."""
+
+    ops: list[tuple[control.Op, Sequence[int]]]
+    slabs: list[Slab]
+    gone: set[int]
+    unused: list[Outer]
+
+
 class Dataplane:
     """Capture → pre-filter → match → encapsulate → send, for the criteria installed."""
 
@@ -98,6 +109,7 @@ class Dataplane:
         self.workers = workers or default_workers()
         self._on_limit = on_limit
         self._lock = threading.RLock()
+        self._async_lock = asyncio.Lock()
         self._criteria: dict[int, Criterion] = {}
         self._slots: dict[int, int] = {}
         self._free: list[int] = []
@@ -264,46 +276,66 @@ class Dataplane:
             flowtap.errors.SendError: a destination socket cannot be opened; nothing changed.
             OSError: the pre-filter maps are full (ENOSPC); nothing changed.
         """
+        with self._lock:
+            change = self._begin(upserts, removals)
+            assert self._pool is not None
+            self._pool.run(change.ops, change.slabs)
+            self._end(change)
+
+    async def apply_async(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
+        """:meth:`apply` for the event loop: the workers' acknowledgements are awaited, not
+        blocked on, so NETCONF and DTCP go on meanwhile and no thread hands the GIL over."""
+        async with self._async_lock:
+            with self._lock:
+                change = self._begin(upserts, removals)
+                pool = self._pool
+                assert pool is not None
+            await pool.run_async(change.ops, change.slabs)
+            with self._lock:
+                if self._pool is pool:  # a stop() in between forgot everything already
+                    self._end(change)
+
+    def _begin(self, upserts: Sequence[Criterion], removals: Collection[int]) -> _Change:
+        """Everything before the workers: sockets, pre-filter filing, slots; the batch."""
         for c in upserts:
             self.check(c)
             if c.criteria_id in removals:
                 raise ValueError("a criterion cannot be installed and removed at once")
-        with self._lock:
-            gone = {i for i in removals if i in self._criteria}
-            self._ensure_workers()
-            assert self._pool is not None
-            outers = self._open_sockets(upserts)
-            try:
-                self._file(upserts)
-            except BaseException:
-                for o in outers:
-                    self._sockets.pop(o).close()
-                raise
-            ops: list[tuple[control.Op, Sequence[int]]] = []
-            slabs = self._grow(len(self._criteria) + len(upserts))
-            if slabs:
-                ops.append((("slab", self._slab_spec()), (self._slab_fd(),)))
-            ops += [(("sink", o), (self._sockets[o].fileno(),)) for o in outers]
-            for c in upserts:
-                ops.append((("up", self._upsert(c)), ()))
-            ops += [(("rm", cid), ()) for cid in gone]
-            unused = self._release(gone)
-            ops += [(("unsink", o), ()) for o in unused]
-            self._pool.run(ops, slabs)
-            for old in slabs:
-                assert self._slab is not None
-                self._slab.copy_region(self._slab.spec.carry, old)  # the workers copied theirs
-                old.close()
-            for cid in gone:
-                if self._prefilter is not None:
-                    self._prefilter.remove(cid)
-                slot = self._slots.pop(cid)
-                assert self._slab is not None
-                self._slab.zero(self._slab.spec.carry, slot)
-                self._free.append(slot)
-                del self._criteria[cid]
-            for o in unused:
+        gone = {i for i in removals if i in self._criteria}
+        self._ensure_workers()
+        outers = self._open_sockets(upserts)
+        try:
+            self._file(upserts)
+        except BaseException:
+            for o in outers:
                 self._sockets.pop(o).close()
+            raise
+        ops: list[tuple[control.Op, Sequence[int]]] = []
+        slabs = self._grow(len(self._criteria) + len(upserts))
+        if slabs:
+            ops.append((("slab", self._slab_spec()), (self._slab_fd(),)))
+        ops += [(("sink", o), (self._sockets[o].fileno(),)) for o in outers]
+        ops += [(("up", self._upsert(c)), ()) for c in upserts]
+        ops += [(("rm", cid), ()) for cid in gone]
+        unused = self._release(gone)
+        ops += [(("unsink", o), ()) for o in unused]
+        return _Change(ops, slabs, gone, unused)
+
+    def _end(self, change: _Change) -> None:
+        """Everything after every worker acknowledged: what removals leave behind."""
+        assert self._slab is not None
+        for old in change.slabs:
+            self._slab.copy_region(self._slab.spec.carry, old)  # the workers copied theirs
+            old.close()
+        for cid in change.gone:
+            if self._prefilter is not None:
+                self._prefilter.remove(cid)
+            slot = self._slots.pop(cid)
+            self._slab.zero(self._slab.spec.carry, slot)
+            self._free.append(slot)
+            del self._criteria[cid]
+        for o in change.unused:
+            self._sockets.pop(o).close()
 
     def set_criteria(self, criteria: Iterable[Criterion]) -> None:
         """Replace the installed criteria by ``criteria`` (one delta; tests and benchmarks)."""

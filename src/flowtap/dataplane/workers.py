@@ -10,6 +10,7 @@ is handed to it as part of that state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -64,6 +65,9 @@ class WorkerPool:
         self._wake_r, self._wake_w = os.pipe()
         self._events_thread: threading.Thread | None = None
         self._closing = False
+        self._acked: dict[int, int] = {}  # worker index -> newest batch it acknowledged
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # run_async callers
+        self._loop: asyncio.AbstractEventLoop | None = None  # watching the control sockets
         self.restarts = 0
 
     @property
@@ -107,11 +111,11 @@ class WorkerPool:
         assert kind == "ready"
         return _Handle(index, process, ctl, events)
 
-    def run(self, ops: Batch, slabs: Sequence[Slab] = (),
-            own: Callable[[int], Batch] | None = None) -> None:
-        """Apply ``ops`` in every worker, after ``own(i)``, worker i's own operations;
-        returns when each has acknowledged. ``slabs`` are slabs (besides the pool's own)
-        whose header must announce the batch (slab growth)."""
+    def send(self, ops: Batch, slabs: Sequence[Slab] = (),
+             own: Callable[[int], Batch] | None = None) -> int:
+        """Hand ``ops`` to every worker, after ``own(i)``, worker i's own operations; returns
+        the batch number. ``slabs`` are slabs (besides the pool's own) whose header must
+        announce the batch (slab growth)."""
         self._batch += 1
         batch = self._batch
         for h in self._handles:
@@ -120,23 +124,76 @@ class WorkerPool:
                 control.send_batch(h.ctl, batch, [*own(h.index), *ops] if own else ops)
             except OSError:
                 LOG.error("capture worker %d is gone; starting it again", h.index)
+        return batch
+
+    def run(self, ops: Batch, slabs: Sequence[Slab] = (),
+            own: Callable[[int], Batch] | None = None) -> None:
+        """:meth:`send`, then block until every worker has acknowledged."""
+        batch = self.send(ops, slabs, own)
         for h in list(self._handles):
-            self._await_ack(h, batch, slabs)
+            while self._acked.get(h.index, 0) < batch:
+                try:
+                    self._record(control.receive(h.ctl)[0], h)
+                except (OSError, EOFError):
+                    self._restart(h, slabs)
+        self._settle()
+
+    async def run_async(self, ops: Batch, slabs: Sequence[Slab] = ()) -> None:
+        """:meth:`send`, then wait (without blocking the event loop) until every worker has
+        acknowledged."""
+        batch = self.send(ops, slabs)
+        if self._done(batch):
+            return
+        loop = asyncio.get_running_loop()
+        self._watch(loop)
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((batch, future))
+        await future
+
+    def _done(self, batch: int) -> bool:
+        return all(self._acked.get(h.index, 0) >= batch for h in self._handles)
+
+    def _record(self, message: object, h: _Handle) -> None:
+        if isinstance(message, tuple) and message[0] == "ack":
+            self._acked[h.index] = max(self._acked.get(h.index, 0), int(message[1]))
+
+    def _settle(self) -> None:
+        keep = []
+        for batch, future in self._waiters:
+            if self._done(batch) or not self._handles:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                keep.append((batch, future))
+        self._waiters = keep
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop:
+            return
+        self._loop = loop
+        for h in self._handles:
+            loop.add_reader(h.ctl.fileno(), self._readable, h)
+
+    def _unwatch(self, h: _Handle) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(h.ctl.fileno())
+
+    def _readable(self, h: _Handle) -> None:
+        """Event-loop callback: record every acknowledgement waiting on ``h``'s socket."""
+        poller = select.poll()
+        poller.register(h.ctl.fileno(), select.POLLIN)
+        while poller.poll(0):
+            try:
+                self._record(control.receive(h.ctl)[0], h)
+            except (OSError, EOFError):
+                self._restart(h, ())
+                break
+        self._settle()
 
     def _announce(self, index: int, batch: int, slabs: Sequence[Slab]) -> None:
         for slab in (self.slab, *slabs):
             if slab is not None:
                 slab.words[slab.header(index) + H_ANNOUNCED] = batch
-
-    def _await_ack(self, h: _Handle, batch: int, slabs: Sequence[Slab]) -> None:
-        while True:
-            try:
-                (kind, value), _fds = control.receive(h.ctl)
-            except (OSError, EOFError):
-                self._restart(h, slabs)
-                return
-            if kind == "ack" and value == batch:
-                return
 
     def _restart(self, h: _Handle, slabs: Sequence[Slab]) -> None:
         """A worker died: start another with the whole current state (which includes what
@@ -144,6 +201,7 @@ class WorkerPool:
         with contextlib.suppress(OSError):
             h.process.kill()
         h.process.wait()
+        self._unwatch(h)
         h.ctl.close()
         h.events.close()
         self.restarts += 1
@@ -158,6 +216,9 @@ class WorkerPool:
         (kind, value), _fds = control.receive(fresh.ctl)
         if (kind, value) != ("ack", batch):
             raise CaptureError("dataplane", f"capture worker {h.index} failed to restart")
+        self._acked[h.index] = batch  # its state includes every batch before
+        if self._loop is not None:
+            self._loop.add_reader(fresh.ctl.fileno(), self._readable, fresh)
         os.write(self._wake_w, b"x")  # the event thread watches the new socket
 
     def stop(self) -> None:
@@ -168,6 +229,7 @@ class WorkerPool:
         with contextlib.suppress(CaptureError):
             self.run([(("stop",), ())])
         for h in self._handles:
+            self._unwatch(h)
             try:
                 h.process.wait(5)
             except subprocess.TimeoutExpired:
@@ -181,6 +243,8 @@ class WorkerPool:
         for h in self._handles:
             h.events.close()
         self._handles = []
+        self._loop = None
+        self._settle()  # nobody is left to acknowledge: waiters go on
 
     def pids(self) -> list[int]:
         return [h.process.pid for h in self._handles]

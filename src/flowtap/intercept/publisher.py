@@ -32,7 +32,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -86,6 +86,10 @@ class Publisher:
         batch: int = BATCH,
     ) -> None:
         self._sink = sink
+        # a sink that can await its own completion (the dataplane awaits its workers) is
+        # driven on the event loop: no thread, no GIL handed back and forth per run
+        self._apply_async: Callable[[Sequence[Criterion], Collection[int]],
+                                    Awaitable[None]] | None = getattr(sink, "apply_async", None)
         self._on_rejected = on_rejected
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -223,7 +227,10 @@ class Publisher:
     async def _apply(self, loop: asyncio.AbstractEventLoop, upserts: Sequence[Criterion],
                      removals: Collection[int]) -> bool:  # fmt: skip
         try:
-            await loop.run_in_executor(self._executor, self._sink.apply, upserts, removals)
+            if self._apply_async is not None:
+                await self._apply_async(upserts, removals)
+            else:
+                await loop.run_in_executor(self._executor, self._sink.apply, upserts, removals)
         except Exception as exc:  # the sink's own refusal; nothing changed in it
             LOG.debug("criteria delta refused: %s", type(exc).__name__)
             return False

@@ -12,7 +12,9 @@ nothing on the request path is proportional to the number of criteria, and a dat
 each change cost O(1) or O(log N) behind this same call. A delta is atomic, all or nothing: the
 publisher's failure isolation (:mod:`flowtap.intercept.publisher`) relies on a refused delta
 leaving the installed table exactly as it was, so that it can retry parts of it and know which
-criteria are in and which are not.
+criteria are in and which are not. A sink may also offer ``async def apply_async(upserts,
+removals)``, the same contract awaited on the event loop; the publisher then uses it instead
+of calling ``apply`` in a worker thread.
 """
 
 from __future__ import annotations
