@@ -180,6 +180,8 @@ class WorkerPool:
 
     def _readable(self, h: _Handle) -> None:
         """Event-loop callback: record every acknowledgement waiting on ``h``'s socket."""
+        if self._closing or h not in self._handles:
+            return  # stop() owns the sockets now
         poller = select.poll()
         poller.register(h.ctl.fileno(), select.POLLIN)
         while poller.poll(0):
@@ -198,6 +200,9 @@ class WorkerPool:
     def _restart(self, h: _Handle, slabs: Sequence[Slab]) -> None:
         """A worker died: start another with the whole current state (which includes what
         the failed batch was about, since the caller updated its state first)."""
+        if self._closing:
+            self._acked[h.index] = self._batch  # stopping: nothing more to wait for
+            return
         with contextlib.suppress(OSError):
             h.process.kill()
         h.process.wait()
@@ -222,14 +227,15 @@ class WorkerPool:
         os.write(self._wake_w, b"x")  # the event thread watches the new socket
 
     def stop(self) -> None:
-        """Stop every worker (each acknowledges, then exits)."""
+        """Stop every worker (each acknowledges, then exits). May be called from another
+        thread than the event loop's (the appliance stops the dataplane in one)."""
         if not self._handles:
             return
         self._closing = True
+        loop = self._unwatch_all()
         with contextlib.suppress(CaptureError):
             self.run([(("stop",), ())])
         for h in self._handles:
-            self._unwatch(h)
             try:
                 h.process.wait(5)
             except subprocess.TimeoutExpired:
@@ -243,8 +249,34 @@ class WorkerPool:
         for h in self._handles:
             h.events.close()
         self._handles = []
-        self._loop = None
-        self._settle()  # nobody is left to acknowledge: waiters go on
+        if loop is not None and self._waiters:  # nobody is left to acknowledge: waiters go on
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._settle)
+
+    def _unwatch_all(self) -> asyncio.AbstractEventLoop | None:
+        """Stop watching the control sockets (on the loop's own thread); returns the loop."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return None
+        fds = [h.ctl.fileno() for h in self._handles]
+        done = threading.Event()
+
+        def remove() -> None:
+            for fd in fds:
+                loop.remove_reader(fd)
+            done.set()
+
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            remove()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to remove
+                loop.call_soon_threadsafe(remove)
+                done.wait(2)
+        return loop
 
     def pids(self) -> list[int]:
         return [h.process.pid for h in self._handles]

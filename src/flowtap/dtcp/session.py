@@ -15,13 +15,14 @@ Per message, in order:
    is closed: one principal per session, no speaking for another mediation device.
 5. The method's handler (:mod:`flowtap.dtcp.methods`).
 
-A batch of pipelined messages is handled in arrival order; their audit records are chained in
-that order and made durable together, then every change is confirmed, the session waits until
-its changes are live in the dataplane (the intercept publisher's ``flush`` of its control
-source), and the replies are written in order. A reply never precedes its durable record, and a
-200 OK to an ADD, DELETE or REFRESH never precedes the dataplane change it reports. If the audit
-log cannot be written, the changes of the affected requests are undone and each gets
-``500 Server Internal Error`` (fail closed).
+A batch of pipelined messages is handled in arrival order and their audit records are chained
+in that order; the batch then goes to the reply stage (:mod:`flowtap.dtcp.replying`), which,
+batch after batch, waits until the records are durable, confirms every change, waits until the
+changes are live in the dataplane (the intercept publisher's ``flush`` of the control source),
+and writes the replies in order, while the channel already handles the next batch. A reply never
+precedes its durable record, and a 200 OK to an ADD, DELETE or REFRESH never precedes the
+dataplane change it reports. If the audit log cannot be written, the changes of the affected
+requests are undone and each gets ``500 Server Internal Error`` (fail closed).
 
 Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessions run: between
 two such messages of a batch, between the slices of their work (``methods.SLICE``) and between
@@ -56,7 +57,8 @@ from flowtap.dtcp.methods import (
     refused,
     status_line,
 )
-from flowtap.dtcp.replies import decode_error_reply, error_reply
+from flowtap.dtcp.replies import decode_error_reply
+from flowtap.dtcp.replying import ReplyStage
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
 from flowtap.intercept.registry import Registry
@@ -119,6 +121,8 @@ class DtcpSession:
         self._close = close
         self._decoder = MessageDecoder()
         self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config)
+        self._replies = ReplyStage(session_id, host.registry.publisher, self._send,
+                                   self._send_in_pieces)
         self._errors = 0
         self.closing = False
         # the login class's idle-timeout (minutes), fixed at login as for NETCONF; else tuning's
@@ -137,6 +141,9 @@ class DtcpSession:
         except (ConnectionError, EOFError, asyncio.IncompleteReadError):
             LOG.debug("%s: connection lost", self.session_id)
         finally:
+            # what was handled is settled even when the peer is gone: durable records are
+            # confirmed, the others undone
+            await self._replies.drain()
             self.close()
 
     def close(self) -> None:
@@ -156,34 +163,9 @@ class DtcpSession:
             if outcome.close or self._errors >= self.host.tuning.max_consecutive_errors:
                 close = True
                 break
-        futures = [self.host.audit.submit(o.record) for o in outcomes]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for outcome, result in reversed(list(zip(outcomes, results, strict=True))):
-            if result is not None and outcome.undo is not None:
-                outcome.undo()
-        for outcome, result in zip(outcomes, results, strict=True):
-            if result is None and outcome.confirm is not None:
-                outcome.confirm()
-        # "200 OK means live": every change answered here is in the dataplane first
-        lanes = {o.changed for o, r in zip(outcomes, results, strict=True)
-                 if r is None and o.changed is not None}
-        for lane in lanes:
-            await self.host.registry.publisher.flush(lane)
-        replies: list[bytes] = []
-        for outcome, result in zip(outcomes, results, strict=True):
-            if result is None:
-                if isinstance(outcome.reply, bytes):
-                    replies.append(outcome.reply)
-                elif outcome.reply is not None:
-                    await self._send(replies)
-                    replies = []
-                    if not await self._send_in_pieces(outcome.reply):
-                        return  # cut short by a bug: the channel is closing
-            elif outcome.reply is not None:
-                LOG.error("%s: LI audit log refused a record; request refused with 500",
-                          self.session_id)  # fmt: skip
-                replies.append(error_reply(outcome.version, 500, outcome.seq, datetime.now()))
-        await self._send(replies)
+        records = [self.host.audit.submit(o.record) for o in outcomes]
+        streaming = any(o.reply is not None and not isinstance(o.reply, bytes) for o in outcomes)
+        await self._replies.submit(outcomes, records, settle=close or streaming)
         if close:
             self.close()
 
