@@ -93,13 +93,19 @@ PACER_C = r"""
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#define BATCH 8
+#define MAX_BATCH 64
 static double now(void) {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: pacer DEV FRAMES RATE COUNT\n"); return 2; }
+    if (argc != 5 && argc != 7) {
+        fprintf(stderr, "usage: pacer DEV FRAMES RATE COUNT [BATCH SLEEP]\n"); return 2;
+    }
+    /* SLEEP 1: sleep instead of spinning while more than 200 us early, so that a CPU the
+       pacer shares keeps its time */
+    int batch = argc == 7 ? atoi(argv[5]) : 8, doze = argc == 7 && atoi(argv[6]);
+    if (batch < 1 || batch > MAX_BATCH) return 2;
     double rate = atof(argv[3]);
     long count = atol(argv[4]);
     FILE *f = fopen(argv[2], "rb");
@@ -124,7 +130,7 @@ int main(int argc, char **argv) {
     if (!sll.sll_ifindex || bind(fd, (struct sockaddr *)&sll, sizeof sll)) {
         perror("bind"); return 1;
     }
-    int total = n + BATCH;
+    int total = n + MAX_BATCH;
     struct mmsghdr *vec = calloc(total, sizeof *vec);
     for (int i = 0; i < total; i++) {
         vec[i].msg_hdr.msg_iov = &iov[i % n]; vec[i].msg_hdr.msg_iovlen = 1;
@@ -132,8 +138,12 @@ int main(int argc, char **argv) {
     long sent = 0, errors = 0;
     double t0 = now();
     while (sent < count) {
-        if (rate > 0) { double due = t0 + sent / rate; while (now() < due) ; }
-        int k = count - sent < BATCH ? (int)(count - sent) : BATCH;
+        if (rate > 0) {
+            double due = t0 + sent / rate, early;
+            while ((early = due - now()) > 0)
+                if (doze && early > 2e-4) usleep((useconds_t)((early - 1e-4) * 1e6));
+        }
+        int k = count - sent < batch ? (int)(count - sent) : batch;
         int r = sendmmsg(fd, vec + sent % n, k, 0);
         if (r < 0) {
             if (errno == ENOBUFS || errno == EAGAIN) { errors++; continue; }
@@ -312,19 +322,21 @@ class Bench:
         sent, fwd, dlv = (x - y for x, y in zip(a, b, strict=True))
         return {"offered_pps": sent / dt, "fwd_pps": fwd / dt, "dlv_pps": dlv / dt}
 
-    def paced(self, size: int, rate: float, dst: str = DST, count: int = 0
-              ) -> dict[str, float]:  # fmt: skip
+    def paced(self, size: int, rate: float, dst: str = DST, count: int = 0,
+              cpu: int = GEN_CPU) -> dict[str, float]:  # fmt: skip
         """One pacer trial of ``trial`` seconds at ``rate`` pps, or of ``count`` packets as
-        fast as the pacer can send them when ``rate`` is 0 (rerun like ``saturate``)."""
-        return self._quietly(lambda: self._paced(size, rate, dst, count))
+        fast as the pacer can send them when ``rate`` is 0 (rerun like ``saturate``). On
+        another CPU than GEN_CPU the pacer sends batches of 32 and sleeps while early."""
+        return self._quietly(lambda: self._paced(size, rate, dst, count, cpu))
 
-    def _paced(self, size: int, rate: float, dst: str, count: int = 0) -> dict[str, float]:
+    def _paced(self, size: int, rate: float, dst: str, count: int = 0,
+               cpu: int = GEN_CPU) -> dict[str, float]:  # fmt: skip
         _, raw = self.files(size, dst)
         before = self.counters()
         out = subprocess.run(
-            ["ip", "netns", "exec", self.t.ns("snd"), "taskset", "-c", str(GEN_CPU),
+            ["ip", "netns", "exec", self.t.ns("snd"), "taskset", "-c", str(cpu),
              str(self.pacer), "snd0", str(raw), f"{rate:.0f}",
-             str(count or int(rate * self.trial))],
+             str(count or int(rate * self.trial)), *(["32", "1"] if cpu != GEN_CPU else [])],
             capture_output=True, text=True, check=True, timeout=self.trial * 4 + 10).stdout
         r = json.loads(out)
         time.sleep(0.3)  # the ring retires its last block, the copies land
@@ -441,10 +453,33 @@ SWEEP = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
 FLAT_OUT = 0.0
 
 
+@contextlib.contextmanager
+def forwarding_on(topo: Topology, cpu: int) -> Iterator[None]:
+    """Steer rin's receive processing (forwarding, ring writes) to ``cpu`` with RPS.
+
+    On a veth the sender's own CPU forwards what it sends (netif_rx runs the receive softirq
+    before sendmmsg returns), so a generator there can never offer more than is forwarded
+    and no curve would show a knee. With RPS the packets are queued to ``cpu``'s backlog,
+    which drops what it cannot take, and a generator on another CPU can offer more."""
+    path = "/sys/class/net/rin/queues/rx-0/rps_cpus"
+
+    def write(mask: int) -> None:
+        subprocess.run(["ip", "netns", "exec", topo.ns("rtr"), "sh", "-c",
+                        f"echo {mask:x} > {path}"], check=True)
+
+    write(1 << cpu)
+    try:
+        yield
+    finally:
+        write(0)
+
+
 def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, dict[str, list[float]]]:
     """Delivered against offered rate at 64 B, everything matching one criterion (the
     report's picture): forwarded with no tap, with flowtap and with tcpdump, and the copies
-    flowtap delivered / the packets tcpdump captured. Offered is what the pacer achieved."""
+    flowtap delivered / the packets tcpdump captured. Offered is what the pacer achieved.
+    Forwarding runs on GEN_CPU (RPS), the pacer on TAP_CPU, sleeping while early, next to
+    the tap's capture thread or tcpdump."""
     rates = [*(f * fwd64 for f in SWEEP), FLAT_OUT]
     flat_count = int(2.5 * fwd64 * b.trial)
     out: dict[str, dict[str, list[float]]] = {
@@ -452,7 +487,7 @@ def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, dict[str, list[fl
         for name in ("no_tap", "flowtap", "tcpdump")}
 
     def point(name: str, rate: float) -> dict[str, float]:
-        r = b.paced(46, rate, count=0 if rate else flat_count)
+        r = b.paced(46, rate, count=0 if rate else flat_count, cpu=TAP_CPU)
         out[name]["offered"].append(r["achieved_pps"])
         out[name]["forwarded"].append(r["forwarded"] / r["seconds"])
         return r
@@ -497,7 +532,8 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
         for label, size in SIZES.items():
             rates[f"1crit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
         res["kernel_drops_1crit"] = dp.kernel_stats().drops
-    res["sweep_64B"] = sweep(b, topo, fwd64)
+    with forwarding_on(topo, GEN_CPU):
+        res["sweep_64B"] = sweep(b, topo, fwd64)
     many = many_criteria(b.many)
     with tap(topo, many, b.dp_options) as dp:
         res["bpf_many"] = {"kind": dp.filters["ge-0/0/0.0"].kind,
@@ -550,6 +586,25 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
     return res
 
 
+def sweep_only(topo: Topology, b: Bench) -> dict[str, Any]:
+    fwd64 = b.saturate(46)["fwd_pps"]
+    with forwarding_on(topo, GEN_CPU):
+        return {"forwarding_no_tap_pps": {"64B": fwd64}, "sweep_64B": sweep(b, topo, fwd64)}
+
+
+def sweep_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f"sweep 64B {name}: offered -> forwarded / copies (kpps)",
+             ", ".join(f"{o / 1e3:.0f}->{f / 1e3:.0f}/{c / 1e3:.0f}" for o, f, c
+                       in zip(sw["offered"], sw["forwarded"], sw["copies"], strict=True)))
+            for name, sw in res["sweep_64B"].items()]
+
+
+def sweep_table(res: dict[str, Any]) -> str:
+    rows = [("forwarding, no tap, 64B (trafgen)",
+             f"{res['forwarding_no_tap_pps']['64B']:,.0f} pps"), *sweep_rows(res)]
+    return "\n".join(f"{a}  {b}" for a, b in rows)
+
+
 def table(res: dict[str, Any]) -> str:
     k = res["kept_1crit_no_match"]
     rows = [
@@ -593,11 +648,7 @@ def table(res: dict[str, Any]) -> str:
                  f"{res['tcpdump_kept_no_match']['kept_all']}"))
     for name, v in res["ratios"].items():
         rows.append((name, f"{v:.3f}"))
-    for name, sw in res["sweep_64B"].items():
-        rows.append((f"sweep 64B {name}: offered -> forwarded / copies (kpps)",
-                     ", ".join(f"{o / 1e3:.0f}->{f / 1e3:.0f}/{c / 1e3:.0f}" for o, f, c
-                               in zip(sw["offered"], sw["forwarded"], sw["copies"],
-                                      strict=True))))
+    rows += sweep_rows(res)
     rows.append(("capture workers", res["workers"]))
     rows.append(("load average before / after, runs redone for others' load",
                  f"{res['load_before']:.2f} / {res['load_after']:.2f}, "
@@ -630,6 +681,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None,
                     help="capture workers (services flow-tap capture-workers N); default: "
                          "the engine's")
+    ap.add_argument("--sweep-only", action="store_true",
+                    help="only the rate sweep (the report's picture) and the no-tap figure")
     ap.add_argument("--many", type=int, default=100_000,
                     help="criteria installed for the scaling figures")
     a = ap.parse_args()
@@ -655,14 +708,15 @@ def main() -> int:
             bench = Bench(topo, Path(tmp), a.seconds, a.trial, a.max_wait)
             bench.dp_options, workers = engine_options(a.workers)
             bench.many = a.many
-            res = run(topo, bench, a.reps, a.steps)
+            res = (sweep_only(topo, bench) if a.sweep_only
+                   else run(topo, bench, a.reps, a.steps))
             res["workers"], res["many"] = workers, a.many
         finally:
             topo.down()
     res["bench_seconds"] = time.monotonic() - started
     res["settings"] = {"seconds": a.seconds, "trial": a.trial, "reps": a.reps,
                        "steps": a.steps, "generator": "trafgen (saturation), gcc pacer (paced)"}
-    print(table(res))
+    print(sweep_table(res) if a.sweep_only else table(res))
     out = _rounded(res)
     if a.json:
         a.json.write_text(json.dumps(out, indent=2) + "\n")
