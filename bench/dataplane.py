@@ -31,10 +31,10 @@ DATAPLANE.md harness arranged with an nft drop.
 Usage: sudo .venv/bin/python bench/dataplane.py [--quick] [--workers N] [--many N] [--json FILE]
 ``--workers N`` is ``services flow-tap capture-workers N``: handed to the engine when it takes
 it (see ``engine_options``), ignored (and reported so) by a single-threaded engine.
-Bounded: about 7 minutes (3 with --quick) plus at most --max-wait seconds spent waiting for
-other processes to go idle (a run during which they used more than 15 % of a CPU is redone,
-twice at most and only within that budget; the table counts both); namespaces and processes
-are always cleaned up.
+Bounded: about 10 minutes (579 and 693 s measured on a busy machine; --sweep-only under 2)
+plus at most --max-wait seconds spent waiting for other processes to go idle (a run during
+which they used more than 15 % of a CPU is redone, twice at most and only within that budget;
+the table counts both); namespaces and processes are always cleaned up.
 """
 
 from __future__ import annotations
