@@ -13,9 +13,14 @@ Metrics (shared/spec/DATAPLANE.md):
                        (no tap, tap, no tap, tap ...) and the median of the pair ratios is shown
   intercept rate       highest paced rate at which every packet is forwarded AND every copy
                        delivered (med0 rx == rcv0 rx == sent), by bisection with the pacer
-  criteria scaling     intercept rate with 10,000 criteria / with 1
+  criteria scaling     intercept rate with --many (100,000) criteria / with 1; the engine is
+                       driven in-process, so no DTCP criteria limit applies
   tcpdump reference    tcpdump (libpcap) on rin with the same criterion as a BPF expression:
                        captured / kernel drops while trafgen saturates, and forwarding kept
+  rate sweep           the report's picture: paced 64 B traffic, all matching, at 0.25x to 2x
+                       the no-tap saturation rate and then the pacer flat out, past every
+                       knee: forwarded with no tap / flowtap / tcpdump, copies delivered by
+                       flowtap and packets captured by tcpdump (one tcpdump per point)
 
 "No traffic matching" sends to 198.19.0.2 while the criterion taps 198.19.0.1 (another
 subscriber behind the same router). The content destination (med0) counts every copy at the
@@ -23,17 +28,20 @@ veth and then drops it as PACKET_OTHERHOST (its MAC is changed after the router'
 neighbour entry was made), so the copies cost the receiving CPU next to nothing, as the
 DATAPLANE.md harness arranged with an nft drop.
 
-Usage: sudo .venv/bin/python bench/dataplane.py [--quick] [--json FILE]
-Bounded: about 5 minutes (2 with --quick) plus at most --max-wait seconds spent waiting for
-other processes to go idle (a run during which they used more than 15 % of a CPU is redone,
-twice at most and only within that budget; the table counts both); namespaces and processes
-are always cleaned up.
+Usage: sudo .venv/bin/python bench/dataplane.py [--quick] [--workers N] [--many N] [--json FILE]
+``--workers N`` is ``services flow-tap capture-workers N``: handed to the engine when it takes
+it (see ``engine_options``), ignored (and reported so) by a single-threaded engine.
+Bounded: about 10 minutes (579 and 693 s measured on a busy machine; --sweep-only under 2)
+plus at most --max-wait seconds spent waiting for other processes to go idle (a run during
+which they used more than 15 % of a CPU is redone, twice at most and only within that budget;
+the table counts both); namespaces and processes are always cleaned up.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import ipaddress
 import json
 import os
@@ -85,13 +93,19 @@ PACER_C = r"""
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#define BATCH 8
+#define MAX_BATCH 64
 static double now(void) {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: pacer DEV FRAMES RATE COUNT\n"); return 2; }
+    if (argc != 5 && argc != 7) {
+        fprintf(stderr, "usage: pacer DEV FRAMES RATE COUNT [BATCH SLEEP]\n"); return 2;
+    }
+    /* SLEEP 1: sleep instead of spinning while more than 200 us early, so that a CPU the
+       pacer shares keeps its time */
+    int batch = argc == 7 ? atoi(argv[5]) : 8, doze = argc == 7 && atoi(argv[6]);
+    if (batch < 1 || batch > MAX_BATCH) return 2;
     double rate = atof(argv[3]);
     long count = atol(argv[4]);
     FILE *f = fopen(argv[2], "rb");
@@ -116,7 +130,7 @@ int main(int argc, char **argv) {
     if (!sll.sll_ifindex || bind(fd, (struct sockaddr *)&sll, sizeof sll)) {
         perror("bind"); return 1;
     }
-    int total = n + BATCH;
+    int total = n + MAX_BATCH;
     struct mmsghdr *vec = calloc(total, sizeof *vec);
     for (int i = 0; i < total; i++) {
         vec[i].msg_hdr.msg_iov = &iov[i % n]; vec[i].msg_hdr.msg_iovlen = 1;
@@ -124,8 +138,12 @@ int main(int argc, char **argv) {
     long sent = 0, errors = 0;
     double t0 = now();
     while (sent < count) {
-        if (rate > 0) { double due = t0 + sent / rate; while (now() < due) ; }
-        int k = count - sent < BATCH ? (int)(count - sent) : BATCH;
+        if (rate > 0) {
+            double due = t0 + sent / rate, early;
+            while ((early = due - now()) > 0)
+                if (doze && early > 2e-4) usleep((useconds_t)((early - 1e-4) * 1e6));
+        }
+        int k = count - sent < batch ? (int)(count - sent) : batch;
         int r = sendmmsg(fd, vec + sent % n, k, 0);
         if (r < 0) {
             if (errno == ENOBUFS || errno == EAGAIN) { errors++; continue; }
@@ -237,6 +255,8 @@ class Bench:
         self.no_tap: list[float] = []  # every 64B no-tap forwarding figure of the run
         self.noisy = 0  # runs kept although others' load stayed above FOREIGN_MAX
         self.wait_deadline = time.monotonic() + max_wait
+        self.dp_options: dict[str, Any] = {"cpu": TAP_CPU}  # Dataplane(...), see --workers
+        self.many = 100_000  # criteria of the scaling figures
 
     def files(self, size: int, dst: str) -> tuple[Path, Path]:
         """(trafgen config, pacer frame file) for one frame."""
@@ -302,23 +322,28 @@ class Bench:
         sent, fwd, dlv = (x - y for x, y in zip(a, b, strict=True))
         return {"offered_pps": sent / dt, "fwd_pps": fwd / dt, "dlv_pps": dlv / dt}
 
-    def paced(self, size: int, rate: float, dst: str = DST) -> dict[str, float]:
-        """One pacer trial of ``trial`` seconds at ``rate`` pps (rerun like ``saturate``)."""
-        return self._quietly(lambda: self._paced(size, rate, dst))
+    def paced(self, size: int, rate: float, dst: str = DST, count: int = 0,
+              cpu: int = GEN_CPU) -> dict[str, float]:  # fmt: skip
+        """One pacer trial of ``trial`` seconds at ``rate`` pps, or of ``count`` packets as
+        fast as the pacer can send them when ``rate`` is 0 (rerun like ``saturate``). On
+        another CPU than GEN_CPU the pacer sends batches of 32 and sleeps while early."""
+        return self._quietly(lambda: self._paced(size, rate, dst, count, cpu))
 
-    def _paced(self, size: int, rate: float, dst: str) -> dict[str, float]:
+    def _paced(self, size: int, rate: float, dst: str, count: int = 0,
+               cpu: int = GEN_CPU) -> dict[str, float]:  # fmt: skip
         _, raw = self.files(size, dst)
         before = self.counters()
         out = subprocess.run(
-            ["ip", "netns", "exec", self.t.ns("snd"), "taskset", "-c", str(GEN_CPU),
-             str(self.pacer), "snd0", str(raw), f"{rate:.0f}", str(int(rate * self.trial))],
+            ["ip", "netns", "exec", self.t.ns("snd"), "taskset", "-c", str(cpu),
+             str(self.pacer), "snd0", str(raw), f"{rate:.0f}",
+             str(count or int(rate * self.trial)), *(["32", "1"] if cpu != GEN_CPU else [])],
             capture_output=True, text=True, check=True, timeout=self.trial * 4 + 10).stdout
         r = json.loads(out)
         time.sleep(0.3)  # the ring retires its last block, the copies land
         after = self.counters()
         sent, fwd, dlv = (x - y for x, y in zip(after, before, strict=True))
         return {"sent": sent, "forwarded": fwd, "delivered": dlv,
-                "achieved_pps": r["sent"] / r["seconds"]}
+                "achieved_pps": r["sent"] / r["seconds"], "seconds": r["seconds"]}
 
     def lossless(self, size: int, lo: float, hi: float, copies: bool, steps: int) -> float:
         """Highest achieved paced rate with forwarded == sent (and delivered == sent)."""
@@ -338,9 +363,28 @@ class Bench:
         return best
 
 
+def engine_options(workers: int | None) -> tuple[dict[str, Any], str]:
+    """``Dataplane(...)`` options for ``--workers`` and how the run will capture.
+
+    ``services flow-tap capture-workers`` reaches the engine as a constructor argument; an
+    engine without one has a single capture thread, pinned to TAP_CPU (the option is then
+    ignored, and the report says so). Several workers are left to the engine to place."""
+    params = inspect.signature(Dataplane).parameters
+    name = next((n for n in ("capture_workers", "workers") if n in params), None)
+    if workers is None:
+        return {"cpu": TAP_CPU}, "engine default" if name else "1 thread, CPU1"
+    if name is None:
+        return {"cpu": TAP_CPU}, f"1 thread, CPU1 (--workers {workers} ignored: not supported)"
+    options: dict[str, Any] = {name: workers}
+    if workers == 1 and "cpu" in params:
+        options["cpu"] = TAP_CPU
+    return options, f"{workers}"
+
+
 @contextlib.contextmanager
-def tap(topo: Topology, criteria: list[Criterion]) -> Iterator[Dataplane]:
-    dp = Dataplane(cpu=TAP_CPU)
+def tap(topo: Topology, criteria: list[Criterion], options: dict[str, Any] | None = None
+        ) -> Iterator[Dataplane]:  # fmt: skip
+    dp = Dataplane(**(options if options is not None else {"cpu": TAP_CPU}))
     try:
         with ffi.netns(topo.ns("rtr")):
             dp.start(IFACES, inet6=False)
@@ -403,29 +447,64 @@ def kept(b: Bench, size: int, dst: str, reps: int,
             "dlv_pps": last.get("dlv_pps", 0.0)}
 
 
-SWEEP = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25)
+# offered rate as fractions of no-tap saturation forwarding, then the pacer flat out: every
+# curve goes past its knee
+SWEEP = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
+FLAT_OUT = 0.0
 
 
-def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, list[float]]:
-    """Delivered against offered rate at 64 B (the report's plot): forwarded without the tap,
-    forwarded and copies with one criterion matching everything offered."""
-    def rates(r: dict[str, float]) -> tuple[float, float]:
-        scale = r["achieved_pps"] / r["sent"] if r["sent"] else 0.0
-        return r["forwarded"] * scale, r["delivered"] * scale
+@contextlib.contextmanager
+def forwarding_on(topo: Topology, cpu: int) -> Iterator[None]:
+    """Steer rin's receive processing (forwarding, ring writes) to ``cpu`` with RPS.
 
-    out: dict[str, list[float]] = {"offered": [], "no_tap_forwarded": [], "tap_offered": [],
-                                   "tap_forwarded": [], "tap_copies": []}
-    for frac in SWEEP:
-        r = b.paced(46, frac * fwd64)
-        out["offered"].append(r["achieved_pps"])
-        out["no_tap_forwarded"].append(rates(r)[0])
-    with tap(topo, one_criterion()):
-        for frac in SWEEP:
-            r = b.paced(46, frac * fwd64)
-            forwarded, copies = rates(r)
-            out["tap_offered"].append(r["achieved_pps"])
-            out["tap_forwarded"].append(forwarded)
-            out["tap_copies"].append(copies)
+    On a veth the sender's own CPU forwards what it sends (netif_rx runs the receive softirq
+    before sendmmsg returns), so a generator there can never offer more than is forwarded
+    and no curve would show a knee. With RPS the packets are queued to ``cpu``'s backlog,
+    which drops what it cannot take, and a generator on another CPU can offer more."""
+    path = "/sys/class/net/rin/queues/rx-0/rps_cpus"
+
+    def write(mask: int) -> None:
+        subprocess.run(["ip", "netns", "exec", topo.ns("rtr"), "sh", "-c",
+                        f"echo {mask:x} > {path}"], check=True)
+
+    write(1 << cpu)
+    try:
+        yield
+    finally:
+        write(0)
+
+
+def sweep(b: Bench, topo: Topology, fwd64: float) -> dict[str, dict[str, list[float]]]:
+    """Delivered against offered rate at 64 B, everything matching one criterion (the
+    report's picture): forwarded with no tap, with flowtap and with tcpdump, and the copies
+    flowtap delivered / the packets tcpdump captured. Offered is what the pacer achieved.
+    Forwarding runs on GEN_CPU (RPS), the pacer on TAP_CPU, sleeping while early, next to
+    the tap's capture thread or tcpdump."""
+    rates = [*(f * fwd64 for f in SWEEP), FLAT_OUT]
+    flat_count = int(2.5 * fwd64 * b.trial)
+    out: dict[str, dict[str, list[float]]] = {
+        name: {"offered": [], "forwarded": [], "copies": []}
+        for name in ("no_tap", "flowtap", "tcpdump")}
+
+    def point(name: str, rate: float) -> dict[str, float]:
+        r = b.paced(46, rate, count=0 if rate else flat_count, cpu=TAP_CPU)
+        out[name]["offered"].append(r["achieved_pps"])
+        out[name]["forwarded"].append(r["forwarded"] / r["seconds"])
+        return r
+
+    for rate in rates:
+        point("no_tap", rate)
+        out["no_tap"]["copies"].append(0.0)
+    with tap(topo, one_criterion(), b.dp_options):
+        for rate in rates:
+            r = point("flowtap", rate)
+            out["flowtap"]["copies"].append(r["delivered"] / r["seconds"])
+    expr = f"udp and dst host {DST} and dst port {DPORT}"
+    for rate in rates:  # one tcpdump per point: it tells what it captured when it exits
+        td: dict[str, int] = {}
+        with tcpdump(topo, expr, td):
+            r = point("tcpdump", rate)
+        out["tcpdump"]["copies"].append(td.get("packets captured", 0) / r["seconds"])
     return out
 
 
@@ -440,27 +519,28 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
                                                              False, steps)
     one = one_criterion()
     # flow-tap running with no criteria: its rings are off the receive path
-    res["kept_idle"] = kept(b, 46, OTHER, reps, lambda: tap(topo, []))
+    res["kept_idle"] = kept(b, 46, OTHER, reps, lambda: tap(topo, [], b.dp_options))
     # the floor of any AF_PACKET design: a ring on rin running the drop-all program
     res["kept_ring_drop_all"] = kept(b, 46, OTHER, reps, lambda: floor_ring(topo))
     # forwarding kept: nothing matching, everything matching
-    res["kept_1crit_no_match"] = kept(b, 46, OTHER, reps, lambda: tap(topo, one))
-    res["kept_1crit_all_match"] = kept(b, 46, DST, reps, lambda: tap(topo, one))
+    res["kept_1crit_no_match"] = kept(b, 46, OTHER, reps, lambda: tap(topo, one, b.dp_options))
+    res["kept_1crit_all_match"] = kept(b, 46, DST, reps, lambda: tap(topo, one, b.dp_options))
     rates: dict[str, float] = {}
-    with tap(topo, one) as dp:
+    with tap(topo, one, b.dp_options) as dp:
         res["bpf_1crit"] = {"kind": dp.filters["ge-0/0/0.0"].kind,
                             "insns": len(dp.filters["ge-0/0/0.0"])}
         for label, size in SIZES.items():
             rates[f"1crit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
         res["kernel_drops_1crit"] = dp.kernel_stats().drops
-    res["sweep_64B"] = sweep(b, topo, fwd64)
-    many = many_criteria(10_000)
-    with tap(topo, many) as dp:
-        res["bpf_10k"] = {"kind": dp.filters["ge-0/0/0.0"].kind,
+    with forwarding_on(topo, GEN_CPU):
+        res["sweep_64B"] = sweep(b, topo, fwd64)
+    many = many_criteria(b.many)
+    with tap(topo, many, b.dp_options) as dp:
+        res["bpf_many"] = {"kind": dp.filters["ge-0/0/0.0"].kind,
                           "insns": len(dp.filters["ge-0/0/0.0"])}
         for label, size in SIZES.items():
-            rates[f"10kcrit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
-    res["kept_10kcrit_no_match"] = kept(b, 46, OTHER, reps, lambda: tap(topo, many))
+            rates[f"manycrit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
+    res["kept_manycrit_no_match"] = kept(b, 46, OTHER, reps, lambda: tap(topo, many, b.dp_options))
     res["intercept_lossless_pps"] = rates
     # tcpdump (libpcap) on the same interface, the criterion as a pcap expression
     expr = f"udp and dst host {DST} and dst port {DPORT}"
@@ -471,7 +551,7 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
         return tcpdump(topo, expr, td)
 
     res["tcpdump_kept_no_match"] = kept(b, 46, OTHER, reps, td_setup)
-    td_all = kept(b, 46, DST, 1, td_setup)
+    td_all = kept(b, 46, DST, reps, td_setup)
     captured, drops = td.get("packets captured", 0), td.get("packets dropped by kernel", 0)
     res["tcpdump_all_match"] = {**td_all, "captured": captured, "kernel_drops": drops}
     res["load_after"] = os.getloadavg()[0]
@@ -490,18 +570,39 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
             rates["1crit_1414B"] / base["1414B"],
         "forwarding kept, no traffic matching, 1 criterion (target >= 0.98)":
             res["kept_1crit_no_match"]["kept"],
-        "forwarding kept, no traffic matching, 10,000 criteria":
-            res["kept_10kcrit_no_match"]["kept"],
-        "forwarding kept, all traffic matching (saturated)": res["kept_1crit_all_match"]["kept"],
-        "10,000 / 1 criterion intercept at 64B (target >= 0.95)":
-            rates["10kcrit_64B"] / rates["1crit_64B"] if rates["1crit_64B"] else 0.0,
-        "10,000 / 1 criterion intercept at 1414B":
-            rates["10kcrit_1414B"] / rates["1crit_1414B"] if rates["1crit_1414B"] else 0.0,
-        "tcpdump forwarding kept, no traffic matching (anchor 0.94)":
+        f"forwarding kept, no traffic matching, {b.many:,} criteria":
+            res["kept_manycrit_no_match"]["kept"],
+        "forwarding kept, all traffic matching (saturated) (target >= 0.92 and above tcpdump)":
+            res["kept_1crit_all_match"]["kept"],
+        f"{b.many:,} / 1 criterion intercept at 64B (target >= 0.95)":
+            rates["manycrit_64B"] / rates["1crit_64B"] if rates["1crit_64B"] else 0.0,
+        f"{b.many:,} / 1 criterion intercept at 1414B":
+            rates["manycrit_1414B"] / rates["1crit_1414B"] if rates["1crit_1414B"] else 0.0,
+        "tcpdump forwarding kept, no traffic matching (same run; anchor 0.94)":
             res["tcpdump_kept_no_match"]["kept"],
-        "tcpdump forwarding kept, all traffic matching (anchor 0.82)": td_all["kept"],
+        "tcpdump forwarding kept, all traffic matching (same run; anchor 0.82)":
+            td_all["kept"],
     }
     return res
+
+
+def sweep_only(topo: Topology, b: Bench) -> dict[str, Any]:
+    fwd64 = b.saturate(46)["fwd_pps"]
+    with forwarding_on(topo, GEN_CPU):
+        return {"forwarding_no_tap_pps": {"64B": fwd64}, "sweep_64B": sweep(b, topo, fwd64)}
+
+
+def sweep_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f"sweep 64B {name}: offered -> forwarded / copies (kpps)",
+             ", ".join(f"{o / 1e3:.0f}->{f / 1e3:.0f}/{c / 1e3:.0f}" for o, f, c
+                       in zip(sw["offered"], sw["forwarded"], sw["copies"], strict=True)))
+            for name, sw in res["sweep_64B"].items()]
+
+
+def sweep_table(res: dict[str, Any]) -> str:
+    rows = [("forwarding, no tap, 64B (trafgen)",
+             f"{res['forwarding_no_tap_pps']['64B']:,.0f} pps"), *sweep_rows(res)]
+    return "\n".join(f"{a}  {b}" for a, b in rows)
 
 
 def table(res: dict[str, Any]) -> str:
@@ -523,9 +624,10 @@ def table(res: dict[str, Any]) -> str:
          f"{res['kept_ring_drop_all']['kept']:.3f} {res['kept_ring_drop_all']['kept_all']}"),
         ("forwarding with tap, 1 criterion, none matching",
          f"{k['tap_fwd_pps']:,.0f} pps, kept {k['kept']:.3f} {k['kept_all']}"),
-        ("forwarding with tap, 10,000 criteria, none matching",
-         f"{res['kept_10kcrit_no_match']['tap_fwd_pps']:,.0f} pps, kept "
-         f"{res['kept_10kcrit_no_match']['kept']:.3f} {res['kept_10kcrit_no_match']['kept_all']}"),
+        (f"forwarding with tap, {res['many']:,} criteria, none matching",
+         f"{res['kept_manycrit_no_match']['tap_fwd_pps']:,.0f} pps, kept "
+         f"{res['kept_manycrit_no_match']['kept']:.3f} "
+         f"{res['kept_manycrit_no_match']['kept_all']}"),
         ("forwarding with tap, all matching (saturated)",
          f"{res['kept_1crit_all_match']['tap_fwd_pps']:,.0f} pps fwd, "
          f"{res['kept_1crit_all_match']['dlv_pps']:,.0f} pps copies, kept "
@@ -533,9 +635,9 @@ def table(res: dict[str, Any]) -> str:
     ]
     for key, v in res["intercept_lossless_pps"].items():
         rows.append((f"intercept rate, lossless, {key}", f"{v:,.0f} pps"))
-    rows.append(("BPF program 1 / 10,000 criteria",
+    rows.append((f"BPF program 1 / {res['many']:,} criteria",
                  f"{res['bpf_1crit']['kind']} {res['bpf_1crit']['insns']} insns / "
-                 f"{res['bpf_10k']['kind']} {res['bpf_10k']['insns']} insns"))
+                 f"{res['bpf_many']['kind']} {res['bpf_many']['insns']} insns"))
     t = res["tcpdump_all_match"]
     rows.append(("tcpdump, all matching (saturated)",
                  f"{t['tap_fwd_pps']:,.0f} pps fwd, captured {t['captured']:,}, "
@@ -546,6 +648,8 @@ def table(res: dict[str, Any]) -> str:
                  f"{res['tcpdump_kept_no_match']['kept_all']}"))
     for name, v in res["ratios"].items():
         rows.append((name, f"{v:.3f}"))
+    rows += sweep_rows(res)
+    rows.append(("capture workers", res["workers"]))
     rows.append(("load average before / after, runs redone for others' load",
                  f"{res['load_before']:.2f} / {res['load_after']:.2f}, "
                  f"{res['reruns_for_foreign_load']} (kept noisy: {res['noisy_runs_kept']}), "
@@ -574,6 +678,13 @@ def main() -> int:
     ap.add_argument("--max-wait", type=float, default=150.0,
                     help="total seconds to wait for other processes to go idle")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="capture workers (services flow-tap capture-workers N); default: "
+                         "the engine's")
+    ap.add_argument("--sweep-only", action="store_true",
+                    help="only the rate sweep (the report's picture) and the no-tap figure")
+    ap.add_argument("--many", type=int, default=100_000,
+                    help="criteria installed for the scaling figures")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -595,13 +706,17 @@ def main() -> int:
             # the CD counts every copy at the veth, then drops it as PACKET_OTHERHOST
             topo.ip("med", "link", "set", "med0", "address", "02:fd:00:00:03:99")
             bench = Bench(topo, Path(tmp), a.seconds, a.trial, a.max_wait)
-            res = run(topo, bench, a.reps, a.steps)
+            bench.dp_options, workers = engine_options(a.workers)
+            bench.many = a.many
+            res = (sweep_only(topo, bench) if a.sweep_only
+                   else run(topo, bench, a.reps, a.steps))
+            res["workers"], res["many"] = workers, a.many
         finally:
             topo.down()
     res["bench_seconds"] = time.monotonic() - started
     res["settings"] = {"seconds": a.seconds, "trial": a.trial, "reps": a.reps,
                        "steps": a.steps, "generator": "trafgen (saturation), gcc pacer (paced)"}
-    print(table(res))
+    print(sweep_table(res) if a.sweep_only else table(res))
     out = _rounded(res)
     if a.json:
         a.json.write_text(json.dumps(out, indent=2) + "\n")

@@ -2,9 +2,11 @@
 
 Each script is run with ``--json FILE`` and prints its own table as it goes. A script's JSON is
 ``{"title", "rows": [{"metric", "value", "target"?, "reference"?}], "series"?: [{"name", "x",
-"y"}], "xlabel"?, "ylabel"?, "images"?: [PNG paths relative to bench/]}``; series are drawn on
-the report's plot (delivered against offered packet rate, with and without the tap); images a
-script drew itself (tap_latency.py's CDF) are shown under its table.
+"y", "panel"?, "style"?}], "xlabel"?, "ylabel"?, "images"?: [PNG paths relative to bench/]}``;
+series are drawn on the report's plot (delivered against offered packet rate past saturation:
+one panel per ``panel``, packets forwarded and copies delivered, one look per ``style`` so no
+line hides another); images a script drew itself (tap_latency.py's CDF) are shown under its
+table.
 """
 
 from __future__ import annotations
@@ -54,31 +56,62 @@ def from_dataplane(d: dict[str, Any]) -> dict[str, object]:
         {"metric": "no-tap forwarding 1414 B",
          "value": f"{d['forwarding_no_tap_pps']['1414B']:,.0f} pps"},
     ]
-    for name, value in d["intercept_lossless_pps"].items():
+    many = d.get("many", 10_000)
+    for key, value in d["intercept_lossless_pps"].items():
+        name = key.replace("manycrit_", f"{many:,} criteria, ").replace("1crit_", "1 criterion, ")
         rows.append({"metric": f"lossless intercept rate {name}", "value": f"{value:,.0f} pps"})
     for name, value in d["ratios"].items():
         target = name.split("(target ")[1].rstrip(")") if "(target " in name else ""
         rows.append({"metric": name.split(" (target")[0], "value": f"{value:.3f}",
                      "target": target})
-    rows.append({"metric": "BPF program, 1 / 10,000 criteria",
+    bpf_many = d.get("bpf_many", d.get("bpf_10k", {}))
+    rows.append({"metric": f"BPF program, 1 / {many:,} criteria",
                  "value": f"{d['bpf_1crit']['kind']} {d['bpf_1crit']['insns']} / "
-                          f"{d['bpf_10k']['kind']} {d['bpf_10k']['insns']} insns"})
+                          f"{bpf_many.get('kind')} {bpf_many.get('insns')} insns"})
+    rows.append({"metric": "capture workers", "value": d.get("workers", "1")})
     rows.append({"metric": "runs disturbed by other processes (kept / redone)",
                  "value": f"{d['noisy_runs_kept']} / {d['reruns_for_foreign_load']}"})
     result: dict[str, object] = {"title": "Dataplane (bench/dataplane.py, 2-core VM, veth netns)",
                                  "rows": rows}
     sw = d.get("sweep_64B")
     if sw:
-        result["series"] = [
-            {"name": "forwarded, no tap", "x": sw["offered"], "y": sw["no_tap_forwarded"]},
-            {"name": "forwarded, tap (all matching)", "x": sw.get("tap_offered", sw["offered"]),
-             "y": sw["tap_forwarded"]},
-            {"name": "copies delivered, tap", "x": sw.get("tap_offered", sw["offered"]),
-             "y": sw["tap_copies"]},
-        ]
+        result["series"] = sweep_series(sw)
         result["xlabel"] = "offered, packets/s (64 B)"
         result["ylabel"] = "delivered, packets/s"
     return result
+
+
+# one look per capture method, the same in both panels; marker sizes and fills differ so that
+# coinciding points (below every knee) still show each curve
+STYLES: dict[str, dict[str, Any]] = {
+    "no tap": {"color": "tab:gray", "marker": "s", "markersize": 10, "markerfacecolor": "none",
+               "linestyle": "-", "linewidth": 3, "alpha": 0.6},
+    "flowtap": {"color": "tab:blue", "marker": "o", "markersize": 5, "linestyle": "-",
+                "linewidth": 1.5},
+    "tcpdump": {"color": "tab:orange", "marker": "^", "markersize": 8,
+                "markerfacecolor": "none", "linestyle": "--", "linewidth": 1.5},
+}
+
+
+def sweep_series(sw: dict[str, Any]) -> list[dict[str, object]]:
+    """bench/dataplane.py's ``sweep_64B`` -> series for two panels: packets forwarded, and
+    copies delivered (flowtap) or packets captured (tcpdump). Older runs had one flat dict."""
+    if "offered" in sw:  # before the sweep went past the knee
+        sw = {"no_tap": {"offered": sw["offered"], "forwarded": sw["no_tap_forwarded"]},
+              "flowtap": {"offered": sw.get("tap_offered", sw["offered"]),
+                          "forwarded": sw["tap_forwarded"], "copies": sw["tap_copies"]}}
+    series: list[dict[str, object]] = []
+    for key, name in (("no_tap", "no tap"), ("flowtap", "flowtap"), ("tcpdump", "tcpdump")):
+        if key not in sw:
+            continue
+        s = sw[key]
+        series.append({"name": name, "x": s["offered"], "y": s["forwarded"],
+                       "panel": "forwarded by the router", "style": name})
+        if key != "no_tap":
+            label = "copies delivered" if key == "flowtap" else "packets captured"
+            series.append({"name": f"{name}: {label}", "x": s["offered"], "y": s["copies"],
+                           "panel": "copies delivered / packets captured", "style": name})
+    return series
 
 
 def plot(results: list[dict[str, object]], png: Path) -> bool:
@@ -86,15 +119,29 @@ def plot(results: list[dict[str, object]], png: Path) -> bool:
     if not series:
         return False
     matplotlib.use("Agg")
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for result, s in series:
-        points = sorted(zip(s["x"], s["y"], strict=True))  # the pacer's achieved rate varies
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=s["name"])
-        ax.set_xlabel(str(result.get("xlabel", "offered")))
-        ax.set_ylabel(str(result.get("ylabel", "delivered")))
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    ax.set_title("flowtap: delivered against offered packet rate")
+    panels = list(dict.fromkeys(str(s.get("panel", "")) for _, s in series))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False,
+                             sharex=True, sharey=True)
+    top = max(max(*s["x"], *s["y"]) for _, s in series)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        ax.plot([0, top], [0, top], color="black", linewidth=0.8, linestyle=":",
+                label="delivered = offered")
+        for result, s in series:
+            if str(s.get("panel", "")) != panel:
+                continue
+            points = sorted(zip(s["x"], s["y"], strict=True))  # the pacer's rate varies
+            style = STYLES.get(str(s.get("style")), {"marker": "o"})
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=s["name"], **style)
+            ax.set_xlabel(str(result.get("xlabel", "offered")))
+            ax.set_ylabel(str(result.get("ylabel", "delivered")))
+        ax.set_title(panel or "delivered against offered")
+        ax.set_xlim(0, top * 1.03)
+        ax.set_ylim(0, top * 1.03)
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1e3:.0f}k")
+        ax.yaxis.set_major_formatter(lambda v, _: f"{v / 1e3:.0f}k")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle("flowtap: delivered against offered packet rate, past saturation")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     return True
