@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from flowtap.tools.dtcp_client import AsyncDtcpClient
 from flowtap.tools.netns import unique_prefix
 from flowtap.tools.stamped import Cycle, judge
 from tests.integration.live_support import SVC, TAPPED_FLOWS, LiveRig, tap_fields
@@ -59,6 +60,19 @@ def test_changing_capture_workers_keeps_criteria_counters_and_copies(tmp_path: P
 async def _scenario(rig: LiveRig) -> None:
     md1 = await rig.client("md1")
     stream = rig.stream(RATE)
+    try:
+        cycle, counts = await _retune(rig, md1)
+    finally:
+        await asyncio.sleep(0.3)
+        sent, copies, _summary = await asyncio.to_thread(stream.stop)
+        await md1.close()
+    assert counts == sorted(counts) and counts[0] > 0, counts  # never reset, always counting
+    verdict = judge(sent, copies, [cycle], TAPPED_FLOWS)
+    assert verdict.blind == 0 and verdict.late == 0, verdict.summary()
+
+
+async def _retune(rig: LiveRig, md1: AsyncDtcpClient) -> tuple[Cycle, list[int]]:
+    """ADD the tap, go to two workers and back to one, DELETE it; the MATCHING-PACKETS seen."""
     await asyncio.sleep(0.3)
     add_sent = time.monotonic_ns()
     added = await md1.add(tap_fields())
@@ -78,10 +92,4 @@ async def _scenario(rig: LiveRig) -> None:
     deleted = await md1.delete([("Criteria-ID", str(added.criteria_id)), ("Flags", "STATIC")])
     deleted_at = time.monotonic_ns()
     assert deleted.status == 200, deleted.raw
-    await asyncio.sleep(0.3)
-    sent, copies, _summary = await asyncio.to_thread(stream.stop)
-    await md1.close()
-    assert counts == sorted(counts) and counts[0] > 0, counts  # never reset, always counting
-    verdict = judge(sent, copies, [Cycle(add_sent, added_at, delete_sent, deleted_at)],
-                    TAPPED_FLOWS)
-    assert verdict.blind == 0 and verdict.late == 0, verdict.summary()
+    return Cycle(add_sent, added_at, delete_sent, deleted_at), counts
