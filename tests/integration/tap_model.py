@@ -180,7 +180,9 @@ def _judge_limited(traffic: Traffic, tap: Tap, got: Counter[int], v: Verdict, na
     for seq in owed:
         if seq not in mine:
             v.missing += 1
-            v.note(f"{name}: no copy of seq {seq} (within its packet limit)")
+            v.note(f"{name}: no copy of seq {seq} (within its packet limit {tap.packet_limit};"
+                   f" {len(mine)} copies, {ambiguous_copies} of ambiguous packets, first"
+                   f" live {live[:3]}, copied {sorted(mine)[:12]})")
     past = sorted(mine & (set(live) - set(owed)))
     v.over_limit += len(past) + max(0, ambiguous_copies - tap.packet_limit)
     if past or ambiguous_copies > tap.packet_limit:

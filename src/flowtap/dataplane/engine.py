@@ -46,7 +46,7 @@ from flowtap.dataplane.match import normalize_interface
 from flowtap.dataplane.prefilter import Prefilter
 from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
-from flowtap.dataplane.slab import Slab, SlabSpec
+from flowtap.dataplane.slab import LIMITED, Slab, SlabSpec
 from flowtap.dataplane.workers import Batch, WorkerPool
 from flowtap.errors import CaptureError
 from flowtap.intercept.criteria import Criterion
@@ -514,6 +514,10 @@ class Dataplane:
                 self._users[o] = self._users.get(o, 0) + 1
         else:
             old = self._criteria[c.criteria_id]
+            if old.timeouts != c.timeouts:  # new limits: what retired workers saw is moot
+                assert self._slab is not None
+                self._slab.words[self._slab.record(self._slab.spec.carry,
+                                                   self._slots[c.criteria_id]) + LIMITED] = 0
             for cd in old.destinations:
                 self._users[Outer.of(cd)] -= 1
             for cd in c.destinations:

@@ -162,9 +162,14 @@ class Worker:
 
     def _upsert(self, up: control.Upsert) -> None:
         route = Route(up, tuple(self.sinks[o] for o in up.outers))
+        before = self.matches.get(up.criteria_id)
         if self.slab is not None:
             if up.fresh:
                 self.slab.zero(self.me, up.slot)
+            elif before is not None and (before.packet_limit, before.byte_limit) != (
+                    up.packet_limit, up.byte_limit):
+                # new limits (a REFRESH): copies resume if the counts are under them
+                self.slab.words[self.slab.record(self.me, up.slot) + LIMITED] = 0
             route.place(self.slab, self.me)
         self.matches[up.criteria_id] = up
         self.routes[up.criteria_id] = route

@@ -7,7 +7,8 @@ after the previous one was answered, each batch would wait out an audit fsync an
 publication before the next one is even parsed, and the batches would stay small. Here the
 channel hands each handled batch over (:meth:`ReplyStage.submit`) and reads on; this stage
 settles the batches strictly in order, so the next batch's records join the next fsync and its
-changes the next publication.
+changes the next publication; batches that one fsync made durable are settled together, with
+one publication and one write.
 
 Order and failure: replies leave in request order, each after its record is durable and its
 change live. Should the audit log fail (it then refuses every later record, fail closed),
@@ -39,6 +40,11 @@ MAX_IN_FLIGHT = 8  # handled batches awaiting their replies before the channel s
 class _Batch:
     outcomes: list[Outcome]
     records: list[asyncio.Future[None]]  # the audit log's answer for each outcome
+
+
+def _durable(batch: _Batch) -> bool:
+    """Whether every record of ``batch`` is written (and none failed) already."""
+    return all(r.done() and not r.cancelled() and r.exception() is None for r in batch.records)
 
 
 class ReplyStage:
@@ -85,7 +91,10 @@ class ReplyStage:
                 if any(r is not None for r in results):
                     await self._settle_after_failure()
                     continue
-                await self._settle(self._queue.popleft())
+                ready = [self._queue.popleft()]
+                while self._queue and _durable(self._queue[0]):
+                    ready.append(self._queue.popleft())  # the same fsync made it durable
+                await self._settle([o for b in ready for o in b.outcomes])
                 if len(self._queue) < MAX_IN_FLIGHT:
                     self._room.set()
         finally:
@@ -93,15 +102,16 @@ class ReplyStage:
             self._room.set()
             self._settled.set()
 
-    async def _settle(self, batch: _Batch) -> None:
-        """Every record is durable: confirm, wait until live, answer."""
-        for outcome in batch.outcomes:
+    async def _settle(self, outcomes: list[Outcome]) -> None:
+        """Every record is durable: confirm, wait until live (one publication for all the
+        batches settled together), answer."""
+        for outcome in outcomes:
             if outcome.confirm is not None:
                 outcome.confirm()
         # "200 OK means live": every change answered here is in the dataplane first
-        for lane in {o.changed for o in batch.outcomes if o.changed is not None}:
+        for lane in {o.changed for o in outcomes if o.changed is not None}:
             await self._publisher.flush(lane)
-        await self._answer(batch.outcomes, [None] * len(batch.outcomes))
+        await self._answer(outcomes, [None] * len(outcomes))
 
     async def _settle_after_failure(self) -> None:
         """The audit log failed: settle every queued batch together (module docstring)."""
