@@ -11,7 +11,11 @@ For each criterion and each packet of a flow it matches, sent in ``[t0, t1]``:
 - *after*: sent more than 1 ms after its end (t0 > end + 1 ms): no copy allowed;
 - otherwise *ambiguous*: zero or one copy, not checked further.
 An end is a DELETE (start: request sent, end: 200 OK) or a total timeout (start: the earliest
-moment it could fire, end: its ``dtcp-remove`` audit record). A criterion with a packet limit
+moment it could fire less ``TIMER_GRACE_NS``, end: its ``dtcp-remove`` audit record). The grace
+is for packets in flight: a DELETE takes milliseconds to cross SSH, the audit log and the
+workers, so a packet sent before it was written reaches the router first; a timer fires at the
+router with no such lead, and a packet sent just before that instant but still on its way
+(sender, veth, the router's softirq, on a machine the test keeps busy) is rightly not copied. A criterion with a packet limit
 N matches one flow: at most N copies, and the first N - (copies of ambiguous packets) live
 packets are the ones copied, with none after them.
 A copy for a flow the criterion does not match is *extra*, as is a second copy of one packet.
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 MARGIN_NS = 1_000_000  # the 1 ms grace after a 200 OK
+TIMER_GRACE_NS = 2_000_000  # before a timer's end: in flight when it fired (module docstring)
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Tap:
     end_start: int | None = None  # None: never ended while traffic ran
     end_done: int | None = None  # None together with end_start, or an end of unknown time
     packet_limit: int | None = None
+    end_by_timer: bool = False  # end_start is a timer's earliest firing, not a request sent
 
 
 @dataclass
@@ -134,7 +140,7 @@ def _judge_tap(traffic: Traffic, tap: Tap, got: Counter[int], v: Verdict) -> Non
     for flow in tap.flows:
         n = len(traffic.t0[flow])
         before = range(0, bisect.bisect_left(traffic.t1[flow], tap.add_sent))
-        live = traffic.span(flow, tap.add_ok + MARGIN_NS, tap.end_start)
+        live = traffic.span(flow, tap.add_ok + MARGIN_NS, _live_until(tap))
         after = (traffic.span(flow, tap.end_done + MARGIN_NS, None)
                  if tap.end_done is not None else range(n, n))
         for k in live:
@@ -155,6 +161,12 @@ def _judge_tap(traffic: Traffic, tap: Tap, got: Counter[int], v: Verdict) -> Non
                     v.note(f"{name}: copied seq {traffic.seq(flow, k)} sent {when} (by "
                            f"{_ms(abs(traffic.t0[flow][k] - ref))})")
         v.ambiguous += n - len(before) - len(live) - len(after)
+
+
+def _live_until(tap: Tap) -> int | None:
+    if tap.end_start is None or not tap.end_by_timer:
+        return tap.end_start
+    return tap.end_start - TIMER_GRACE_NS
 
 
 def _ms(ns: int) -> str:

@@ -254,11 +254,13 @@ def date_timeouts(schedule: Schedule, removals: list[dict[str, object]]) -> int:
         removed = expired.get((AGENCIES[tap.agency], tap.criteria_id or 0))
         if removed is not None:  # a timeout came first (a later DELETE found nothing)
             tap.end_start, tap.end_done = min(earliest, removed), removed
+            tap.end_by_timer = True
             dated += 1
         elif tap.end_start is None:
             tap.end_start = earliest  # refreshed meanwhile, or fires after the traffic
-        else:
-            tap.end_start = min(tap.end_start, earliest)  # deleted; maybe refreshed first
+            tap.end_by_timer = True
+        elif earliest < tap.end_start:  # deleted; maybe refreshed first
+            tap.end_start, tap.end_by_timer = earliest, True
     return dated
 
 

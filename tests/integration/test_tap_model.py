@@ -67,3 +67,11 @@ def test_a_packet_limit_allows_that_many_copies_of_the_first_live_packets() -> N
     skipped = judge(tr, [t], [(0, 30000, s) for s in (14, 18, 20)])
     assert (skipped.missing, skipped.over_limit) == (1, 1)
     assert judge(tr, [t], first[:2]).missing == 1
+
+
+def test_a_timer_end_forgives_packets_in_flight_when_it_fired() -> None:
+    tr, timer = traffic(), tap(end_by_timer=True)
+    good = [c for c in faithful(timer, tr) if c[2] != 28]  # sent 1.9 ms before it fired
+    assert judge(tr, [timer], good).divergences == 0
+    assert judge(tr, [timer], [c for c in good if c[2] != 26]).missing == 1  # 3.9 ms before
+    assert judge(tr, [tap()], good).missing == 1  # a DELETE's end forgives nothing

@@ -4,7 +4,8 @@ Each capture worker writes only its own region (one writer per word: no locks, n
 the appliance reads every region and sums them, so LIST, the idle timeout and kernel statistics
 cost no message to a worker. A criterion has a *slot*, given by the appliance when it is first
 installed and kept while it stays (a replaced criterion keeps its counters); a worker zeroes its
-own record of a slot when a criterion newly takes it.
+own record of a slot when it removes the criterion holding it (so the slot is clean in every
+region once it is free) and when a criterion newly takes it (a restarted worker's region).
 
 One more region, the *carry*, holds what workers that are gone counted (the appliance writes it
 when it replaces the workers, e.g. after ``capture-workers`` changed): sums include it.

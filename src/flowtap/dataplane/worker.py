@@ -179,7 +179,11 @@ class Worker:
     def _remove(self, criteria_id: int) -> None:
         if self.matches.pop(criteria_id, None) is None:
             return
-        del self.routes[criteria_id]
+        route = self.routes.pop(criteria_id)
+        if self.slab is not None:
+            # the slot is freed once every worker let go of it: a criterion taking it next must
+            # not see this one's counts in our region (its limit reads every region)
+            self.slab.zero(self.me, route.slot)
         for index in self.indexes.values():
             index.remove(criteria_id)
 
