@@ -27,6 +27,7 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     ("netconf_cycles.py", ["--seconds", "10"]),
     ("dtcp_add.py", []),
+    ("dtcp_bulk_fairness.py", []),
     ("dataplane.py", []),
     ("tap_latency.py", []),
     ("hostile_soak.py", ["--cap", "45"]),

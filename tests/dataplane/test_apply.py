@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from flowtap.dataplane import Dataplane
+from flowtap.dataplane.slab import PACKETS
 from flowtap.errors import SendError
 from flowtap.intercept.criteria import ContentDestination, Criterion, Match, Timeouts
 
@@ -72,3 +73,26 @@ def test_installing_and_removing_one_id_at_once_is_refused(dp: Dataplane) -> Non
     with pytest.raises(ValueError):
         dp.apply([crit(1), crit(2)], [1])
     assert installed(dp) == [1]
+
+
+def test_a_change_no_worker_sees_needs_no_worker(dp: Dataplane) -> None:
+    """A REFRESH of Timeout-Total: the match, destinations and limits stay, so neither the
+    pre-filter nor a worker hears of it (at 10,000 criteria a REFRESH * was 4.6 s of worker
+    traffic), but the table holds the new criterion."""
+    dp.apply([crit(1)], ())
+    refreshed = dataclasses.replace(crit(1), timeouts=Timeouts(packets=1, total=60))
+    assert dp._moot(refreshed)
+    assert not dp._moot(dataclasses.replace(crit(1), timeouts=Timeouts(packets=5)))
+    assert not dp._moot(crit(1, cd(47101)))
+    dp.apply([refreshed], ())
+    assert dp._criteria[1] == refreshed and installed(dp) == [1]
+
+
+def test_counters_are_read_at_one_instant(dp: Dataplane) -> None:
+    dp.apply([crit(1), crit(2)], ())
+    slab = dp._slab
+    assert slab is not None
+    frozen = dp.counters()
+    slab.words[slab.record(0, dp._slots[2]) + PACKETS] += 7  # a worker counts meanwhile
+    assert frozen[2].packets == 0 and dp.counters()[2].packets == 7
+    assert sorted(frozen) == [1, 2] and len(frozen) == 2

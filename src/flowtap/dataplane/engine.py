@@ -36,7 +36,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flowtap.dataplane import bpf, control
@@ -302,6 +302,10 @@ class Dataplane:
             if c.criteria_id in removals:
                 raise ValueError("a criterion cannot be installed and removed at once")
         gone = {i for i in removals if i in self._criteria}
+        moot = [c for c in upserts if self._moot(c)]
+        if moot:  # e.g. a REFRESH of Timeout-Total: nothing a worker or the kernel holds changes
+            same = {c.criteria_id for c in moot}
+            upserts = [c for c in upserts if c.criteria_id not in same]
         self._ensure_workers()
         outers = self._open_sockets(upserts)
         try:
@@ -310,6 +314,8 @@ class Dataplane:
             for o in outers:
                 self._sockets.pop(o).close()
             raise
+        for c in moot:
+            self._criteria[c.criteria_id] = c
         ops: list[tuple[control.Op, Sequence[int]]] = []
         slabs = self._grow(len(self._criteria) + len(upserts))
         if slabs:
@@ -352,13 +358,14 @@ class Dataplane:
 
     # ---- statistics ----
 
-    def counters(self) -> dict[int, CriterionCounters]:
-        """Snapshot of every installed criterion's counters (summed over the workers)."""
+    def counters(self) -> Mapping[int, CriterionCounters]:
+        """Every installed criterion's counters (summed over the workers) at this instant,
+        each read when asked for (``FrozenCounters``)."""
         with self._lock:
             slab = self._slab
             if slab is None:
                 return {cid: CriterionCounters() for cid in self._criteria}
-            return {cid: slab.snapshot(slot) for cid, slot in self._slots.items()}
+            return slab.frozen(self._slots)
 
     def kernel_stats(self) -> KernelStats:
         """Packets the kernel handed to the rings and packets it dropped (ring full)."""
@@ -502,6 +509,15 @@ class Dataplane:
                     prefilter.add(c.criteria_id, before.match, self._versions())
             raise
 
+    def _moot(self, c: Criterion) -> bool:
+        """Whether replacing the installed criterion by ``c`` changes nothing in the pre-filter
+        or the workers (same match, destinations and limits)."""
+        old = self._criteria.get(c.criteria_id)
+        if old is None or old.match != c.match or _limits(old) != _limits(c):
+            return False
+        return old.destinations == c.destinations or (
+            [Outer.of(cd) for cd in old.destinations] == [Outer.of(cd) for cd in c.destinations])
+
     def _upsert(self, c: Criterion) -> control.Upsert:
         fresh = c.criteria_id not in self._slots
         if fresh:
@@ -514,7 +530,7 @@ class Dataplane:
                 self._users[o] = self._users.get(o, 0) + 1
         else:
             old = self._criteria[c.criteria_id]
-            if old.timeouts != c.timeouts:  # new limits: what retired workers saw is moot
+            if _limits(old) != _limits(c):  # new limits: what retired workers saw is moot
                 assert self._slab is not None
                 self._slab.words[self._slab.record(self._slab.spec.carry,
                                                    self._slots[c.criteria_id]) + LIMITED] = 0
@@ -566,8 +582,12 @@ class Dataplane:
 
 
 def _upsert_op(c: Criterion, slot: int, fresh: bool) -> control.Upsert:
+    return control.Upsert(c.criteria_id, slot, fresh, c.match,
+                          tuple(Outer.of(cd) for cd in c.destinations), *_limits(c))
+
+
+def _limits(c: Criterion) -> tuple[int | None, int | None]:
+    """The packet and byte limits the workers enforce (none for a static criterion)."""
     t = c.timeouts
-    return control.Upsert(
-        c.criteria_id, slot, fresh, c.match, tuple(Outer.of(cd) for cd in c.destinations),
-        None if c.static or not t.packets else t.packets,
-        None if c.static or not t.bytes else t.bytes)
+    return (None if c.static or not t.packets else t.packets,
+            None if c.static or not t.bytes else t.bytes)

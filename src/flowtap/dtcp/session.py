@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -67,6 +68,10 @@ from flowtap.sshd.reading import End, read_messages
 
 LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
+TURN = 0.001
+"""Seconds a batch of requests may hold the event loop before other sessions get a turn: a
+pipelining peer hands over 64 ADDs at once, ~16 ms of work here, and another agency's ADD
+needs several turns of the loop (bench/dtcp_bulk_fairness.py)."""
 """Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
 them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
 
@@ -154,11 +159,15 @@ class DtcpSession:
     async def _process(self, items: Sequence[Request | DecodeError]) -> None:
         outcomes: list[Outcome] = []
         close = False
+        turn = time.perf_counter()
         for item in items:  # in order; stop at the message after which the channel closes
             outcome = await self._handle(item)
             outcomes.append(outcome)
-            if isinstance(item, Request) and item.method in BULK_METHODS:
-                await asyncio.sleep(0)  # ten pipelined LISTs: others run between their selects
+            if ((isinstance(item, Request) and item.method in BULK_METHODS)
+                    or time.perf_counter() - turn > TURN):
+                # ten pipelined LISTs, or a window of 64 ADDs: others run in between
+                await asyncio.sleep(0)
+                turn = time.perf_counter()
             self._errors = self._errors + 1 if outcome.status in PROTOCOL_ERRORS else 0
             if outcome.close or self._errors >= self.host.tuning.max_consecutive_errors:
                 close = True

@@ -41,7 +41,8 @@ from flowtap.intercept.sink import CriteriaSink
 
 LOG = logging.getLogger(__name__)
 _SAMPLES = 1024
-BATCH = 512  # changes per run: bounds what another lane's change waits behind
+BATCH = 64  # changes per run: bounds what another lane's change waits behind (a run of 64
+# holds the event loop ~2 ms on this machine; 512 held it ~15 ms, bench/dtcp_bulk_fairness.py)
 
 
 @dataclass(slots=True)
