@@ -527,8 +527,7 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
     res["kept_1crit_all_match"] = kept(b, 46, DST, reps, lambda: tap(topo, one, b.dp_options))
     rates: dict[str, float] = {}
     with tap(topo, one, b.dp_options) as dp:
-        res["bpf_1crit"] = {"kind": dp.filters["ge-0/0/0.0"].kind,
-                            "insns": len(dp.filters["ge-0/0/0.0"])}
+        res["bpf_1crit"] = {"kind": dp.prefilter_kind, "insns": dp.prefilter_length}
         for label, size in SIZES.items():
             rates[f"1crit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
         res["kernel_drops_1crit"] = dp.kernel_stats().drops
@@ -536,8 +535,7 @@ def run(topo: Topology, b: Bench, reps: int, steps: int) -> dict[str, Any]:
         res["sweep_64B"] = sweep(b, topo, fwd64)
     many = many_criteria(b.many)
     with tap(topo, many, b.dp_options) as dp:
-        res["bpf_many"] = {"kind": dp.filters["ge-0/0/0.0"].kind,
-                          "insns": len(dp.filters["ge-0/0/0.0"])}
+        res["bpf_many"] = {"kind": dp.prefilter_kind, "insns": dp.prefilter_length}
         for label, size in SIZES.items():
             rates[f"manycrit_{label}"] = b.lossless(size, 0.3 * fwd64, 1.2 * fwd64, True, steps)
     res["kept_manycrit_no_match"] = kept(b, 46, OTHER, reps, lambda: tap(topo, many, b.dp_options))
@@ -635,7 +633,7 @@ def table(res: dict[str, Any]) -> str:
     ]
     for key, v in res["intercept_lossless_pps"].items():
         rows.append((f"intercept rate, lossless, {key}", f"{v:,.0f} pps"))
-    rows.append((f"BPF program 1 / {res['many']:,} criteria",
+    rows.append((f"kernel pre-filter program, 1 / {res['many']:,} criteria",
                  f"{res['bpf_1crit']['kind']} {res['bpf_1crit']['insns']} insns / "
                  f"{res['bpf_many']['kind']} {res['bpf_many']['insns']} insns"))
     t = res["tcpdump_all_match"]

@@ -77,6 +77,7 @@ async def phase(work: Callable[[], Awaitable[object]] | None, times: int
     if work is None:
         await asyncio.sleep(2)
     for _ in range(times if work is not None else 0):
+        assert work is not None
         started = time.perf_counter()
         reply = await work()
         durations.append(time.perf_counter() - started)

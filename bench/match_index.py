@@ -31,13 +31,18 @@ import argparse
 import gc
 import os
 import random
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.dataplane.reference_match import MatchTable  # the whole-table matcher main had
 
 from flowtap.dataplane.index import MatchIndex
-from flowtap.dataplane.match import MatchTable
 from flowtap.dataplane.packet import FlowKey
 from flowtap.intercept.criteria import AddressFilter, Match, Span, ValueFilter
 

@@ -66,7 +66,7 @@ def from_dataplane(d: dict[str, Any]) -> dict[str, object]:
         rows.append({"metric": name.split(" (target")[0], "value": f"{value:.3f}",
                      "target": target})
     bpf_many = d.get("bpf_many", d.get("bpf_10k", {}))
-    rows.append({"metric": f"BPF program, 1 / {many:,} criteria",
+    rows.append({"metric": f"kernel pre-filter program, 1 / {many:,} criteria",
                  "value": f"{d['bpf_1crit']['kind']} {d['bpf_1crit']['insns']} / "
                           f"{bpf_many.get('kind')} {bpf_many.get('insns')} insns"})
     rows.append({"metric": "capture workers", "value": d.get("workers", "1")})

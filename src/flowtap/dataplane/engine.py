@@ -377,6 +377,12 @@ class Dataplane:
             return KernelStats(packets, drops)
 
     @property
+    def prefilter_length(self) -> int:
+        """Instructions of the kernel pre-filter program (0: none loaded): the same program
+        whatever the number of criteria, which live in its maps."""
+        return self._prefilter.program_length if self._prefilter is not None else 0
+
+    @property
     def prefilter_kind(self) -> str:
         """``ebpf`` (address maps in the kernel) or ``broad`` (every IP packet reaches the
         workers: eBPF is unavailable)."""
