@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "flowtap"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "console": set(),
+    "gc_policy": set(),
     "config": {"errors", "auth.principal"},  # the value type of who is asking, nothing else
     "audit": {"errors", "config"},
     "auth": {"errors", "config", "audit"},

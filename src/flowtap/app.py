@@ -30,6 +30,7 @@ from flowtap.dtcp.criteria_limits import CriteriaLimitsHook
 from flowtap.dtcp.service import DtcpService
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import AuditError, BootError, ConfigError
+from flowtap.gc_policy import GcPolicy
 from flowtap.intercept.registry import Registry
 from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
@@ -80,6 +81,7 @@ class Appliance:
         self.registry: Registry | None = None
         self.dtcp: DtcpService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.gc_policy = GcPolicy()  # no collector pause of 100 ms at 10,000s of criteria
 
     def limit_reached(self, criteria_id: int) -> None:
         """The dataplane's ``on_limit`` (capture thread): hand it to the registry's loop."""
@@ -136,6 +138,7 @@ class Appliance:
             await self.stop()
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
+        self.gc_policy.start()
 
     def _record_degradation(self, reasons: tuple[str, ...], committer: str) -> None:
         """The LI audit log records every change of what flow-tap cannot serve, and who made
@@ -173,6 +176,7 @@ class Appliance:
         return path if path.exists() else None
 
     async def stop(self) -> None:
+        await self.gc_policy.stop()
         if self.dtcp is not None:
             await self.dtcp.stop()
         if self.netconf is not None:
