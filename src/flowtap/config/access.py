@@ -4,20 +4,27 @@ configuration hierarchy, whichever front end (NETCONF today) reads or edits it.
 Reads are pruned silently (a subtree the user may not see is simply absent, exactly as if it were
 not configured); writes are checked on the diff a commit or edit would make, and refused with
 ``access-denied`` without echoing any value.
+
+Both cost what the hierarchies a class may not read or write hold, not what the configuration
+holds: a pruned datastore is serialized once per tree and set of hidden rules (the datastores
+keep it), and a write is checked on the part of the diff inside the hierarchies the class may
+not write (:func:`check_write_between`).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config.diff import Change
+from flowtap.config.diff import Change, Scope, changes
 from flowtap.config.edit import OPERATION
 from flowtap.config.permissions import LI_FLAGS
 from flowtap.config.schema import Schema, SchemaNode
-from flowtap.config.xmlutil import discard
+from flowtap.config.xmlutil import discard, new_root
 from flowtap.errors import ConfigError
 
 VIEW = frozenset({"view", "view-configuration"})
@@ -53,6 +60,7 @@ _BY_LENGTH = sorted(RULES, key=lambda r: len(r.schema_path), reverse=True)
 _CLASS_PERMISSIONS = "/fts:system/fts:login/fts:class/fts:permissions"
 
 
+@functools.lru_cache(maxsize=2048)  # schema paths: a few hundred, looked up for every edited node
 def rule_for(schema_path: str) -> Rule | None:
     for rule in _BY_LENGTH:
         if schema_path == rule.schema_path or schema_path.startswith(rule.schema_path + "/"):
@@ -75,38 +83,73 @@ class ReadFilter:
             (rule, etree.XPath(self._xpath(rule.schema_path), namespaces=ns))
             for rule in sorted(RULES, key=lambda r: len(r.schema_path))
         ]
-        self._sees_everything: dict[frozenset[str], bool] = {}
+        self._hidden: dict[frozenset[str], tuple[int, ...]] = {}
 
     @staticmethod
     def _xpath(schema_path: str) -> str:
         return "/*" + schema_path  # the datastore root is <data>
 
-    def sees_everything(self, principal: Principal) -> bool:
-        answer = self._sees_everything.get(principal.permissions)
+    def hidden(self, principal: Principal) -> tuple[int, ...]:
+        """The rules whose subtrees ``principal`` may not read (positions in ``finders``): what
+        pruning depends on besides the tree, so principals of equal ``hidden`` see equal data."""
+        answer = self._hidden.get(principal.permissions)
         if answer is None:
-            answer = all(principal.has(*rule.read) for rule, _ in self.finders)
-            if len(self._sees_everything) < 1024:  # a handful of classes in practice
-                self._sees_everything[principal.permissions] = answer
+            answer = tuple(
+                i for i, (rule, _) in enumerate(self.finders) if not principal.has(*rule.read)
+            )
+            if len(self._hidden) < 1024:  # a handful of classes in practice
+                self._hidden[principal.permissions] = answer
         return answer
+
+    def sees_everything(self, principal: Principal) -> bool:
+        return not self.hidden(principal)
 
     def prune(self, tree: etree._Element, principal: Principal) -> etree._Element:
         """Return ``tree`` itself when nothing is hidden, else a pruned copy."""
-        if self.sees_everything(principal):
+        hidden = self.hidden(principal)
+        if not hidden:
             return tree
         pruned = etree.fromstring(etree.tostring(tree))
-        for rule, finder in self.finders:
-            if principal.has(*rule.read):
-                continue
-            result = finder(pruned)
-            if isinstance(result, list):
-                for el in result:
-                    if not isinstance(el, etree._Element):
-                        continue
-                    parent = el.getparent()
-                    if parent is not None:
-                        discard(parent, el)  # hidden: its content is never read
-                        self._drop_emptied(parent)
+        self._remove(pruned, hidden)
         return pruned
+
+    def pruned_bytes(self, tree: etree._Element, hidden: tuple[int, ...]) -> bytes:
+        """``tree``'s top-level elements serialized without the subtrees of the ``hidden``
+        rules: what ``prune`` would leave, copying only the top-level elements that hold
+        something hidden (usually none, or one small part of the configuration)."""
+        tops: list[etree._Element] = []
+        for el in self._found(tree, hidden):
+            top = el
+            while (parent := top.getparent()) is not None and parent is not tree:
+                top = parent
+            if not any(top is seen for seen in tops):
+                tops.append(top)
+        parts: list[bytes] = []
+        for child in tree:
+            if not any(child is top for top in tops):
+                parts.append(etree.tostring(child))
+                continue
+            holder = new_root()  # a datastore root of its own, for the absolute finders
+            holder.append(copy.deepcopy(child))
+            self._remove(holder, hidden)
+            parts.extend(etree.tostring(el) for el in holder)
+        return b"".join(parts)
+
+    def _found(self, tree: etree._Element, hidden: tuple[int, ...]) -> list[etree._Element]:
+        found: list[etree._Element] = []
+        for index in hidden:
+            result = self.finders[index][1](tree)
+            if isinstance(result, list):
+                found.extend(el for el in result if isinstance(el, etree._Element))
+        return found
+
+    def _remove(self, root: etree._Element, hidden: tuple[int, ...]) -> None:
+        for index in hidden:  # shortest rule first, as ``finders`` are sorted
+            for el in self._found(root, (index,)):
+                parent = el.getparent()
+                if parent is not None:
+                    discard(parent, el)  # hidden: its content is never read
+                    self._drop_emptied(parent)
 
     def _drop_emptied(self, el: etree._Element) -> None:
         """Remove non-presence containers that pruning left empty: an empty ``<services/>`` would
@@ -127,6 +170,51 @@ _ALL_WRITE = frozenset().union(*(r.write for r in RULES)) | {"configure", "flow-
 def writes_everything(principal: Principal) -> bool:
     """True when no change could be refused (the diff need not even be computed)."""
     return principal.permissions >= _ALL_WRITE
+
+
+def check_write_between(
+    principal: Principal, schema: Schema, old: etree._Element | None, new: etree._Element | None
+) -> None:
+    """``check_write`` on the diff from ``old`` to ``new``, computing only the part of that diff
+    that could be refused: the changes inside the hierarchies ``principal`` may not write, and
+    whether the lawful-intercept bits of any login class change. The refusals are exactly
+    ``check_write``'s on the whole diff (tests/config/test_write_scope.py compares the two)."""
+    if writes_everything(principal):
+        return
+    if not principal.has("configure"):  # any change at all is refused: the whole diff decides
+        check_write(principal, changes(schema, old, new))
+        return
+    check_write(principal, changes(schema, old, new, scope=_unwritable(principal.permissions)))
+    if not principal.has("flow-tap-control") and _li_grants(old) != _li_grants(new):
+        raise _denied()
+
+
+@functools.lru_cache(maxsize=256)
+def _unwritable(permissions: frozenset[str]) -> Scope:
+    return Scope(frozenset(r.schema_path for r in RULES if not permissions & r.write))
+
+
+_SYSTEM_NS = "urn:flowtap:yang:system"
+# every LI flag contains "flow-tap"; the exact value is compared in Python, as check_write does
+_LI_PERMISSIONS = etree.XPath(
+    "s:system/s:login/s:class/s:permissions[contains(., 'flow-tap')]",
+    namespaces={"s": _SYSTEM_NS},
+)
+
+
+def _li_grants(tree: etree._Element | None) -> set[tuple[str, str]]:
+    """(class name, LI flag) for every LI bit a login class holds: the diff sees a grant or a
+    revocation (``_grants_li``) exactly when these differ between its two sides."""
+    found: set[tuple[str, str]] = set()
+    result = [] if tree is None else _LI_PERMISSIONS(tree)
+    for el in result if isinstance(result, list) else ():
+        if not isinstance(el, etree._Element):
+            continue
+        flag = (el.text or "").strip()
+        holder = el.getparent()
+        if flag in LI_FLAGS and holder is not None:
+            found.add(((holder.findtext(f"{{{_SYSTEM_NS}}}name") or "").strip(), flag))
+    return found
 
 
 def check_write(principal: Principal, diff: list[Change]) -> None:
