@@ -194,27 +194,35 @@ def _unwritable(permissions: frozenset[str]) -> Scope:
     return Scope(frozenset(r.schema_path for r in RULES if not permissions & r.write))
 
 
-_SYSTEM_NS = "urn:flowtap:yang:system"
-# every LI flag contains "flow-tap"; the exact value is compared in Python, as check_write does
-_LI_PERMISSIONS = etree.XPath(
-    "s:system/s:login/s:class/s:permissions[contains(., 'flow-tap')]",
-    namespaces={"s": _SYSTEM_NS},
-)
+_SYSTEM = "{urn:flowtap:yang:system}"
+_CLASS_PATH = (f"{_SYSTEM}class", f"{_SYSTEM}login", f"{_SYSTEM}system")
 
 
 def _li_grants(tree: etree._Element | None) -> set[tuple[str, str]]:
     """(class name, LI flag) for every LI bit a login class holds: the diff sees a grant or a
     revocation (``_grants_li``) exactly when these differ between its two sides."""
     found: set[tuple[str, str]] = set()
-    result = [] if tree is None else _LI_PERMISSIONS(tree)
-    for el in result if isinstance(result, list) else ():
-        if not isinstance(el, etree._Element):
-            continue
+    if tree is None:
+        return found
+    # libxml2 walks the tree for the tag faster than XPath or a walk down in Python would
+    for el in tree.iter(f"{_SYSTEM}permissions"):
         flag = (el.text or "").strip()
+        if flag not in LI_FLAGS:
+            continue
         holder = el.getparent()
-        if flag in LI_FLAGS and holder is not None:
-            found.add(((holder.findtext(f"{{{_SYSTEM_NS}}}name") or "").strip(), flag))
+        if holder is not None and _is_class(holder, tree):
+            found.add(((holder.findtext(f"{_SYSTEM}name") or "").strip(), flag))
     return found
+
+
+def _is_class(el: etree._Element, root: etree._Element) -> bool:
+    """``el`` is a login class: /system/login/class below the datastore root."""
+    at: etree._Element | None = el
+    for tag in _CLASS_PATH:
+        if at is None or at.tag != tag:
+            return False
+        at = at.getparent()
+    return at is root
 
 
 def check_write(principal: Principal, diff: list[Change]) -> None:
