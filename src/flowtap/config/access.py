@@ -245,16 +245,19 @@ def check_write(principal: Principal, diff: list[Change]) -> None:
             raise denied
 
 
-def _concealed(principal: Principal, rule: Rule) -> bool:
-    """The principal may neither read nor write what the rule covers: it must not learn whether
-    such data exists or what it holds, not even from the outcome of an edit."""
-    return not principal.has(*rule.read) and not (
-        principal.has("configure") and principal.has(*rule.write)
-    )
+@functools.lru_cache(maxsize=256)
+def _concealed(permissions: frozenset[str]) -> tuple[str, ...]:
+    """The schema paths of the rules a class may neither read nor write: it must not learn
+    whether such data exists or what it holds, not even from the outcome of an edit."""
+    may_write = "configure" in permissions
+    return tuple(
+        rule.schema_path for rule in RULES
+        if not permissions & rule.read and not (may_write and permissions & rule.write)
+    )  # fmt: skip
 
 
 def conceals_anything(principal: Principal) -> bool:
-    return any(_concealed(principal, rule) for rule in RULES)
+    return bool(_concealed(principal.permissions))
 
 
 _REMOVING = frozenset({"delete", "remove", "replace"})
@@ -271,7 +274,7 @@ def check_edit_request(
     of one (or replaces the whole datastore), is refused outright. Elements unknown to the schema
     are left to the edit engine to report.
     """
-    concealed = [rule.schema_path for rule in RULES if _concealed(principal, rule)]
+    concealed = _concealed(principal.permissions)
     if not concealed:
         return
     if default_operation == "replace":
@@ -291,7 +294,7 @@ def check_edit_request(
             continue
         operation = str(el.get(OPERATION, inherited))
         rule = rule_for(node.path)
-        if rule is not None and _concealed(principal, rule):
+        if rule is not None and rule.schema_path in concealed:
             raise _denied()
         if operation in _REMOVING and any(p.startswith(node.path + "/") for p in concealed):
             raise _denied()
