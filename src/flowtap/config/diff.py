@@ -190,6 +190,13 @@ def _scoped(
             inside[0].extend(left)
             inside[1].extend(right)
             continue
+        if not left and not right:
+            continue
+        if node.kind == "container":  # one instance at most: no identity to index by
+            result.extend(_scoped(schema, left[-1] if left else None,
+                                  right[-1] if right else None, node,
+                                  f"{prefix}/{node.prefix}:{node.name}", scope))  # fmt: skip
+            continue
         before = _index(schema, left, parent_node)
         after = _index(schema, right, parent_node)
         for key in before.keys() | after.keys():
