@@ -185,7 +185,7 @@ def check_write_between(
         check_write(principal, changes(schema, old, new))
         return
     check_write(principal, changes(schema, old, new, scope=_unwritable(principal.permissions)))
-    if not principal.has("flow-tap-control") and _li_grants(old) != _li_grants(new):
+    if not principal.has("flow-tap-control") and _GRANTS.of(old) != _GRANTS.of(new):
         raise _denied()
 
 
@@ -213,6 +213,29 @@ def _li_grants(tree: etree._Element | None) -> set[tuple[str, str]]:
         if holder is not None and _is_class(holder, tree):
             found.add(((holder.findtext(f"{_SYSTEM}name") or "").strip(), flag))
     return found
+
+
+class _RecentGrants:
+    """``_li_grants`` of the last two trees, by identity. A datastore tree is a value (see
+    :mod:`flowtap.config.datastores`) and each is checked several times: as the new side of an
+    edit, then of the commit, then as the old side of the next edit and commit. Two entries
+    hold running and the candidate, which are alive anyway."""
+
+    def __init__(self) -> None:
+        self._recent: list[tuple[etree._Element, frozenset[tuple[str, str]]]] = []
+
+    def of(self, tree: etree._Element | None) -> frozenset[tuple[str, str]]:
+        if tree is None:
+            return frozenset()
+        for known, grants in self._recent:
+            if known is tree:
+                return grants
+        grants = frozenset(_li_grants(tree))
+        self._recent = [*self._recent[-1:], (tree, grants)]
+        return grants
+
+
+_GRANTS = _RecentGrants()
 
 
 def _is_class(el: etree._Element, root: etree._Element) -> bool:
