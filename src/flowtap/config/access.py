@@ -4,20 +4,27 @@ configuration hierarchy, whichever front end (NETCONF today) reads or edits it.
 Reads are pruned silently (a subtree the user may not see is simply absent, exactly as if it were
 not configured); writes are checked on the diff a commit or edit would make, and refused with
 ``access-denied`` without echoing any value.
+
+Both cost what the hierarchies a class may not read or write hold, not what the configuration
+holds: a pruned datastore is serialized once per tree and set of hidden rules (the datastores
+keep it), and a write is checked on the part of the diff inside the hierarchies the class may
+not write (:func:`check_write_between`).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config.diff import Change
+from flowtap.config.diff import Change, Scope, changes
 from flowtap.config.edit import OPERATION
 from flowtap.config.permissions import LI_FLAGS
 from flowtap.config.schema import Schema, SchemaNode
-from flowtap.config.xmlutil import discard
+from flowtap.config.xmlutil import discard, new_root
 from flowtap.errors import ConfigError
 
 VIEW = frozenset({"view", "view-configuration"})
@@ -53,6 +60,7 @@ _BY_LENGTH = sorted(RULES, key=lambda r: len(r.schema_path), reverse=True)
 _CLASS_PERMISSIONS = "/fts:system/fts:login/fts:class/fts:permissions"
 
 
+@functools.lru_cache(maxsize=2048)  # schema paths: a few hundred, looked up for every edited node
 def rule_for(schema_path: str) -> Rule | None:
     for rule in _BY_LENGTH:
         if schema_path == rule.schema_path or schema_path.startswith(rule.schema_path + "/"):
@@ -75,38 +83,73 @@ class ReadFilter:
             (rule, etree.XPath(self._xpath(rule.schema_path), namespaces=ns))
             for rule in sorted(RULES, key=lambda r: len(r.schema_path))
         ]
-        self._sees_everything: dict[frozenset[str], bool] = {}
+        self._hidden: dict[frozenset[str], tuple[int, ...]] = {}
 
     @staticmethod
     def _xpath(schema_path: str) -> str:
         return "/*" + schema_path  # the datastore root is <data>
 
-    def sees_everything(self, principal: Principal) -> bool:
-        answer = self._sees_everything.get(principal.permissions)
+    def hidden(self, principal: Principal) -> tuple[int, ...]:
+        """The rules whose subtrees ``principal`` may not read (positions in ``finders``): what
+        pruning depends on besides the tree, so principals of equal ``hidden`` see equal data."""
+        answer = self._hidden.get(principal.permissions)
         if answer is None:
-            answer = all(principal.has(*rule.read) for rule, _ in self.finders)
-            if len(self._sees_everything) < 1024:  # a handful of classes in practice
-                self._sees_everything[principal.permissions] = answer
+            answer = tuple(
+                i for i, (rule, _) in enumerate(self.finders) if not principal.has(*rule.read)
+            )
+            if len(self._hidden) < 1024:  # a handful of classes in practice
+                self._hidden[principal.permissions] = answer
         return answer
+
+    def sees_everything(self, principal: Principal) -> bool:
+        return not self.hidden(principal)
 
     def prune(self, tree: etree._Element, principal: Principal) -> etree._Element:
         """Return ``tree`` itself when nothing is hidden, else a pruned copy."""
-        if self.sees_everything(principal):
+        hidden = self.hidden(principal)
+        if not hidden:
             return tree
         pruned = etree.fromstring(etree.tostring(tree))
-        for rule, finder in self.finders:
-            if principal.has(*rule.read):
-                continue
-            result = finder(pruned)
-            if isinstance(result, list):
-                for el in result:
-                    if not isinstance(el, etree._Element):
-                        continue
-                    parent = el.getparent()
-                    if parent is not None:
-                        discard(parent, el)  # hidden: its content is never read
-                        self._drop_emptied(parent)
+        self._remove(pruned, hidden)
         return pruned
+
+    def pruned_bytes(self, tree: etree._Element, hidden: tuple[int, ...]) -> bytes:
+        """``tree``'s top-level elements serialized without the subtrees of the ``hidden``
+        rules: what ``prune`` would leave, copying only the top-level elements that hold
+        something hidden (usually none, or one small part of the configuration)."""
+        tops: list[etree._Element] = []
+        for el in self._found(tree, hidden):
+            top = el
+            while (parent := top.getparent()) is not None and parent is not tree:
+                top = parent
+            if not any(top is seen for seen in tops):
+                tops.append(top)
+        parts: list[bytes] = []
+        for child in tree:
+            if not any(child is top for top in tops):
+                parts.append(etree.tostring(child))
+                continue
+            holder = new_root()  # a datastore root of its own, for the absolute finders
+            holder.append(copy.deepcopy(child))
+            self._remove(holder, hidden)
+            parts.extend(etree.tostring(el) for el in holder)
+        return b"".join(parts)
+
+    def _found(self, tree: etree._Element, hidden: tuple[int, ...]) -> list[etree._Element]:
+        found: list[etree._Element] = []
+        for index in hidden:
+            result = self.finders[index][1](tree)
+            if isinstance(result, list):
+                found.extend(el for el in result if isinstance(el, etree._Element))
+        return found
+
+    def _remove(self, root: etree._Element, hidden: tuple[int, ...]) -> None:
+        for index in hidden:  # shortest rule first, as ``finders`` are sorted
+            for el in self._found(root, (index,)):
+                parent = el.getparent()
+                if parent is not None:
+                    discard(parent, el)  # hidden: its content is never read
+                    self._drop_emptied(parent)
 
     def _drop_emptied(self, el: etree._Element) -> None:
         """Remove non-presence containers that pruning left empty: an empty ``<services/>`` would
@@ -129,6 +172,82 @@ def writes_everything(principal: Principal) -> bool:
     return principal.permissions >= _ALL_WRITE
 
 
+def check_write_between(
+    principal: Principal, schema: Schema, old: etree._Element | None, new: etree._Element | None
+) -> None:
+    """``check_write`` on the diff from ``old`` to ``new``, computing only the part of that diff
+    that could be refused: the changes inside the hierarchies ``principal`` may not write, and
+    whether the lawful-intercept bits of any login class change. The refusals are exactly
+    ``check_write``'s on the whole diff (tests/config/test_write_scope.py compares the two)."""
+    if writes_everything(principal):
+        return
+    if not principal.has("configure"):  # any change at all is refused: the whole diff decides
+        check_write(principal, changes(schema, old, new))
+        return
+    check_write(principal, changes(schema, old, new, scope=_unwritable(principal.permissions)))
+    if not principal.has("flow-tap-control") and _GRANTS.of(old) != _GRANTS.of(new):
+        raise _denied()
+
+
+@functools.lru_cache(maxsize=256)
+def _unwritable(permissions: frozenset[str]) -> Scope:
+    return Scope(frozenset(r.schema_path for r in RULES if not permissions & r.write))
+
+
+_SYSTEM = "{urn:flowtap:yang:system}"
+_CLASS_PATH = (f"{_SYSTEM}class", f"{_SYSTEM}login", f"{_SYSTEM}system")
+
+
+def _li_grants(tree: etree._Element | None) -> set[tuple[str, str]]:
+    """(class name, LI flag) for every LI bit a login class holds: the diff sees a grant or a
+    revocation (``_grants_li``) exactly when these differ between its two sides."""
+    found: set[tuple[str, str]] = set()
+    if tree is None:
+        return found
+    # libxml2 walks the tree for the tag faster than XPath or a walk down in Python would
+    for el in tree.iter(f"{_SYSTEM}permissions"):
+        flag = (el.text or "").strip()
+        if flag not in LI_FLAGS:
+            continue
+        holder = el.getparent()
+        if holder is not None and _is_class(holder, tree):
+            found.add(((holder.findtext(f"{_SYSTEM}name") or "").strip(), flag))
+    return found
+
+
+class _RecentGrants:
+    """``_li_grants`` of the last two trees, by identity. A datastore tree is a value (see
+    :mod:`flowtap.config.datastores`) and each is checked several times: as the new side of an
+    edit, then of the commit, then as the old side of the next edit and commit. Two entries
+    hold running and the candidate, which are alive anyway."""
+
+    def __init__(self) -> None:
+        self._recent: list[tuple[etree._Element, frozenset[tuple[str, str]]]] = []
+
+    def of(self, tree: etree._Element | None) -> frozenset[tuple[str, str]]:
+        if tree is None:
+            return frozenset()
+        for known, grants in self._recent:
+            if known is tree:
+                return grants
+        grants = frozenset(_li_grants(tree))
+        self._recent = [*self._recent[-1:], (tree, grants)]
+        return grants
+
+
+_GRANTS = _RecentGrants()
+
+
+def _is_class(el: etree._Element, root: etree._Element) -> bool:
+    """``el`` is a login class: /system/login/class below the datastore root."""
+    at: etree._Element | None = el
+    for tag in _CLASS_PATH:
+        if at is None or at.tag != tag:
+            return False
+        at = at.getparent()
+    return at is root
+
+
 def check_write(principal: Principal, diff: list[Change]) -> None:
     """Refuse a diff the principal may not make. The error names no value and no path."""
     if not diff:
@@ -149,16 +268,19 @@ def check_write(principal: Principal, diff: list[Change]) -> None:
             raise denied
 
 
-def _concealed(principal: Principal, rule: Rule) -> bool:
-    """The principal may neither read nor write what the rule covers: it must not learn whether
-    such data exists or what it holds, not even from the outcome of an edit."""
-    return not principal.has(*rule.read) and not (
-        principal.has("configure") and principal.has(*rule.write)
-    )
+@functools.lru_cache(maxsize=256)
+def _concealed(permissions: frozenset[str]) -> tuple[str, ...]:
+    """The schema paths of the rules a class may neither read nor write: it must not learn
+    whether such data exists or what it holds, not even from the outcome of an edit."""
+    may_write = "configure" in permissions
+    return tuple(
+        rule.schema_path for rule in RULES
+        if not permissions & rule.read and not (may_write and permissions & rule.write)
+    )  # fmt: skip
 
 
 def conceals_anything(principal: Principal) -> bool:
-    return any(_concealed(principal, rule) for rule in RULES)
+    return bool(_concealed(principal.permissions))
 
 
 _REMOVING = frozenset({"delete", "remove", "replace"})
@@ -175,7 +297,7 @@ def check_edit_request(
     of one (or replaces the whole datastore), is refused outright. Elements unknown to the schema
     are left to the edit engine to report.
     """
-    concealed = [rule.schema_path for rule in RULES if _concealed(principal, rule)]
+    concealed = _concealed(principal.permissions)
     if not concealed:
         return
     if default_operation == "replace":
@@ -195,7 +317,7 @@ def check_edit_request(
             continue
         operation = str(el.get(OPERATION, inherited))
         rule = rule_for(node.path)
-        if rule is not None and _concealed(principal, rule):
+        if rule is not None and rule.schema_path in concealed:
             raise _denied()
         if operation in _REMOVING and any(p.startswith(node.path + "/") for p in concealed):
             raise _denied()

@@ -69,7 +69,10 @@ class Datastores:
         self.locks: dict[str, int] = {}
         self.pending: PendingConfirm | None = None
         self.grafter = li_policy.Grafter(self.schema)
+        self.read_filter = access.ReadFilter(self.schema)
         self._serialized: dict[str, tuple[etree._Element, bytes]] = {}
+        # (datastore, hidden rules) -> (the tree it was pruned from, the pruned serialization)
+        self._visible: dict[tuple[str, tuple[int, ...]], tuple[etree._Element, bytes]] = {}
         startup = self.state.load_startup()
         self.startup: etree._Element | None = None if startup is None else parse_top(startup)
 
@@ -99,6 +102,25 @@ class Datastores:
             return cached[1]
         data = serialize(tree)
         self._serialized[name] = (tree, data)
+        return data
+
+    def visible(self, name: str, principal: Principal) -> bytes:
+        """A datastore's top-level elements as ``principal`` may read them, serialized.
+
+        Pruning depends on the tree and on the rules hiding data from the reader only, so it is
+        done once per tree and set of hidden rules: a commit (a new running tree) or an edit (a
+        new candidate) is what makes the next reader prune again."""
+        hidden = self.read_filter.hidden(principal)
+        if not hidden:
+            return self.serialized(name)
+        tree = self.tree(name)
+        cached = self._visible.get((name, hidden))
+        if cached is not None and cached[0] is tree:
+            return cached[1]
+        data = self.read_filter.pruned_bytes(tree, hidden)
+        if len(self._visible) >= 64:  # a handful of classes in practice; never grows unbounded
+            self._visible.clear()
+        self._visible[(name, hidden)] = (tree, data)
         return data
 
     @property
@@ -198,8 +220,7 @@ class Datastores:
         access.check_edit_request(principal, self.schema, config, default_operation)
         result = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
         self.schema.check(content_to_check(config))
-        if not access.writes_everything(principal):
-            access.check_write(principal, changes(self.schema, self.candidate, result))
+        access.check_write_between(principal, self.schema, self.candidate, result)
         if test_option != "test-only":
             self.candidate = result
 

@@ -1,7 +1,9 @@
 """Differences between two datastore trees, node by node, keyed by schema identity.
 
 Used for permission checks on the diff (not on the request), for the netconf-config-change
-notification, and for comparing against rollback history.
+notification, and for comparing against rollback history. A permission check needs only the
+changes inside the hierarchies its principal may not write: a :class:`Scope` restricts the diff
+to those, so the check costs what those hierarchies hold, not what the configuration holds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,36 @@ class Change:
     path: str  # instance path, e.g. /fts:system/fts:login/fts:user[fts:name='bob']
     old: etree._Element | None
     new: etree._Element | None
+
+
+_ABOVE, _INSIDE = 1, 2
+
+
+class Scope:
+    """Schema paths a diff is restricted to: only changes at or under one of them are found."""
+
+    __slots__ = ("_below", "paths")
+
+    def __init__(self, paths: frozenset[str]) -> None:
+        self.paths = paths
+        self._below: dict[str, list[tuple[SchemaNode, int]]] = {}
+
+    def below(self, schema: Schema, parent: SchemaNode | None) -> list[tuple[SchemaNode, int]]:
+        """The schema children of ``parent`` (the top-level nodes for None) that are inside the
+        scope or above some of it, each with which of the two: the only ones a diff looks at."""
+        key = "" if parent is None else parent.path
+        found = self._below.get(key)
+        if found is None:
+            children = schema.roots.values() if parent is None else parent.children.values()
+            found = []
+            for node in children:
+                path = node.path
+                if any(path == p or path.startswith(p + "/") for p in self.paths):
+                    found.append((node, _INSIDE))
+                elif any(p.startswith(path + "/") for p in self.paths):
+                    found.append((node, _ABOVE))
+            self._below[key] = found
+        return found
 
 
 def _identity(el: etree._Element, node: SchemaNode) -> tuple[str, ...]:
@@ -71,6 +103,12 @@ def _differing(
     """
     left = [c for c in old if isinstance(c.tag, str)] if old is not None else []
     right = [c for c in new if isinstance(c.tag, str)] if new is not None else []
+    return _differing_lists(left, right, ordered)
+
+
+def _differing_lists(
+    left: list[etree._Element], right: list[etree._Element], ordered: bool
+) -> tuple[list[etree._Element], list[etree._Element]]:
     if not left or not right or ordered:
         return left, right
     left_bytes = [etree.tostring(c) for c in left]
@@ -90,15 +128,30 @@ def changes(
     new: etree._Element | None,
     parent_node: SchemaNode | None = None,
     prefix: str = "",
+    scope: Scope | None = None,
 ) -> list[Change]:
-    """Every created, deleted and changed node; a created or deleted subtree is one change."""
-    result: list[Change] = []
-    ordered = parent_node is not None and any(
-        c.ordered_by_user for c in parent_node.children.values()
-    )
+    """Every created, deleted and changed node; a created or deleted subtree is one change.
+
+    With ``scope``, only the changes at or under the scope's paths: a subtree created or
+    deleted above them is reported as the creations or deletions of what it holds inside them.
+    """
+    if scope is not None:
+        return _scoped(schema, old, new, parent_node, prefix, scope)
+    ordered = _ordered(parent_node)
     left, right = _differing(old, new, ordered)
     before = _index(schema, left, parent_node)
     after = _index(schema, right, parent_node)
+    return _compare(schema, before, after, prefix)
+
+
+def _ordered(parent_node: SchemaNode | None) -> bool:
+    return parent_node is not None and any(
+        c.ordered_by_user for c in parent_node.children.values()
+    )
+
+
+def _compare(schema: Schema, before: Index, after: Index, prefix: str) -> list[Change]:
+    result: list[Change] = []
     for key, (el, node) in before.items():
         path = prefix + _step(node, key[1])
         if key not in after:
@@ -114,6 +167,46 @@ def changes(
         if key not in before:
             result.append(Change("create", node, prefix + _step(node, key[1]), None, el))
     _order_changes(prefix, before, after, result)
+    return result
+
+
+def _scoped(
+    schema: Schema,
+    old: etree._Element | None,
+    new: etree._Element | None,
+    parent_node: SchemaNode | None,
+    prefix: str,
+    scope: Scope,
+) -> list[Change]:
+    """changes() below a node that is above the scope: children inside it are compared as
+    changes() compares them, children above it are walked down (without serializing them),
+    and no other child is even looked up."""
+    inside: tuple[list[etree._Element], list[etree._Element]] = ([], [])
+    result: list[Change] = []
+    for node, where in scope.below(schema, parent_node):
+        left = list(old.iterchildren(node.qname)) if old is not None else []
+        right = list(new.iterchildren(node.qname)) if new is not None else []
+        if where == _INSIDE:
+            inside[0].extend(left)
+            inside[1].extend(right)
+            continue
+        if not left and not right:
+            continue
+        if node.kind == "container":  # one instance at most: no identity to index by
+            result.extend(_scoped(schema, left[-1] if left else None,
+                                  right[-1] if right else None, node,
+                                  f"{prefix}/{node.prefix}:{node.name}", scope))  # fmt: skip
+            continue
+        before = _index(schema, left, parent_node)
+        after = _index(schema, right, parent_node)
+        for key in before.keys() | after.keys():
+            was, now = before.get(key), after.get(key)
+            result.extend(_scoped(schema, was[0] if was else None, now[0] if now else None,
+                                  node, prefix + _step(node, key[1]), scope))  # fmt: skip
+    if inside[0] or inside[1]:
+        left, right = _differing_lists(inside[0], inside[1], _ordered(parent_node))
+        result.extend(_compare(schema, _index(schema, left, parent_node),
+                               _index(schema, right, parent_node), prefix))  # fmt: skip
     return result
 
 

@@ -82,6 +82,8 @@ class Grafter:
     def graft(self, base: etree._Element, source: etree._Element) -> etree._Element:
         """``base`` with its LI subtrees replaced by those of ``source``; ``base`` itself when
         they are equal already (trees are values: neither argument is modified)."""
+        if base is source:  # after a commit, running is the candidate it came from
+            return base
         if all(self._serialized(base, s) == self._serialized(source, s) for s in self._steps):
             return base
         out = etree.fromstring(etree.tostring(base))

@@ -129,8 +129,8 @@ class TransactionManager:
         # Trees are values (see datastores): an already canonical candidate becomes running as is.
         new_tree = candidate if canonical == given else parse_top(canonical)
         diff = Diff(self.schema, self.running, new_tree)
-        if principal is not None and not access.writes_everything(principal):
-            access.check_write(principal, diff.changes)
+        if principal is not None:
+            access.check_write_between(principal, self.schema, self.running, new_tree)
         old_config, new_config = self.config, model.from_tree(new_tree)
         with li_policy.committing(principal):
             prepared = await self._prepare_hooks(old_config, new_config)

@@ -43,7 +43,7 @@ class ServerContext:
         self.txn = txn
         self.datastores = datastores
         self.library = Library(schema.yang_dir)
-        self.read_filter = ReadFilter(schema)
+        self.read_filter: ReadFilter = datastores.read_filter  # one cache of pruned data
         self.sessions: dict[int, Session] = {}
         self.stats = Statistics()
         self._ids = itertools.count(1)

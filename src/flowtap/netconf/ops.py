@@ -170,10 +170,10 @@ def _visible(session: Session, tree: etree._Element, op: etree._Element) -> etre
 async def get_config(session: Session, op: etree._Element) -> Result:
     source = _datastore(op, "source")
     datastores = session.ctx.datastores
-    stored = datastores.tree(source)
-    tree = _visible(session, stored, op)
-    if tree is stored and _child(op, "filter") is None:  # all of it, exactly as stored
-        return [data_bytes(datastores.serialized(source))]
+    if _child(op, "filter") is None and _with_defaults(op) in (None, "explicit"):
+        # all this user may read, as stored: pruned once per datastore tree and hidden rules
+        return [data_bytes(datastores.visible(source, session.principal))]
+    tree = _visible(session, datastores.tree(source), op)
     return [data(list(await _select(session, tree, op)))]
 
 
