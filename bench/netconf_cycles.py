@@ -183,17 +183,18 @@ def leg(login: Login, seconds: float) -> dict[str, float]:
     """The cycle on one fresh session for ``seconds``."""
     session = Session(login)
     server = login.server
-    cpu = cpu_seconds(server.pid)
+    cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
     n, size = 0, 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         size = session.cycle(server)
         n += 1
     elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(server.pid) - cpu
+    cpu, client_cpu = cpu_seconds(server.pid) - cpu, time.process_time() - client_cpu
     session.close()
     return {"cycles": n, "per_s": n / elapsed, "server_cpu_ms": cpu / n * 1000,
-            "connect_ms": session.connect_s * 1000, "running_bytes": size}  # fmt: skip
+            "client_cpu_ms": client_cpu / n * 1000, "connect_ms": session.connect_s * 1000,
+            "running_bytes": size}  # fmt: skip
 
 
 def connects(login: Login, count: int) -> list[float]:
@@ -369,8 +370,8 @@ def measure_vs(args: argparse.Namespace) -> None:
     def ratios(login: Login) -> list[float]:
         return [a["per_s"] / b["per_s"] for a, b in zip(login.results, vs.results, strict=True)]
 
-    def cpu(login: Login) -> str:
-        values = [x["server_cpu_ms"] for x in login.results]
+    def cpu(login: Login, key: str = "server_cpu_ms") -> str:
+        values = [x[key] for x in login.results]
         return "n/a (no --vs-pid)" if any(v != v for v in values) else \
             ", ".join(f"{v:.2f}" for v in values) + " ms"  # fmt: skip
 
@@ -380,9 +381,9 @@ def measure_vs(args: argparse.Namespace) -> None:
     print(f"  running as get-config brings it: flowtap {sizes[server.name]:,} bytes (admin), "
           f"{name} {sizes[name]:,} bytes")
     for login in logins:
-        print(f"  {login.label:24} cycles/s per round {per_round(login)}; server CPU per "
-              f"cycle {cpu(login)}; connect + hello median "
-              f"{statistics.median(connect_ms[login.label]):.1f} ms "
+        print(f"  {login.label:24} cycles/s per round {per_round(login)}; CPU per cycle: "
+              f"server {cpu(login)}, client {cpu(login, 'client_cpu_ms')}; connect + hello "
+              f"median {statistics.median(connect_ms[login.label]):.1f} ms "
               f"(min {min(connect_ms[login.label]):.1f}, {len(connect_ms[login.label])} "
               "sessions)")
     for login in (admin, li):
@@ -402,8 +403,9 @@ def measure_vs(args: argparse.Namespace) -> None:
         for login in logins:
             rows.append({"metric": f"{login.label}: connect + hello ms (median)",
                          "value": round(statistics.median(connect_ms[login.label]), 1)})
-            rows.append({"metric": f"{login.label}: server CPU ms per cycle, per round",
-                         "value": cpu(login)})
+            rows.append({"metric": f"{login.label}: CPU ms per cycle per round, server; "
+                                   "client", "value": f"{cpu(login)}; "
+                                   f"{cpu(login, 'client_cpu_ms')}"})  # fmt: skip
         args.json.write_text(json.dumps({"title": f"NETCONF config plane beside {name} "
                                                   "(bench/netconf_cycles.py --vs)",
                                          "rows": rows}, indent=2))  # fmt: skip
