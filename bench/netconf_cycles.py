@@ -386,10 +386,21 @@ def measure_vs(args: argparse.Namespace) -> None:
               f"median {statistics.median(connect_ms[login.label]):.1f} ms "
               f"(min {min(connect_ms[login.label]):.1f}, {len(connect_ms[login.label])} "
               "sessions)")
+    def cpu_ratios(login: Login) -> list[float]:
+        """Server CPU per cycle, other / flowtap: less swayed by other work on the machine."""
+        return [b["server_cpu_ms"] / a["server_cpu_ms"]
+                for a, b in zip(login.results, vs.results, strict=True)]  # fmt: skip
+
     for login in (admin, li):
         values = ratios(login)
         print(f"  ratio {login.label} / {name}: per round "
               f"{', '.join(f'{v:.2f}' for v in values)}; median {statistics.median(values):.2f}")
+    if other.server.pid is not None:
+        for login in (admin, li):
+            values = cpu_ratios(login)
+            print(f"  server CPU per cycle, {name} / {login.label}: per round "
+                  f"{', '.join(f'{v:.2f}' for v in values)}; median "
+                  f"{statistics.median(values):.2f}")
     if args.json:
         rows: list[dict[str, object]] = []
         for login in logins:
@@ -400,6 +411,13 @@ def measure_vs(args: argparse.Namespace) -> None:
                          "value": ", ".join(f"{v:.2f}" for v in values)
                          + f" ({statistics.median(values):.2f})",
                          "target": ">= 2.0" if login is admin else ""})  # fmt: skip
+        if other.server.pid is not None:
+            for login in (admin, li):
+                values = cpu_ratios(login)
+                rows.append({"metric": f"server CPU per cycle, {name} / {login.label}, per "
+                                       "round (median)",
+                             "value": ", ".join(f"{v:.2f}" for v in values)
+                             + f" ({statistics.median(values):.2f})"})  # fmt: skip
         for login in logins:
             rows.append({"metric": f"{login.label}: connect + hello ms (median)",
                          "value": round(statistics.median(connect_ms[login.label]), 1)})
