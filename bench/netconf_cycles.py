@@ -102,6 +102,9 @@ class Session:
         started = time.perf_counter()
         server = login.server
         sock = socket.create_connection((server.host, server.port), timeout=timeout)
+        # as asyncio does for every TCP connection: with Nagle on, paramiko's writes now and then
+        # wait for the server's delayed ACK (~40 ms), whichever the server
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport = paramiko.Transport(sock)
         self.transport.start_client(timeout=timeout)
         if login.key is not None:
