@@ -12,7 +12,8 @@ STAMP       := $(VENV)/.installed
 LOCK        := requirements.lock
 PIP_TOOLS   := pip-tools==7.7.0
 
-.PHONY: run test test-latest lint deps apt demo bench fuzz lock clean
+.PHONY: run test test-latest lint deps apt demo bench bench-netopeer2 netopeer2-given fuzz \
+        lock clean
 
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -48,6 +49,39 @@ demo: deps
 
 bench: deps
 	$(BIN)/python bench/run_all.py
+
+# The config plane beside netopeer2: bench/netconf_cycles.py --vs runs the same NETCONF cycle, with
+# the same client, against this flowtap (super-user admin and LI-admin) and a netopeer2 you
+# already run, interleaved, and prints cycles/s per round and the ratios. Nothing is built here:
+# README.md (Performance) says what that netopeer2 must be and hold. Not part of `make test`.
+NETOPEER2          ?=
+NETOPEER2_USER     ?= admin
+NETOPEER2_PASSWORD ?=
+NETOPEER2_KEY      ?=
+NETOPEER2_PID      ?=
+NETOPEER2_SECONDS  ?= 15
+NETOPEER2_ROUNDS   ?= 3
+export NETOPEER2_PASSWORD
+
+netopeer2-given:
+	@if [ -z "$(NETOPEER2)" ] || [ -z "$(NETOPEER2_PASSWORD)$(NETOPEER2_KEY)" ]; then \
+	  echo "make bench-netopeer2 compares flowtap with a netopeer2 that is already running;"; \
+	  echo "it builds nothing. Give it that server and a credential:"; \
+	  echo "  make bench-netopeer2 NETOPEER2=127.0.0.1:PORT NETOPEER2_PASSWORD=PASSWORD"; \
+	  echo "    [NETOPEER2_USER=admin] [NETOPEER2_KEY=FILE, a private key instead of a password]"; \
+	  echo "    [NETOPEER2_PID=PID, to report its CPU per cycle]"; \
+	  echo "    [NETOPEER2_SECONDS=15 per leg] [NETOPEER2_ROUNDS=3]"; \
+	  echo "It must hold bench/netopeer2/flowtap-bench.yang and give the user NACM permit-all;"; \
+	  echo "README.md (Performance) says how to provide it."; \
+	  exit 2; \
+	fi >&2
+
+bench-netopeer2: netopeer2-given deps
+	VS_PASSWORD="$$NETOPEER2_PASSWORD" $(BIN)/python bench/netconf_cycles.py \
+	  --vs $(NETOPEER2) --vs-name netopeer2 --vs-user $(NETOPEER2_USER) \
+	  --vs-namespace urn:flowtap:yang:bench $(if $(NETOPEER2_KEY),--vs-key $(NETOPEER2_KEY)) \
+	  $(if $(NETOPEER2_PID),--vs-pid $(NETOPEER2_PID)) \
+	  --vs-seconds $(NETOPEER2_SECONDS) --rounds $(NETOPEER2_ROUNDS)
 
 # Refresh requirements.lock from pyproject.toml's ranges (newest releases that satisfy them).
 lock:

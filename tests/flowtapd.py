@@ -36,9 +36,10 @@ class TestUser:
     password: str  # "" for none (a key-only user, or a RADIUS template such as ``remote``)
     login_class: str
     public_keys: tuple[str, ...] = ()
+    hash_rounds: int = 1000  # SHA-512 crypt rounds of the stored hash (tests: the cheapest)
 
     def authentication(self) -> str:
-        password = (f"<encrypted-password>{make_hash(self.password, rounds=1000)}"
+        password = (f"<encrypted-password>{make_hash(self.password, rounds=self.hash_rounds)}"
                     "</encrypted-password>") if self.password else ""
         keys = "".join(f"<ssh-ed25519><name>{key}</name></ssh-ed25519>"
                        for key in self.public_keys)
