@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     ("netconf_cycles.py", ["--seconds", "10"]),
+    ("netconf_large.py", []),
     ("dtcp_add.py", []),
     ("dtcp_bulk_fairness.py", []),
     # one capture worker, pinned to CPU1: the bench forwards on CPU0 (the "NIC core"), so on
