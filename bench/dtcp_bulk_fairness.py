@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.flowtapd import Flowtapd
 from tests.integration.dtcp_support import install, make_flowtapd, md, numbered_add_fields
 
-from flowtap.tools.dtcp_client import AsyncDtcpClient, Reply
+from flowtap.tools.dtcp_client import Reply
 
 Window = tuple[float, float]
 
@@ -87,19 +87,6 @@ async def phase(work: Callable[[], Awaitable[object]] | None, times: int
     return (statistics.median(durations) if durations else 0.0), window
 
 
-async def flood(client: AsyncDtcpClient, first: int, n: int, window: int = 64) -> None:
-    """``n`` more ADDs, numbered from ``first``, ``window`` in flight."""
-    requests = [client.build("ADD", numbered_add_fields(first + i)) for i in range(n)]
-    client.process.stdin.write(b"".join(requests[:window]))
-    sent = min(window, n)
-    for _ in range(n):
-        (reply,) = await client.read(1, timeout=60)
-        assert reply.status == 200, reply.raw[:200]
-        if sent < n:
-            client.process.stdin.write(requests[sent])
-            sent += 1
-
-
 async def measure(server: Flowtapd, n: int, rtts: Path) -> dict[str, tuple[float, Window]]:
     out = {}
     async with md(server, "md1") as worker:
@@ -111,7 +98,7 @@ async def measure(server: Flowtapd, n: int, rtts: Path) -> dict[str, tuple[float
         await asyncio.sleep(2)  # connected and pinging
         out["idle"] = await phase(None, 0)
         out["list"] = await phase(lambda: worker.list([("Flags", "Both")]), 5)
-        out["flood"] = await phase(lambda: flood(worker, n, FLOOD), 1)
+        out["flood"] = await phase(lambda: install(worker, FLOOD, first=n), 1)
         refresh = [("Criteria-ID", "*"), ("Timeout-Total", "86400")]
         out["refresh"] = await phase(lambda: worker.refresh(refresh), 5)
         out["delete"] = await phase(lambda: worker.delete([("Criteria-ID", "*")]), 1)

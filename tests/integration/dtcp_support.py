@@ -127,9 +127,10 @@ def numbered_add_fields(i: int) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
-async def install(client: AsyncDtcpClient, n: int, window: int = 64) -> None:
-    """``n`` criteria (``numbered_add_fields``), ``window`` ADDs in flight: thousands a second."""
-    requests = [client.build("ADD", numbered_add_fields(i)) for i in range(n)]
+async def install(client: AsyncDtcpClient, n: int, window: int = 64, first: int = 0) -> None:
+    """``n`` criteria (``numbered_add_fields`` from ``first``), ``window`` ADDs in flight:
+    thousands a second."""
+    requests = [client.build("ADD", numbered_add_fields(first + i)) for i in range(n)]
     sent = min(window, n)
     client.process.stdin.write(b"".join(requests[:sent]))
     for _ in range(n):

@@ -46,7 +46,7 @@ from flowtap.dataplane.match import normalize_interface
 from flowtap.dataplane.prefilter import Prefilter
 from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
-from flowtap.dataplane.slab import LIMITED, Slab, SlabSpec
+from flowtap.dataplane.slab import Slab, SlabSpec
 from flowtap.dataplane.workers import Batch, WorkerPool
 from flowtap.errors import CaptureError
 from flowtap.intercept.criteria import Criterion
@@ -302,10 +302,13 @@ class Dataplane:
             if c.criteria_id in removals:
                 raise ValueError("a criterion cannot be installed and removed at once")
         gone = {i for i in removals if i in self._criteria}
-        moot = [c for c in upserts if self._moot(c)]
-        if moot:  # e.g. a REFRESH of Timeout-Total: nothing a worker or the kernel holds changes
-            same = {c.criteria_id for c in moot}
-            upserts = [c for c in upserts if c.criteria_id not in same]
+        # a moot upsert (e.g. a REFRESH of Timeout-Total) changes nothing a worker or the kernel
+        # holds: only the table takes it
+        moot: list[Criterion] = []
+        changed: list[Criterion] = []
+        for c in upserts:
+            (moot if self._moot(c) else changed).append(c)
+        upserts = changed
         self._ensure_workers()
         outers = self._open_sockets(upserts)
         try:
@@ -538,8 +541,7 @@ class Dataplane:
             old = self._criteria[c.criteria_id]
             if _limits(old) != _limits(c):  # new limits: what retired workers saw is moot
                 assert self._slab is not None
-                self._slab.words[self._slab.record(self._slab.spec.carry,
-                                                   self._slots[c.criteria_id]) + LIMITED] = 0
+                self._slab.clear_limited(self._slab.spec.carry, self._slots[c.criteria_id])
             for cd in old.destinations:
                 self._users[Outer.of(cd)] -= 1
             for cd in c.destinations:

@@ -78,7 +78,11 @@ class Slab:
 
     def record(self, worker: int, slot: int) -> int:
         """Index of ``worker``'s record of ``slot`` in :attr:`words`."""
-        return self.header(worker) + HEADER + slot * FIELDS
+        return _record(self.spec, worker, slot)
+
+    def clear_limited(self, worker: int, slot: int) -> None:
+        """New limits (a REFRESH): copies resume if the counts are under them."""
+        self.words[self.record(worker, slot) + LIMITED] = 0
 
     def zero(self, worker: int, slot: int) -> None:
         base = self.record(worker, slot)
@@ -142,11 +146,14 @@ class FrozenCounters(Mapping[int, CriterionCounters]):
         return len(self._slots)
 
 
+def _record(spec: SlabSpec, worker: int, slot: int) -> int:
+    return worker * (HEADER + spec.capacity * FIELDS) + HEADER + slot * FIELDS
+
+
 def _read(w: memoryview, spec: SlabSpec, slot: int) -> CriterionCounters:
     packets = octets = sent = dropped = last = limited = 0
-    stride = HEADER + spec.capacity * FIELDS
     for i in range(spec.regions):
-        b = i * stride + HEADER + slot * FIELDS
+        b = _record(spec, i, slot)
         packets += w[b + PACKETS]
         octets += w[b + BYTES]
         sent += w[b + SENT]

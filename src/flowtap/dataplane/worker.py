@@ -168,8 +168,7 @@ class Worker:
                 self.slab.zero(self.me, up.slot)
             elif before is not None and (before.packet_limit, before.byte_limit) != (
                     up.packet_limit, up.byte_limit):
-                # new limits (a REFRESH): copies resume if the counts are under them
-                self.slab.words[self.slab.record(self.me, up.slot) + LIMITED] = 0
+                self.slab.clear_limited(self.me, up.slot)
             route.place(self.slab, self.me)
         self.matches[up.criteria_id] = up
         self.routes[up.criteria_id] = route

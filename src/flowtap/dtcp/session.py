@@ -68,12 +68,12 @@ from flowtap.sshd.reading import End, read_messages
 
 LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
+"""Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
+them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
 TURN = 0.001
 """Seconds a batch of requests may hold the event loop before other sessions get a turn: a
 pipelining peer hands over 64 ADDs at once, ~16 ms of work here, and another agency's ADD
 needs several turns of the loop (bench/dtcp_bulk_fairness.py)."""
-"""Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
-them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
 
 
 class SessionHost(Protocol):
