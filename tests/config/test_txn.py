@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +157,24 @@ def test_a_short_record_over_a_torn_longer_one_leaves_no_garbage(tmp_path: Path)
     data = (tmp_path / "commits.journal").read_bytes()
     entries, end = decode_records(data)
     assert [e.number for e in entries] == [1, 2] and b"\x07" not in data[end:]
+
+
+def test_large_configurations_are_stored_deflated_and_plain_records_still_read(
+    tmp_path: Path,
+) -> None:
+    from flowtap.config.persist import COMPRESS_OVER
+
+    large = b"<system>" + b"<x>entry</x>" * (COMPRESS_OVER // 8) + b"</system>"
+    state = StateDir(tmp_path)
+    state.commit_running(large, "admin", "big")
+    state.close()
+    stored = (tmp_path / "commits.journal").read_bytes()
+    assert large not in stored and b'"z":1' in stored
+    legacy = StateDir(tmp_path / "legacy")
+    legacy.close()
+    meta = json.dumps({"number": 7, "time": 1.0, "user": "old", "comment": "plain"}).encode()
+    record = struct.pack(">H", len(meta)) + meta + large  # as flowtap wrote before deflating
+    framed = struct.pack(">I", len(record) + 32) + record + hashlib.sha256(record).digest()
+    (tmp_path / "legacy" / "commits.journal").write_bytes(framed)
+    assert StateDir(tmp_path / "legacy").load_running() == large
+    assert StateDir(tmp_path).load_running() == large

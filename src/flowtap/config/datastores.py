@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config import access, li_policy
+from flowtap.config import access, incremental, li_policy
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
 from flowtap.config.txn import CommitResult, TransactionManager
@@ -66,6 +66,10 @@ class Datastores:
         self.schema = txn.schema
         self.state = txn.state
         self.candidate = txn.running
+        # every list entry in which the candidate may differ from running at txn.version (a
+        # superset is harmless), or None when an edit reached outside every list entry
+        self._touched: set[incremental.Unit] | None = set()
+        self._touched_at = txn.version
         self.locks: dict[str, int] = {}
         self.pending: PendingConfirm | None = None
         self.grafter = li_policy.Grafter(self.schema)
@@ -174,9 +178,7 @@ class Datastores:
     def unlock(self, name: str, session_id: int, principal: Principal | None = None) -> None:
         holder = self.locks.get(name)
         if holder is None:
-            raise ConfigError(
-                tag="operation-failed", message=f"The {name} datastore is not locked"
-            )
+            raise ConfigError(tag="operation-failed", message=f"The {name} datastore is not locked")
         if holder != session_id:
             raise lock_denied(holder, f"The {name} datastore is locked by session {holder}")
         del self.locks[name]
@@ -214,15 +216,18 @@ class Datastores:
             )  # fmt: skip
         self.check_writable("candidate", session_id)
         if not principal.has("configure"):
-            raise ConfigError(
-                tag="access-denied", message="Access denied: no configure permission"
-            )
+            raise ConfigError(tag="access-denied", message="Access denied: no configure permission")
         access.check_edit_request(principal, self.schema, config, default_operation)
         result = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
         self.schema.check(content_to_check(config))
         access.check_write_between(principal, self.schema, self.candidate, result)
         if test_option != "test-only":
             self.candidate = result
+            units = incremental.touched_units(self.schema, config, default_operation)
+            if units is None or self._touched is None:
+                self._touched = None
+            else:
+                self._touched |= units
 
     def discard(self, session_id: int, principal: Principal | None = None) -> None:
         self.check_writable("candidate", session_id)
@@ -244,6 +249,7 @@ class Datastores:
         access.check_write(principal, changes(self.schema, current, result))
         if target == "candidate":
             self.candidate = result
+            self._touched = None
         elif target == "startup":
             self.set_startup(canonical)
         else:
@@ -287,9 +293,20 @@ class Datastores:
             self._check_confirming(pending, session_id, persist_id)
         previous = self.txn.running_bytes
         view = self.view(principal)
-        result = await self.txn.commit(view, principal, comment, force=confirmed)
+        touched = self._touched
+        if view is not self.candidate or self._touched_at != self.txn.version:
+            touched = None  # a grafted view or a running changed elsewhere: only a full commit
+        result = await self.txn.commit(
+            view, principal, comment, force=confirmed,
+            touched=None if touched is None else frozenset(touched),
+        )  # fmt: skip
         # what others left uncommitted and this principal could not see stays in the candidate
         self.candidate = self._discarded(principal)
+        if self.candidate is self.txn.running:
+            self._touched = set()
+        elif touched is None:
+            self._touched = None
+        self._touched_at = self.txn.version
         if confirmed:
             rollback = pending.rollback if pending is not None else previous
             self._arm(session_id, persist, rollback, timeout)
@@ -344,7 +361,11 @@ class Datastores:
         self._disarm(clear_file=False)
         await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True)
         self.state.clear_pending()
+        self._reset_candidate()
+
+    def _reset_candidate(self) -> None:
         self.candidate = self.txn.running
+        self._touched, self._touched_at = set(), self.txn.version
 
     async def recover_pending(self) -> bool:
         """At boot: a confirmed commit that was never confirmed is rolled back."""
@@ -354,5 +375,5 @@ class Datastores:
         await self.txn.commit(parse_top(rollback), None, "rollback: restart before confirm",
                               force=True)  # fmt: skip
         self.state.clear_pending()
-        self.candidate = self.txn.running
+        self._reset_candidate()
         return True

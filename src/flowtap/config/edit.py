@@ -28,13 +28,20 @@ _XML_SPACE = re.compile(r"[ \t\r\n]+")
 
 
 @functools.lru_cache(maxsize=128)
-def _entry_finder(namespace: str, name: str, keys: tuple[str, ...]) -> etree.XPath:
+def entry_finder(namespace: str, name: str, keys: tuple[str, ...]) -> etree.XPath:
     """Finds a list entry by its keys in C (datastore text is canonical: no blanks to strip)."""
     condition = " and ".join(f"normalize-space(n:{k}) = ${k}" for k in keys)
     return etree.XPath(f"n:{name}[{condition}]", namespaces={"n": namespace})
 
 
-def _normalize_space(text: str) -> str:
+@functools.lru_cache(maxsize=128)
+def exact_finder(namespace: str, name: str, keys: tuple[str, ...]) -> etree.XPath:
+    """Finds a list entry by its keys, compared as they are written."""
+    condition = " and ".join(f"n:{k} = ${k}" for k in keys)
+    return etree.XPath(f"n:{name}[{condition}]", namespaces={"n": namespace})
+
+
+def normalize_space(text: str) -> str:
     """XPath 1.0 normalize-space(): how list keys in the datastore are compared."""
     return _XML_SPACE.sub(" ", text).strip(" ")
 
@@ -91,7 +98,7 @@ class _Editor:
         if node.kind == "leaf-list":
             return ((entry.text or "").strip(),)
         ns = node.namespace
-        return tuple(_normalize_space(entry.findtext(f"{{{ns}}}{k}") or "") for k in node.keys)
+        return tuple(normalize_space(entry.findtext(f"{{{ns}}}{k}") or "") for k in node.keys)
 
     def _index(
         self, target: etree._Element, node: SchemaNode
@@ -308,7 +315,7 @@ class _Editor:
             same = index.get(tuple(wanted))
             return same[0] if same else None
         values = dict(zip(node.keys, wanted, strict=True))
-        found = _entry_finder(node.namespace, node.name, node.keys)(target, **values)
+        found = entry_finder(node.namespace, node.name, node.keys)(target, **values)
         if isinstance(found, list) and found and isinstance(found[0], etree._Element):
             return found[0]
         return None
@@ -321,6 +328,7 @@ class _Editor:
             for k in node.keys
         )
         return node.path + predicates
+
 
 def content_to_check(config: etree._Element) -> bytes:
     """The data an edit writes (its deletes and removes left out), for a schema/type check that

@@ -209,20 +209,49 @@ class Schema:
         """Parse top-level data elements (no wrapper), check them and print them back in schema
         order. ``validate`` adds must/mandatory/leafref checks (commit); without it only types and
         element names are checked (edit-config). ``defaults`` adds the implicit default nodes."""
+        out, dnode = self.canonical_tree(payload, validate=validate, defaults=defaults)
+        if dnode is not None:
+            dnode.free()
+        return out
+
+    def canonical_tree(
+        self, payload: bytes, *, validate: bool, defaults: bool = False
+    ) -> tuple[bytes, libyang.DNode | None]:
+        """:meth:`canonical`, and the parsed tree too: the caller owns it (and frees it)."""
         if not payload.strip():
-            return b""
+            return b"", None
         dnode = self._parse(payload, validate=validate)
         if dnode is None:
-            return b""
+            return b"", None
         try:
-            out = dnode.print_mem(
-                "xml", with_siblings=True, pretty=False, include_implicit_defaults=defaults
-            )
-        finally:
+            out = self.print_tree(dnode, defaults=defaults)
+        except BaseException:
             dnode.free()
+            raise
+        return out, dnode
+
+    @staticmethod
+    def print_tree(dnode: libyang.DNode, *, siblings: bool = True, defaults: bool = False) -> bytes:
+        out = dnode.print_mem(
+            "xml", with_siblings=siblings, pretty=False, include_implicit_defaults=defaults
+        )
         if out is None:  # libyang prints nothing for only empty non-presence containers
             return b""
         return out.encode() if isinstance(out, str) else bytes(out)
+
+    def fragment(self, payload: bytes) -> libyang.DNode | None:
+        """Parse (types and names only, like an edit) data that is part of a larger tree."""
+        return self._parse(payload, validate=False)
+
+    def revalidate(self, dnode: libyang.DNode) -> None:
+        """Validate a whole tree in place (must, mandatory, leafref, unique, defaults)."""
+        records = _CAPTURE.start()
+        try:
+            dnode.validate_all(no_state=True)
+        except libyang.LibyangError as exc:
+            raise self._config_error(records, str(exc)) from None
+        finally:
+            _CAPTURE.local.records = None
 
     def _config_error(
         self, records: list[tuple[str, str]], fallback: str, *, validating: bool = True
@@ -242,9 +271,7 @@ class Schema:
                 info["bad-element"] = name.group(1)
         if path and tag == "invalid-value":
             info.setdefault("bad-element", path.rsplit(":", 1)[-1].split("[")[0])
-        return ConfigError(
-            tag=tag, message=message, path=path, app_tag=app_tag, info=info
-        )
+        return ConfigError(tag=tag, message=message, path=path, app_tag=app_tag, info=info)
 
     def xml_path(self, json_path: str) -> str:
         """``/flowtap-system:system/login/user[name='x']`` -> ``/fts:system/fts:login/...``."""

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import libyang
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config import access, li_policy, model
+from flowtap.config import access, incremental, li_policy, model
 from flowtap.config.diff import Change, changes
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
@@ -82,6 +83,9 @@ class TransactionManager:
         self.version = 0
         self.lock = asyncio.Lock()
         self.listeners: list[ConfigListener] = []
+        # running, validated, as libyang holds it: what the next commit of a few list entries
+        # starts from (:mod:`flowtap.config.incremental`)
+        self._live: libyang.DNode | None = None
 
     def add_hook(self, hook: Hook) -> None:
         self.hooks.append(hook)
@@ -105,29 +109,58 @@ class TransactionManager:
         *,
         force: bool = False,
         persist: bool = True,
+        touched: frozenset[incremental.Unit] | None = None,
     ) -> CommitResult:
         """Make ``candidate`` the running configuration, or change nothing at all.
+
+        ``touched``, when given, holds every list entry in which ``candidate`` may differ from
+        running (and it differs nowhere else): the commit then costs what those entries cost.
 
         Raises:
             ConfigError: validation, access-denied, or a hook refusal.
         """
         async with self.lock:
-            return await self._commit_locked(candidate, principal, comment, force, persist)
+            step = None
+            large = len(self.running_bytes) >= incremental.WORTH_IT
+            if touched is not None and self._live is not None and large:
+                step = incremental.commit_units(
+                    self.schema, self._live, self.running, candidate, touched
+                )
+            if step is None:
+                given = serialize(candidate)
+                canonical, live = self.schema.canonical_tree(given, validate=True)
+                # Trees are values (see datastores): a canonical candidate becomes running as is.
+                new_tree = candidate if canonical == given else parse_top(canonical)
+            else:
+                (canonical, live), new_tree = step, candidate
+            try:
+                result = await self._commit_locked(
+                    new_tree, canonical, principal, comment, force, persist
+                )
+            except BaseException:
+                if live is not None:
+                    live.free()
+                raise
+            if result.number is None and result.diff is None:
+                if live is not None:
+                    live.free()
+                return result
+            stale, self._live = self._live, live
+            if stale is not None:  # a large tree takes milliseconds to free: after the reply
+                asyncio.get_running_loop().call_soon(stale.free)
+            return result
 
     async def _commit_locked(
         self,
-        candidate: etree._Element,
+        new_tree: etree._Element,
+        canonical: bytes,
         principal: Principal | None,
         comment: str,
         force: bool,
         persist: bool,
     ) -> CommitResult:
-        given = serialize(candidate)
-        canonical = self.schema.canonical(given, validate=True)
         if canonical == self.running_bytes and not force:
             return CommitResult(None, None)
-        # Trees are values (see datastores): an already canonical candidate becomes running as is.
-        new_tree = candidate if canonical == given else parse_top(canonical)
         diff = Diff(self.schema, self.running, new_tree)
         if principal is not None:
             access.check_write_between(principal, self.schema, self.running, new_tree)
