@@ -262,13 +262,22 @@ class Datastores:
         self.state.write_startup(canonical)
         self.startup = parse_top(canonical)
 
+    def save_startup(self, principal: Principal, session_id: int) -> None:
+        """copy-config running -> startup as a copy of the whole datastore, made by the server:
+        nothing of it is read or checked node by node (the caller holds configure +
+        maintenance)."""
+        self.check_writable("startup", session_id)
+        self.set_startup(self.txn.running_bytes)
+        LOG.info("session %d saved running to startup", session_id)
+
     def delete_config(self, target: str, principal: Principal, session_id: int) -> None:
         if target != "startup":
             raise ConfigError(
                 tag="operation-failed", message=f"The {target} datastore cannot be deleted"
             )
         self.check_writable(target, session_id)
-        if self.startup is not None:
+        whole = principal.has("configure") and principal.has("maintenance")
+        if self.startup is not None and not whole:  # else: the whole datastore, as save_startup
             access.check_write(principal, changes(self.schema, self.startup, None))
         self.state.write_startup(None)
         self.startup = None
