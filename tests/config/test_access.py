@@ -296,3 +296,39 @@ def test_an_edit_beside_concealed_data_is_left_to_the_engine(schema: Schema) -> 
     assert refused_before_applying(schema, OPS, password)
     admin = principal("view", "configure", "admin-control")
     assert not refused_before_applying(schema, admin, password)
+
+
+@pytest.mark.parametrize(
+    ("who", "new", "says"),
+    [
+        (principal("view", "admin", "configure"), "login",
+         "changing system login needs the admin-control permission"),
+        (OPS, "interfaces", "changing interfaces needs the interface-control permission"),
+        (VIEWER, "interfaces", "the login class lacks the configure permission"),
+        (OPS, "flow-tap", "the login class lacks the permission for this change"),
+        (FT_READ, "flow-tap", "the login class lacks the configure permission"),
+        (principal("view", "configure", "flow-tap"), "flow-tap",
+         "the login class lacks the permission for this change"),
+        (principal("admin", "configure"), "password",
+         "the login class lacks the permission for this change"),
+    ],
+    ids=["login", "interfaces", "no-configure", "li-hidden", "li-no-configure", "li-readable",
+         "secret-unreadable"],
+)
+def test_a_refusal_names_the_missing_permission_only_where_that_leaks_nothing(
+    schema: Schema, who: Principal, new: str, says: str
+) -> None:
+    """Issue 17 item 7: what to ask the administrator for, but never about LI hierarchies or
+    hierarchies the user cannot read."""
+    text = etree.tostring(RUNNING).decode()
+    edited = {
+        "login": text.replace("<permissions>view</permissions>",
+                              "<permissions>configure</permissions>"),
+        "interfaces": text.replace("<name>sp-0/0/0</name>", "<name>sp-0/0/1</name>"),
+        "flow-tap": text.replace("sp-0/0/0.0", "sp-0/0/1.0"),
+        "password": text.replace("$6$x$hash", "$6$y$hash"),
+    }[new]  # fmt: skip
+    with pytest.raises(ConfigError) as refused:
+        access.check_write(who, changes(schema, RUNNING, etree.fromstring(edited)))
+    assert refused.value.tag == "access-denied"
+    assert refused.value.message == f"Access denied: {says}"

@@ -832,6 +832,21 @@ async def test_n10_unknown_names_are_refused_session_usable(server: Flowtapd, ms
     await assert_serves(server)
 
 
+@pytest.mark.parametrize(("operation", "says"), [
+    ('<commit xmlns=""/>', "'commit' has no namespace: NETCONF operations are in " + NC),
+    ('<commit xmlns="urn:bogus"/>', "No operation 'commit' in namespace 'urn:bogus'"),
+    ("<nc:frobnicate/>", "Operation 'frobnicate' is not supported"),
+], ids=["no-namespace", "foreign-namespace", "unknown-in-base"])
+async def test_n10_an_unknown_operation_says_what_is_wrong(
+    server: Flowtapd, operation: str, says: str
+) -> None:
+    """Issue 17 item 7: an operation without a namespace is not "not supported"."""
+    async with raw_session(server) as raw:
+        raw.send(chunk(f'<nc:rpc xmlns:nc="{NC}" message-id="1">{operation}</nc:rpc>'.encode()))
+        reply = await raw.reply()
+        assert says in (reply.findtext(f".//{{{NC}}}error-message") or "")
+
+
 # --- N11: message-id and rpc attributes ----------------------------------------------------------
 
 

@@ -252,20 +252,15 @@ def check_write(principal: Principal, diff: list[Change]) -> None:
     """Refuse a diff the principal may not make. The error names no value and no path."""
     if not diff:
         return
-    denied = ConfigError(
-        tag="access-denied",
-        type="application",
-        message="Access denied: the login class lacks the permission for this change",
-    )
     if not principal.has("configure"):
-        raise denied
+        raise _denied("configure")
     for change in diff:
         for path in _touched_paths(change):
             rule = rule_for(path)
             if rule is not None and not principal.has(*rule.write):
-                raise denied
+                raise _denied_by(rule, principal)
         if _grants_li(change) and not principal.has("flow-tap-control"):
-            raise denied
+            raise _denied()
 
 
 @functools.lru_cache(maxsize=256)
@@ -324,12 +319,24 @@ def check_edit_request(
         stack.extend((child, node, operation) for child in el)
 
 
-def _denied() -> ConfigError:
-    return ConfigError(
-        tag="access-denied",
-        type="application",
-        message="Access denied: the login class lacks the permission for this change",
-    )
+def _denied(missing: str = "", where: str = "") -> ConfigError:
+    """The refusal of a write. Naming the missing permission tells nothing the user could not
+    read already, except for lawful-intercept hierarchies (LI-1): those get the generic text."""
+    if not missing:
+        text = "the login class lacks the permission for this change"
+    elif not where:
+        text = f"the login class lacks the {missing} permission"
+    else:
+        text = f"changing {where} needs the {missing} permission"
+    return ConfigError(tag="access-denied", type="application", message=f"Access denied: {text}")
+
+
+def _denied_by(rule: Rule, principal: Principal) -> ConfigError:
+    lawful_intercept = rule.read <= LI_FLAGS or bool(rule.write & LI_FLAGS)
+    if lawful_intercept or not principal.has(*rule.read):
+        return _denied()
+    where = " ".join(step.split(":")[-1] for step in rule.schema_path.strip("/").split("/"))
+    return _denied(" or ".join(sorted(rule.write)), where)
 
 
 def _touched_paths(change: Change) -> list[str]:

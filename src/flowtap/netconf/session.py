@@ -286,10 +286,17 @@ class Session:
         )  # fmt: skip
         if handler is None:
             known = namespace == NC_NS or any(ns == namespace for ns, _ in NAMESPACED_HANDLERS)
+            if known:
+                message = f"Operation {qname.localname!r} is not supported"
+            elif not namespace:
+                message = (f"Operation {qname.localname!r} has no namespace: NETCONF operations "
+                           f"are in {NC_NS}")  # fmt: skip
+            else:
+                message = f"No operation {qname.localname!r} in namespace {namespace!r}"
             raise NetconfRpcError(
                 tag="operation-not-supported" if known else "unknown-namespace",
                 type="protocol",
-                message=f"Operation {qname.localname!r} is not supported",
+                message=message,
                 info={"bad-element": qname.localname}
                 | ({} if known else {"bad-namespace": namespace}),
             )
