@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NOISY_VENDOR = 'import warnings\nwarnings.warn("vendor: this API is going away", UserWarning)\n'
 PROGRAM = """
 import sys
@@ -32,3 +34,31 @@ def test_warnings_asked_for_are_still_shown(tmp_path: Path) -> None:
     stderr = _run(tmp_path, "-W", "default")
     assert "vendor: this API is going away" in stderr and stderr.endswith("our output\n")
 
+
+
+TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-collector", "flowtap-audit"]
+
+
+def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).with_name(name)), *args],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_tells_its_version_and_plain_help(tool: str) -> None:
+    """Issue 17 items 4 and 7: --version, and help without reStructuredText markup."""
+    from flowtap.about import version
+
+    shown = _tool(tool, "--version")
+    assert shown.stdout.strip() == f"{tool} {version()}" and not shown.stderr
+    helped = _tool(tool, "--help")
+    assert "``" not in helped.stdout and ":func:" not in helped.stdout and not helped.stderr
+    assert "::\n" not in helped.stdout
+
+
+def test_plain_takes_the_markup_out() -> None:
+    from flowtap.about import plain
+
+    assert plain("``a``: see :func:`flowtap.audit.verify` and :mod:`~x.y`. Examples::\n") == (
+        "a: see flowtap.audit.verify and y. Examples:\n"
+    )

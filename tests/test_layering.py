@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "console": set(),
     "gc_policy": set(),
+    "about": set(),
     "config": {"errors", "auth.principal"},  # the value type of who is asking, nothing else
     "audit": {"errors", "config"},
     "auth": {"errors", "config", "audit"},
@@ -26,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "netconf": {"errors", "config", "auth", "sshd"},
     "dtcp": {"errors", "config", "auth", "audit", "intercept", "sshd"},
     "tools": {"errors", "config", "auth", "audit", "intercept", "sshd", "dataplane", "netconf",
-              "dtcp", "console"},
+              "dtcp", "console", "about"},
     "app": {"*"},
     "cli": {"*"},
     "__main__": {"*"},

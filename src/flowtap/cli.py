@@ -1,4 +1,5 @@
-"""``flowtapd``: the appliance daemon."""
+"""``flowtapd``: the flowtap appliance daemon (NETCONF, DTCP and the capture dataplane), on the
+configuration kept in ``--state-dir``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import logging
 import sys
 from pathlib import Path
 
+from flowtap.about import add_version, plain
 from flowtap.app import serve
 from flowtap.console import WARNINGS_LOGGER
 from flowtap.errors import BootError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flowtapd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="flowtapd", description=plain(__doc__))
+    add_version(parser)
     parser.add_argument("--state-dir", required=True, type=Path,
                         help="where running/startup/history, host key and logs live")
     parser.add_argument("--init-config", type=Path,

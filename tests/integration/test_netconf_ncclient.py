@@ -265,6 +265,7 @@ def test_rollback_history_compare_and_return(flowtapd: Flowtapd) -> None:
             m.commit()
         reply = m.dispatch(etree.fromstring(f'<get-rollback-information xmlns="{ns}"/>'))
         history = etree.fromstring(reply.xml.encode())
+        assert "ns0:" not in reply.xml and "<fts:commit" in reply.xml  # the module's prefix
         assert [e.text for e in history.iter(f"{{{ns}}}rollback")] == ["0", "1", "2"]
         assert [e.text for e in history.iter(f"{{{ns}}}user")] == ["admin", "admin", "system"]
         reply = m.dispatch(etree.fromstring(

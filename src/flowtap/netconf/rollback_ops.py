@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 SYSTEM_NS = "urn:flowtap:yang:system"
 Result = list[etree._Element | bytes] | None
+_NSMAP = {"fts": SYSTEM_NS}  # the module's own prefix (flowtap-system.yang), not lxml's ns0
 
 
 def _number(op: etree._Element, name: str) -> int | None:
@@ -54,7 +55,7 @@ async def get_rollback_information(session: Session, op: etree._Element) -> Resu
     out: list[etree._Element | bytes] = []
     if rollback is None:
         for index, entry in enumerate(session.ctx.datastores.state.history()):
-            commit = etree.Element(f"{{{s}}}commit")
+            commit = etree.Element(f"{{{s}}}commit", nsmap=_NSMAP)
             etree.SubElement(commit, f"{{{s}}}rollback").text = str(index)
             etree.SubElement(commit, f"{{{s}}}sequence").text = str(entry.number)
             when = datetime.datetime.fromtimestamp(entry.time, datetime.UTC)
@@ -71,7 +72,7 @@ async def get_rollback_information(session: Session, op: etree._Element) -> Resu
         # difflib is quadratic in the worst case: compared in a worker, killed at a deadline
         text = await session.ctx.xpath_pool.diff(old, new, f"rollback {compare}",
                                                  f"rollback {rollback}")  # fmt: skip
-    output = etree.Element(f"{{{s}}}configuration-output")
+    output = etree.Element(f"{{{s}}}configuration-output", nsmap=_NSMAP)
     output.text = text
     return [output]
 

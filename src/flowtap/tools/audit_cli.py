@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flowtap.about import add_version, plain
 from flowtap.audit import verify
 
 
 def main(argv: list[str] | None = None) -> int:
     """``flowtap-audit verify FILE [--anchor SEQ:HASH]``: exit 0 valid, 1 invalid, 2 error."""
-    parser = argparse.ArgumentParser(prog="flowtap-audit", description="flowtap LI audit log tool")
+    parser = argparse.ArgumentParser(prog="flowtap-audit", description=plain(__doc__))
+    add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     ver = sub.add_parser("verify", help="verify the hash chain of an audit log")
     ver.add_argument("file")

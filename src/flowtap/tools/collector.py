@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
+from flowtap.about import add_version, plain
 from flowtap.tools.pcap import PcapWriter
 
 SPLITS = ("none", "dport", "sport", "source")
@@ -119,8 +120,9 @@ def collect(socks: list[socket.socket], out: Output, count: int | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="flowtap-collector", description=__doc__,
+    ap = argparse.ArgumentParser(prog="flowtap-collector", description=plain(__doc__),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version(ap)
     ap.add_argument("-l", "--listen", default="0.0.0.0",
                     help="local address (an IPv6 address, or :: for both families)")
     ap.add_argument("-p", "--port", type=int, action="append", required=True,

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from flowtap.about import add_version, plain
 from flowtap.tools.dtcp_client import (
     DEFAULT_PORT,
     DEFAULT_VERSION,
@@ -69,8 +70,9 @@ def _field(text: str) -> tuple[str, str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flowtap-dtcp", description=__doc__,
+    p = argparse.ArgumentParser(prog="flowtap-dtcp", description=plain(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version(p)
     p.add_argument("-H", "--host", default="127.0.0.1")
     p.add_argument("-p", "--port", type=int, default=DEFAULT_PORT)
     p.add_argument("-u", "--user", help="SSH user (the control source)")
