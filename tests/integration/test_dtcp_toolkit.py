@@ -124,3 +124,66 @@ def test_blocking_client(server: Flowtapd) -> None:
         assert listed_ids(replies[0]) == [reply.criteria_id] and replies[1].status == 200
         assert client.request("DELETE", [("Cdest-ID", "cd1"), ("Flags", "STATIC")]
                               ).criteria_count == 1  # fmt: skip
+
+
+# --- issue 17 item 6: flowtap-dtcp speaks plainly ---------------------------------------------
+
+
+def test_cli_a_user_without_permission_reads_the_routers_refusal(server: Flowtapd) -> None:
+    refused = cli(server, "noop", user="ops")  # ops: no flow-tap-operation
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "flowtap-dtcp: the router ended the connection: flow-tap-dtcp: permission denied"
+    ), refused.stderr
+
+
+def test_cli_without_password_or_terminal_says_so_in_one_line(server: Flowtapd) -> None:
+    result = run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", "md1",
+                  "--no-host-key-check", "noop"], env={"PATH": "/usr/bin"})  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == ("flowtap-dtcp: no password: set FLOWTAP_DTCP_PASSWORD or give a "
+                             "key with -i (standard input is not a terminal to ask on)\n")
+
+
+def test_cli_an_unknown_host_key_shows_its_fingerprint_and_known_hosts_line(
+    server: Flowtapd, tmp_path: Path
+) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    result = run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", "md1",
+                  "--known-hosts", str(known), "noop"],
+                 env={"FLOWTAP_DTCP_PASSWORD": "md1-pw-1", "PATH": "/usr/bin"})  # fmt: skip
+    assert result.returncode == 2
+    first, line = result.stderr.strip().split("\n")
+    assert "is not trusted by" in first and "SHA256:" in first, result.stderr
+    known.write_text(line + "\n")  # the line it printed is the one that makes it trusted
+    trusted = run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", "md1",
+                   "--known-hosts", str(known), "noop"],
+                  env={"FLOWTAP_DTCP_PASSWORD": "md1-pw-1", "PATH": "/usr/bin"})  # fmt: skip
+    assert trusted.returncode == 0, trusted.stderr
+
+
+def test_cli_a_refusal_names_the_missing_field(server: Flowtapd) -> None:
+    result = cli(server, "add", "--cdest-id", "cd1", "--dest-address", "192.0.2.1",
+                 "--cdest-address", "127.0.0.1", "--cdest-port", "47000",
+                 "--cdest-source-address", "127.0.0.1")  # no Cdest source port
+    assert result.returncode == 1 and result.stdout.startswith("DTCP/0.7 901 JTap-Failure\r\n")
+    assert "X-JTAP-CDEST-SOURCE-PORT: \r\n" in result.stdout  # echoed (Error-Parameters)
+    assert result.stderr == ("flowtap-dtcp: reply SEQ 1: 901 JTap-Failure: "
+                             "X-JTAP-CDEST-SOURCE-PORT missing\n")
+
+
+def test_cli_explains_a_csource_id_that_is_not_the_user(server: Flowtapd) -> None:
+    result = cli(server, "--csource-id", "md2", "noop")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Csource-ID 'md2' is not the SSH user 'md1'" in result.stderr
+    assert "unanswered" in result.stderr
+
+
+def test_cli_a_wrong_password_is_an_authentication_failure(server: Flowtapd) -> None:
+    result = run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", "md1",
+                  "--no-host-key-check", "noop"],
+                 env={"FLOWTAP_DTCP_PASSWORD": "wrong", "PATH": "/usr/bin"})  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == ("flowtap-dtcp: md1: authentication failed (wrong password or key, "
+                             "or no such user)\n")

@@ -72,7 +72,7 @@ def _destinations(request: Request, allow_ipv6: bool) -> tuple[ContentDestinatio
     names_and_lists = ("cdest-id", CDEST_DEST_ADDRESS, CDEST_DEST_PORT)
     lists = {name: request.headers.get(name) or "" for name in names_and_lists}
     if not lists["cdest-id"]:
-        raise DtcpRequestError(400, "cdest-id: missing")
+        raise DtcpRequestError(400, "cdest-id: missing", ("cdest-id", ""))
     counts = {name: raw.count(",") + 1 for name, raw in lists.items()}
     for name, count in counts.items():
         if count > MAX_DESTINATIONS:
@@ -155,7 +155,7 @@ def parse_add(request: Request, csource_id: str, criteria_id: int) -> Criterion:
         raise fail(501, request, "action", "only Copy is implemented")
     for name in REQUIRED_JTAP:
         if name not in headers:
-            raise DtcpRequestError(901, f"{name}: missing")
+            raise DtcpRequestError(901, f"{name}: missing", (name, ""))
     allow_ipv6 = request.version_tuple >= V07
     destinations = _destinations(request, allow_ipv6)
     match = _match(request, allow_ipv6)

@@ -155,8 +155,8 @@ def read(request: Request, name: str, parse: Callable[[str], _T], status: int = 
 def require(request: Request, name: str, parse: Callable[[str], _T], status: int = 400) -> _T:
     """Like :func:`read`, and a missing header is refused with ``status``."""
     parsed = read(request, name, parse, status)
-    if parsed is None:
-        raise DtcpRequestError(status, f"{name}: missing")
+    if parsed is None:  # echoed empty: the reply names the field the request lacks
+        raise DtcpRequestError(status, f"{name}: missing", (name, ""))
     return parsed
 
 

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import asyncssh
+
 from flowtap.about import add_version, plain
 from flowtap.tools.dtcp_client import (
     DEFAULT_PORT,
@@ -130,22 +132,97 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
     return out
 
 
-async def _exchange(args: argparse.Namespace, requests: list[bytes]) -> list[Reply]:
-    password = None
-    if not args.identity:
-        password = os.environ.get(args.password_env) or getpass.getpass(f"{args.user}: ")
-    known_hosts = None if args.no_host_key_check else (args.known_hosts or ())
-    client = await AsyncDtcpClient.connect(
-        args.host, args.port, username=args.user, password=password,
-        client_keys=args.identity, known_hosts=known_hosts, key=args.key.encode(),
-    )  # fmt: skip
+class Refused(Exception):
+    """What the user must be told, in one line, instead of a traceback's last words."""
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.identity:
+        return None
+    password = os.environ.get(args.password_env)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise Refused(f"no password: set {args.password_env} or give a key with -i "
+                      "(standard input is not a terminal to ask on)")  # fmt: skip
+    return getpass.getpass(f"{args.user}@{args.host}'s password: ")
+
+
+async def _host_key_help(args: argparse.Namespace) -> str:
+    """What the server offered, and the known_hosts line that would trust it."""
     try:
-        replies = []
+        key = await asyncssh.get_server_host_key(args.host, args.port)
+    except (OSError, asyncssh.Error):
+        return "the host key is not trusted"
+    if key is None:
+        return "the host key is not trusted"
+    where = args.host if args.port == 22 else f"[{args.host}]:{args.port}"
+    line = key.export_public_key("openssh").decode().split()[:2]
+    known = args.known_hosts or "~/.ssh/known_hosts"
+    return (f"the host key of {where} is not trusted by {known}: the server offered "
+            f"{key.get_algorithm()} {key.get_fingerprint()}. If that is the router's key, add "
+            f"this line to {known}:\n{where} {' '.join(line)}")
+
+
+async def _exchange(args: argparse.Namespace, requests: list[bytes]) -> list[Reply]:
+    password = _password(args)
+    known_hosts = None if args.no_host_key_check else (args.known_hosts or ())
+    try:
+        client = await AsyncDtcpClient.connect(
+            args.host, args.port, username=args.user, password=password,
+            client_keys=args.identity, known_hosts=known_hosts, key=args.key.encode(),
+        )  # fmt: skip
+    except asyncssh.HostKeyNotVerifiable:
+        raise Refused(await _host_key_help(args)) from None
+    except asyncssh.DisconnectError as exc:
+        if str(exc.reason).startswith("Permission denied for user"):  # asyncssh's own words
+            raise Refused(f"{args.user}: authentication failed (wrong password or key, or no "
+                          "such user)") from None  # fmt: skip
+        raise Refused(f"the router ended the connection: {exc.reason}") from None
+    replies: list[Reply] = []
+    try:
         for data in requests:  # one at a time, as Juniper's clients do
             replies += await client.send(data, 1, timeout=args.timeout)
-        return replies
     finally:
         await client.close()
+    if len(replies) < len(requests):
+        why = client.disconnect_reason
+        for reply in replies:
+            _show(reply)
+        raise Refused(f"the router ended the connection: {why}" if why else
+                      "the channel closed before every request was answered"
+                      f"{_csource_hint(args)}")  # fmt: skip
+    return replies
+
+
+def _csource_hint(args: argparse.Namespace) -> str:
+    if args.csource_id and args.csource_id != args.user:
+        return (f" (Csource-ID {args.csource_id!r} is not the SSH user {args.user!r}: the "
+                "router drops such requests unanswered and closes the channel)")
+    return ""
+
+
+def _show(reply: Reply) -> None:
+    sys.stdout.write(reply.raw.decode("utf-8", errors="replace"))
+    if not reply.verified:
+        print(f"flowtap-dtcp: reply SEQ {reply.seq}: AUTHENTICATION-INFO does not verify",
+              file=sys.stderr)  # fmt: skip
+    if reply.status != 200:
+        print(f"flowtap-dtcp: reply SEQ {reply.seq}: {reply.status} {reply.reason}"
+              f"{_named_fields(reply)}", file=sys.stderr)  # fmt: skip
+
+
+def _named_fields(reply: Reply) -> str:
+    """The request fields an error reply echoes (Error-Parameters), in words."""
+    echoed = [(name, value) for name, value in reply.headers
+              if name.upper() not in _REPLY_OWN]  # fmt: skip
+    if not echoed:
+        return ""
+    return ": " + "; ".join(f"{name} {value!r}" if value else f"{name} missing"
+                            for name, value in echoed)  # fmt: skip
+
+
+_REPLY_OWN = frozenset({"SEQ", "TIMESTAMP", "AUTHENTICATION-INFO"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,19 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         replies = asyncio.run(_exchange(args, requests))
-    except Exception as exc:  # connection refused, authentication failed, timeouts
-        print(f"flowtap-dtcp: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Refused as refusal:
+        sys.stdout.flush()
+        print(f"flowtap-dtcp: {refusal}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"flowtap-dtcp: no reply within {args.timeout:g} s", file=sys.stderr)
+        return 2
+    except (OSError, asyncssh.Error) as exc:  # connection refused, unreachable, SSH failures
+        print(f"flowtap-dtcp: {args.host} port {args.port}: {exc}", file=sys.stderr)
         return 2
     for reply in replies:
-        sys.stdout.write(reply.raw.decode("utf-8", errors="replace"))
-        if not reply.verified:
-            print(f"flowtap-dtcp: reply SEQ {reply.seq}: AUTHENTICATION-INFO does not verify",
-                  file=sys.stderr)  # fmt: skip
+        _show(reply)
     sys.stdout.flush()
-    if len(replies) < len(requests):
-        print("flowtap-dtcp: the channel closed before every request was answered",
-              file=sys.stderr)  # fmt: skip
-        return 1
     return 0 if all(r.status == 200 for r in replies) else 1
 
 

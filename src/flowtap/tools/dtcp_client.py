@@ -209,6 +209,16 @@ def parse_message_file(text: str) -> list[Message]:
     return messages
 
 
+class _Watcher(asyncssh.SSHClient):
+    """Keeps the reason the server gave for ending the connection."""
+
+    def __init__(self) -> None:
+        self.lost: Exception | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+
+
 class AsyncDtcpClient:
     """One SSH connection with one ``flow-tap-dtcp`` channel; requests are answered in order."""
 
@@ -231,6 +241,7 @@ class AsyncDtcpClient:
         self.next_seq = seq
         self._decoder = ReplyDecoder(key)
         self._replies: list[Reply] = []
+        self._watcher = _Watcher()
 
     @classmethod
     async def connect(
@@ -251,17 +262,30 @@ class AsyncDtcpClient:
         """Connect and open the subsystem. ``known_hosts`` follows asyncssh (``()`` = the
         user's ``~/.ssh/known_hosts``, None = no host key check)."""
         ssh_options.setdefault("agent_path", None)
-        conn = await asyncssh.connect(
-            host, port, username=username, password=password, client_keys=client_keys,
-            known_hosts=known_hosts, **ssh_options,
+        watcher = _Watcher()
+        conn, _ = await asyncssh.create_connection(
+            lambda: watcher, host, port, username=username, password=password,
+            client_keys=client_keys, known_hosts=known_hosts, **ssh_options,
         )  # fmt: skip
         try:
             process = await conn.create_process(subsystem=SUBSYSTEM, encoding=None)
         except BaseException:
             conn.close()
+            if isinstance(watcher.lost, asyncssh.DisconnectError):
+                raise watcher.lost from None  # the server's reason, not "connection closed"
             raise
-        return cls(conn, process, username, seq=seq, csource_id=csource_id, version=version,
-                   key=key)  # fmt: skip
+        client = cls(conn, process, username, seq=seq, csource_id=csource_id, version=version,
+                     key=key)  # fmt: skip
+        client._watcher = watcher
+        return client
+
+    @property
+    def disconnect_reason(self) -> str | None:
+        """Why the server ended the connection, when it said so (a refusal after login)."""
+        lost = self._watcher.lost
+        if isinstance(lost, asyncssh.DisconnectError) and lost.reason:
+            return str(lost.reason)
+        return None
 
     def build(self, method: str, fields: Fields = (), *, seq: int | None = None,
               version: str | None = None) -> bytes:  # fmt: skip
