@@ -2,7 +2,8 @@
 
 Every failure raises ``DtcpRequestError`` (a ``DtcpError``) with the status the fact sheet assigns;
 its ``parameter`` is the offending header (name, raw value) for the reply's Error-Parameters
-(draft §6.2). Messages and ``detail`` name headers but never carry their values.
+(draft §6.2); a required header that is missing is echoed with an empty value, so the reply names
+what the request lacks. Messages and ``detail`` name headers but never carry their values.
 
 ADD checks run in this order and the first failure wins: VRF/interface combination, header
 catalogue (method, version, unimplemented), VRF, Action, presence of the required X-JTap-Cdest-*,
