@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "console": set(),
     "gc_policy": set(),
     "about": set(),
+    "oplog": {"errors", "config", "auth"},
     "config": {"errors", "auth.principal"},  # the value type of who is asking, nothing else
     "audit": {"errors", "config"},
     "auth": {"errors", "config", "audit"},

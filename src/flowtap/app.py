@@ -14,13 +14,16 @@ from pathlib import Path
 
 from lxml import etree
 
+from flowtap import oplog
+from flowtap.about import version
 from flowtap.audit import AuditLog, AuditRecord
 from flowtap.auth import passwords
 from flowtap.auth.authenticator import Authenticator
+from flowtap.auth.principal import Principal
 from flowtap.config.datastores import Datastores
 from flowtap.config.persist import StateDir, atomic_write
 from flowtap.config.schema import Schema
-from flowtap.config.txn import TransactionManager
+from flowtap.config.txn import Diff, TransactionManager
 from flowtap.config.xmlutil import NC_NS
 from flowtap.dataplane import Dataplane
 from flowtap.dataplane.service import FlowTapService
@@ -106,8 +109,10 @@ class Appliance:
         self.ctx = ServerContext(self.schema, self.txn, self.datastores)
         self.ctx.xpath_pool.prestart()
         install_notifier(self.ctx)
+        on_auth = oplog.login_listener(self.li_audit.auth_listener(), lambda: self.txn.config)
         self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
-                                      on_auth=self.li_audit.auth_listener())  # fmt: skip
+                                      on_auth=on_auth)  # fmt: skip
+        self.txn.listeners.append(self._log_commit)
         # first: its commit (services flow-tap limits) is in force before any DTCP request is
         # served under the new configuration, the boot's included
         self.txn.add_hook(CriteriaLimitsHook(self.registry))
@@ -139,6 +144,10 @@ class Appliance:
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
         self.gc_policy.start()
+
+    def _log_commit(self, diff: Diff, principal: Principal | None) -> None:
+        oplog.commit(self.schema, diff.number, principal, diff.origin, diff.comment, diff.old,
+                     diff.new)  # fmt: skip
 
     def _record_degradation(self, reasons: tuple[str, ...], committer: str) -> None:
         """The LI audit log records every change of what flow-tap cannot serve, and who made
@@ -212,15 +221,26 @@ async def serve(
         print(f"flowtapd: admin credentials in {creds} (mode {mode})", flush=True)
         print(f"flowtapd: connect: ssh -p {port} admin@127.0.0.1 -s netconf", flush=True)
     print("flowtapd: ready", flush=True)
+    oplog.LOG.info("flowtapd %s started: pid %d, state directory %s, NETCONF port %s",
+                   version(), os.getpid(), state_dir, port)  # fmt: skip
     if ready is not None:
         ready.set()
     stop = asyncio.Event()
+    signals: list[str] = []
+
+    def stop_on(sig: signal.Signals) -> None:
+        signals.append(sig.name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop_on, sig)
     await stop.wait()
+    oplog.LOG.info("flowtapd stopping (%s)", signals[0] if signals else "asked to")
     try:
         await asyncio.wait_for(appliance.stop(), STOP_TIMEOUT)
     except TimeoutError:
         # SIGTERM must end the daemon within 5 s; what did not close is crash-safe by design
         LOG.warning("shutdown did not finish within %s s; exiting anyway", STOP_TIMEOUT)
+    else:
+        oplog.LOG.info("flowtapd stopped")

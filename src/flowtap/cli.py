@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import sys
 from pathlib import Path
 
+from flowtap import oplog
 from flowtap.about import add_version, plain
 from flowtap.app import serve
 from flowtap.console import WARNINGS_LOGGER
@@ -24,9 +26,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="configuration for the first boot (default: factory default)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
+    parser.add_argument("--syslog", action="store_true",
+                        help="also send the operator log (starts, stops, commits, logins) to the "
+                             "local syslog, facility daemon")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if args.syslog:
+        try:
+            handler = logging.handlers.SysLogHandler(
+                address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        except OSError as exc:
+            print(f"flowtapd: --syslog: {exc}", file=sys.stderr)
+            return 2
+        handler.setFormatter(logging.Formatter("flowtapd[%(process)d]: %(message)s"))
+        oplog.LOG.addHandler(handler)
     level = logging.getLevelName(args.log_level)
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, level))
     if level <= logging.DEBUG:  # third-party warnings (see flowtap.console) are shown at DEBUG

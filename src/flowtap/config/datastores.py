@@ -308,6 +308,7 @@ class Datastores:
         result = await self.txn.commit(
             view, principal, comment, force=confirmed,
             touched=None if touched is None else frozenset(touched),
+            origin=f"session {session_id}",
         )  # fmt: skip
         # what others left uncommitted and this principal could not see stays in the candidate
         self.candidate = self._discarded(principal)

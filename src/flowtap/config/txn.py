@@ -51,10 +51,15 @@ class Hook(Protocol):
 
 
 class Diff:
-    """The changes of one commit, computed only when someone asks for them."""
+    """The changes of one commit, computed only when someone asks for them, and what the commit
+    was: its history number (None when not persisted), comment and origin (a session)."""
 
     def __init__(self, schema: Schema, old: etree._Element, new: etree._Element) -> None:
         self._args = (schema, old, new)
+        self.old, self.new = old, new
+        self.number: int | None = None
+        self.comment = ""
+        self.origin = "system"
 
     @functools.cached_property
     def changes(self) -> list[Change]:
@@ -110,6 +115,7 @@ class TransactionManager:
         force: bool = False,
         persist: bool = True,
         touched: frozenset[incremental.Unit] | None = None,
+        origin: str = "system",
     ) -> CommitResult:
         """Make ``candidate`` the running configuration, or change nothing at all.
 
@@ -135,7 +141,7 @@ class TransactionManager:
                 (canonical, live), new_tree = step, candidate
             try:
                 result = await self._commit_locked(
-                    new_tree, canonical, principal, comment, force, persist
+                    new_tree, canonical, principal, comment, force, persist, origin
                 )
             except BaseException:
                 if live is not None:
@@ -158,10 +164,12 @@ class TransactionManager:
         comment: str,
         force: bool,
         persist: bool,
+        origin: str,
     ) -> CommitResult:
         if canonical == self.running_bytes and not force:
             return CommitResult(None, None)
         diff = Diff(self.schema, self.running, new_tree)
+        diff.comment, diff.origin = comment, origin
         if principal is not None:
             access.check_write_between(principal, self.schema, self.running, new_tree)
         old_config, new_config = self.config, model.from_tree(new_tree)
@@ -170,7 +178,7 @@ class TransactionManager:
         number = None
         if persist:
             user = principal.user if principal else "system"
-            number = self.state.commit_running(canonical, user, comment)
+            number = diff.number = self.state.commit_running(canonical, user, comment)
         self.running, self.running_bytes, self.config = new_tree, canonical, new_config
         self.version += 1
         for hook, handle in prepared:

@@ -1,0 +1,83 @@
+"""The operator log (issue 17 item 5): flowtapd's INFO lines tell an operator what the box did
+(start, stop, commits, NETCONF logins and failed logins) and nothing of lawful intercept:
+no LI user's login or name, no LI hierarchy. A real daemon, real SSH logins with ncclient."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ncclient.transport.errors import AuthenticationError
+
+from tests.flowtapd import NC, SVC, SYS, Flowtapd, TestUser, free_port
+
+from .conftest import USERS
+
+SP = ('<interfaces xmlns="urn:flowtap:yang:interfaces"><interface><name>sp-0/0/0</name>'
+      "<host-device>lo</host-device><unit><name>0</name><family><inet/></family></unit>"
+      "</interface></interfaces>")  # fmt: skip
+MD_CLASS = "<class><name>md</name><permissions>flow-tap-operation</permissions></class>"
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flowtapd]:
+    monkeypatch.setenv("FLOWTAP_TEST_LOG", "INFO")
+    users = {**USERS, "md7": TestUser("md7", "md7-pw-1", "md"),
+             "su": TestUser("su", "su-pw-1", "super-user")}  # every bit but the LI ones
+    daemon = Flowtapd(tmp_path / "state", free_port(), users, extra_classes=MD_CLASS,
+                      extra_config=SP)  # fmt: skip
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def operator_lines(server: Flowtapd) -> list[str]:
+    time.sleep(0.3)  # the daemon writes a commit's line just after its reply
+    return [line.split("flowtap.operator: ", 1)[1].rstrip("\n")
+            for line in server.output if "flowtap.operator: " in line]
+
+
+def hostname(name: str) -> str:
+    return f'<config xmlns="{NC}"><system xmlns="{SYS}"><host-name>{name}</host-name></system></config>'
+
+
+def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
+    server: Flowtapd,
+) -> None:
+    with server.connect("su") as m:
+        m.edit_config(target="candidate", config=hostname("edge-1"))
+        m.commit()
+    with server.connect("admin") as m:  # an LI administrator
+        m.edit_config(target="candidate", config=(
+            f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap><interface>sp-0/0/0.0'
+            "</interface></flow-tap></services></config>"))  # fmt: skip
+        m.commit()  # LI configuration only: no line at all
+        m.edit_config(target="candidate", config=hostname("edge-2"))
+        m.commit()
+    for user, password in (("ops", "wrong"), ("md7", "wrong")):
+        with pytest.raises(AuthenticationError):
+            _login(server, user, password)
+    server.stop()
+    lines = operator_lines(server)
+    text = "\n".join(lines)
+    assert lines[0].startswith("flowtapd ") and " started: pid " in lines[0], text
+    assert any(line.startswith("login: user 'su' from 127.0.0.1 (password, class super-user)")
+               for line in lines), text  # fmt: skip
+    assert any(line.startswith("commit ") and "by 'su' (session " in line
+               and line.endswith("changed system host-name") for line in lines), text
+    assert any("by a user (session " in line and line.endswith("changed system host-name")
+               for line in lines), text  # the LI administrator's commit names no user
+    assert any(line.startswith("login failed: user 'ops' from 127.0.0.1") for line in lines)
+    assert lines[-2:] == ["flowtapd stopping (SIGTERM)", "flowtapd stopped"], text
+    for secret in ("admin", "md7", "flow-tap", "sp-0/0/0.0"):
+        assert secret not in text, f"{secret!r} reached the operator log:\n{text}"
+
+
+def _login(server: Flowtapd, user: str, password: str) -> None:
+    from ncclient import manager
+
+    manager.connect(host="127.0.0.1", port=server.port, username=user, password=password,
+                    hostkey_verify=False, allow_agent=False, look_for_keys=False,
+                    timeout=30).close_session()  # fmt: skip
