@@ -4,6 +4,7 @@ no LI user's login or name, no LI hierarchy. A real daemon, real SSH logins with
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +27,11 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flowtapd
     monkeypatch.setenv("FLOWTAP_TEST_LOG", "INFO")
     users = {**USERS, "md7": TestUser("md7", "md7-pw-1", "md"),
              "su": TestUser("su", "su-pw-1", "super-user")}  # every bit but the LI ones
+    dtcp = free_port()
     daemon = Flowtapd(tmp_path / "state", free_port(), users, extra_classes=MD_CLASS,
-                      extra_config=SP)  # fmt: skip
+                      extra_config=SP, dtcp_port=dtcp,
+                      system_services=f"<flow-tap-dtcp><ssh><port>{dtcp}</port></ssh>"
+                                      "</flow-tap-dtcp>")  # fmt: skip
     daemon.start()
     yield daemon
     daemon.stop()
@@ -54,6 +58,7 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
             f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap><interface>sp-0/0/0.0'
             "</interface></flow-tap></services></config>"))  # fmt: skip
         m.commit()  # LI configuration only: no line at all
+        socket.create_connection(("127.0.0.1", server.dtcp_port), timeout=5).close()  # DTCP on
         m.edit_config(target="candidate", config=hostname("edge-2"))
         m.commit()
     for user, password in (("ops", "wrong"), ("md7", "wrong")):
@@ -62,16 +67,17 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
     server.stop()
     lines = operator_lines(server)
     text = "\n".join(lines)
-    assert lines[0].startswith("flowtapd ") and " started: pid " in lines[0], text
+    assert lines[0] == f"NETCONF listening on 127.0.0.1 port {server.port}", text
+    assert lines[1].startswith("flowtapd ") and " started: pid " in lines[1], text
     assert any(line.startswith("login: user 'su' from 127.0.0.1 (password, class super-user)")
                for line in lines), text  # fmt: skip
     assert any(line.startswith("commit ") and "by 'su' (session " in line
                and line.endswith("changed system host-name") for line in lines), text
     assert any("by a user (session " in line and line.endswith("changed system host-name")
                for line in lines), text  # the LI administrator's commit names no user
-    assert any(line.startswith("login failed: user 'ops' from 127.0.0.1") for line in lines)
+    assert any(line.startswith("login failed: user 'ops' from 127.0.0.1") for line in lines), text
     assert lines[-2:] == ["flowtapd stopping (SIGTERM)", "flowtapd stopped"], text
-    for secret in ("admin", "md7", "flow-tap", "sp-0/0/0.0"):
+    for secret in ("admin", "md7", "flow-tap", "sp-0/0/0.0", "DTCP", str(server.dtcp_port)):
         assert secret not in text, f"{secret!r} reached the operator log:\n{text}"
 
 

@@ -90,7 +90,7 @@ class DtcpService:
             endpoints_of=wanted_endpoints, limits_of=lambda config: config.dtcp,
             limits=Limits.of(defaults), rate_window=tuning.rate_window,
             login_timeout=tuning.login_timeout, on_auth=audit.auth_listener(),
-            refuse=self._refuse,
+            refuse=self._refuse, confidential=True,
         )  # fmt: skip
         self._hmac_policy = defaults.hmac_policy
         self._sessions: set[DtcpSession] = set()

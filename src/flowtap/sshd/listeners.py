@@ -32,6 +32,7 @@ from flowtap.errors import CommitFailed
 from flowtap.sshd.server import SshServer
 
 LOG = logging.getLogger(__name__)
+OPERATOR_LOG = logging.getLogger("flowtap.operator")  # flowtap.oplog's, named: sshd is below it
 
 Endpoint = tuple[str, int]  # (address, port); address "" is every address
 EVERY_ADDRESS = ""
@@ -69,8 +70,11 @@ class Move:
 class ListenerSet:
     _all: list[ListenerSet] = []  # every service's set in this process (see the module doc)
 
-    def __init__(self, server: SshServer, service: str, path: str) -> None:
+    def __init__(
+        self, server: SshServer, service: str, path: str, *, confidential: bool = False
+    ) -> None:
         self.server = server
+        self._moves_log = LOG if confidential else OPERATOR_LOG
         self._service = service  # for messages: "NETCONF", "DTCP"
         self._path = path  # the configuration node a bind failure points at
         self._open: dict[Endpoint, asyncssh.SSHAcceptor] = {}
@@ -128,7 +132,8 @@ class ListenerSet:
         for endpoint in move.removed:
             self._open.pop(endpoint).close()  # stops listening; sessions carry on
         if move.opened or move.removed:
-            LOG.info("%s listening on %s", self._service, self.describe())
+            level = logging.DEBUG if self._moves_log is LOG else logging.INFO
+            self._moves_log.log(level, "%s listening on %s", self._service, self.describe())
 
     async def abort(self, move: Move) -> None:
         self._prepared = frozenset()

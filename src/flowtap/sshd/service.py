@@ -67,13 +67,16 @@ class SshService:
         login_timeout: float = LOGIN_TIMEOUT,
         on_auth: AuthListener | None = None,
         refuse: Authorize | None = None,
+        confidential: bool = False,
     ) -> None:
         """``label`` names the service in log and error messages ("NETCONF"), ``path`` is the
         configuration node a failed bind points at, ``config`` the running configuration (to
         authenticate against), ``serve`` runs one subsystem channel. ``endpoints_of`` and
         ``limits_of`` read where to listen and the limits from a configuration (None: the limits
         stay); ``limits`` apply until a commit sets them. ``refuse`` is the service's own reason
-        to refuse an authenticated login, asked before it takes a logged-in slot."""
+        to refuse an authenticated login, asked before it takes a logged-in slot.
+        ``confidential``: the service exists only for lawful intercept, so where it listens is
+        not for the operator log."""
         self.subsystem = subsystem
         self._endpoints_of = endpoints_of
         self._limits_of = limits_of
@@ -84,7 +87,7 @@ class SshService:
             authenticator=authenticator, admit=self.gate.admit, authorize=self._authorize,
             on_auth=on_auth, login_timeout=login_timeout,
         )  # fmt: skip
-        self.listeners = ListenerSet(self.server, label, path)
+        self.listeners = ListenerSet(self.server, label, path, confidential=confidential)
 
     @property
     def port(self) -> int | None:
