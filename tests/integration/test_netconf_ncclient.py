@@ -209,6 +209,36 @@ def test_get_schema_every_module(shared_flowtapd: Flowtapd) -> None:
             assert f"module {identifier}" in text
 
 
+def test_a_client_builds_its_context_from_what_the_server_serves(
+    shared_flowtapd: Flowtapd, tmp_path: Path
+) -> None:
+    """Issue 17 item 2: what a libnetconf2 client (netopeer2-cli) does on connect, with libyang:
+    fetch every module the server lists, plus the RFC 5277 notification modules and what a
+    yang-library 1.1 client asks for (ietf-netconf-nmda and its imports), and load them all."""
+    import libyang
+
+    wanted = {"notifications", "nc-notifications", "ietf-netconf-nmda", "ietf-yang-metadata",
+              "ietf-origin"}  # fmt: skip
+    with shared_flowtapd.connect() as m:
+        reply = m.get(filter=("subtree",
+            '<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><schemas/>'
+            '</netconf-state>'))  # fmt: skip
+        listed = {e.text for e in reply.data.iter(
+            "{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}identifier")}
+        assert {"notifications", "nc-notifications"} <= listed
+        for identifier in listed | wanted:
+            (tmp_path / f"{identifier}.yang").write_text(m.get_schema(identifier).data)
+        streams = m.get(filter=("subtree",
+            '<netconf xmlns="urn:ietf:params:xml:ns:netmod:notification"/>')).data_xml
+        assert "<name>NETCONF</name>" in streams and "<replaySupport>false" in streams
+    ctx = libyang.Context(str(tmp_path))
+    for identifier in sorted(listed | wanted):
+        assert ctx.load_module(identifier).name() == identifier
+    rpcs = [n.name() for n in ctx.get_module("notifications").children(types=(libyang.SNode.RPC,))]
+    assert rpcs == ["create-subscription"]
+    ctx.destroy()
+
+
 def test_with_defaults_report_all(flowtapd: Flowtapd) -> None:
     with flowtapd.connect() as m:
         m.edit_config(target="candidate", config=dtcp("<rate-limit>10</rate-limit>"))

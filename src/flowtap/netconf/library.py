@@ -40,9 +40,14 @@ NETCONF_FEATURES = "candidate,confirmed-commit,rollback-on-error,validate,startu
 IMPLEMENTED = (
     "flowtap-system", "flowtap-interfaces", "flowtap-services", "ietf-netconf",
     "ietf-netconf-monitoring", "ietf-netconf-with-defaults", "ietf-netconf-notifications",
-    "ietf-yang-library",
+    "ietf-yang-library", "notifications", "nc-notifications",
 )  # fmt: skip
 IMPORT_ONLY = ("ietf-inet-types", "ietf-yang-types", "ietf-datastores", "ietf-netconf-acm")
+# Not in the library (not implemented, imported by nothing that is) but fetchable: libnetconf2
+# clients (netopeer2-cli) ask for these while building their context from a yang-library 1.1
+# server, and log an error for each one they cannot get.
+FETCHABLE_ONLY = ("ietf-yang-metadata", "ietf-origin", "ietf-netconf-nmda")
+NOTIFICATION_NS = "urn:ietf:params:xml:ns:netmod:notification"
 
 _FIELD = {
     "namespace": re.compile(r'^\s*namespace\s+"?([^";\s]+)"?\s*;', re.M),
@@ -101,6 +106,7 @@ class Library:
             digest.update(f"{module.name}@{module.revision}\n".encode())
         self.content_id = digest.hexdigest()[:16]
         self.capabilities = self._capabilities()
+        self._fetchable = [*self.modules, *(_load(yang_dir, n, False) for n in FETCHABLE_ONLY)]
 
     def _capabilities(self) -> tuple[str, ...]:
         caps = list(BASE_CAPABILITIES)
@@ -128,7 +134,7 @@ class Library:
                 tag="invalid-value", message=f"Schema format {fmt!r} is not supported (yang only)",
                 info={"bad-element": "format"},
             )  # fmt: skip
-        for module in self.modules:
+        for module in self._fetchable:
             if module.name == identifier and (not version or version == module.revision):
                 return module.text
         raise NetconfRpcError(
@@ -174,6 +180,18 @@ class Library:
             etree.SubElement(datastore, f"{{{y}}}schema").text = "complete"
         etree.SubElement(lib, f"{{{y}}}content-id").text = self.content_id
         return lib
+
+    @staticmethod
+    def streams() -> etree._Element:
+        """RFC 5277 nc-notifications: the one stream, NETCONF, without replay."""
+        n = NOTIFICATION_NS
+        netconf = element(f"{{{n}}}netconf", n)
+        stream = etree.SubElement(etree.SubElement(netconf, f"{{{n}}}streams"), f"{{{n}}}stream")
+        etree.SubElement(stream, f"{{{n}}}name").text = "NETCONF"
+        etree.SubElement(stream, f"{{{n}}}description").text = (
+            "Configuration changes (RFC 6470 netconf-config-change)")
+        etree.SubElement(stream, f"{{{n}}}replaySupport").text = "false"
+        return netconf
 
     def modules_state(self) -> etree._Element:
         """RFC 7895 (deprecated but still read by NSO and older tools)."""

@@ -96,7 +96,7 @@ def authorization(session: Session) -> etree._Element:
 def state_elements(session: Session) -> list[etree._Element]:
     ctx = session.ctx
     elements = [netconf_state(session), ctx.library.yang_library(), ctx.library.modules_state(),
-                authorization(session)]  # fmt: skip
+                ctx.library.streams(), authorization(session)]  # fmt: skip
     for provider in ctx.state_providers:
         elements.extend(provider(session.principal))
     return elements
