@@ -56,6 +56,7 @@ RECORD_FIELDS = (
 )  # fmt: skip
 _HEX = frozenset("0123456789abcdef")
 _TAIL_CHUNK = 64 * 1024
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))  # json.dumps makes one a call
 INLINE_SYNC = 0.001
 """A group whose write and ``fdatasync`` took less than this many seconds has the next done on
 the event loop: handing it to the writer thread and back costs two thread wake-ups and GIL
@@ -109,7 +110,7 @@ _second = (-1, "")  # the last second utc_ms formatted, and its text
 
 def _seal(body: dict[str, Any]) -> bytes:
     """Serialise ``body`` and append its own ``hash`` field; returns the line without newline."""
-    raw = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    raw = _JSON.encode(body).encode("ascii")
     return raw[:-1] + b',"hash":"' + hashlib.sha256(raw).hexdigest().encode("ascii") + b'"}'
 
 
@@ -256,12 +257,15 @@ class AuditLog:
         self._prev = _line_hash(line)
         return line + b"\n"
 
-    def _write_durable(self, data: bytes) -> None:
+    def _write_durable(self, data: bytes) -> float:
+        """Write and fdatasync ``data``; returns the seconds it took."""
+        started = time.perf_counter()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
         os.fdatasync(self._fd)
+        return time.perf_counter() - started
 
     def append_sync(self, *records: AuditRecord) -> None:
         """Append ``records`` and fsync once, in the calling thread (blocks; for startup,
@@ -305,12 +309,11 @@ class AuditLog:
             while self._queue:
                 batch, self._queue = self._queue, []
                 data = b"".join(line for line, _ in batch)
-                started = time.perf_counter()
                 if self._inline:
-                    self._write_durable(data)
+                    self._inline = self._write_durable(data) < INLINE_SYNC
                 else:
-                    await loop.run_in_executor(self._executor, self._write_durable, data)
-                self._inline = time.perf_counter() - started < INLINE_SYNC
+                    took = await loop.run_in_executor(self._executor, self._write_durable, data)
+                    self._inline = took < INLINE_SYNC
                 self.syncs += 1
                 for _, future in batch:
                     if not future.done():
