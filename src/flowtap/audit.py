@@ -13,7 +13,8 @@ integrity relative to anchors kept elsewhere (a keyed MAC would be the next step
 
 :meth:`AuditLog.append` returns once the record is durable (``fdatasync``); records are chained
 in call order. Group commit: records arriving while an fsync is in flight are written and
-synced together by one worker thread, each caller awaiting its own. After a write error every
+synced together, each caller awaiting its own; by one worker thread, or on the event loop while
+fsyncs are quick (``INLINE_SYNC``). After a write error every
 append raises :class:`AuditError` (fail closed: no reply may claim success without its record).
 :meth:`AuditLog.open` continues an existing chain from its last line, drops a torn (never
 acknowledged) tail and appends an ``open`` record noting it and any unclean shutdown; after an
@@ -55,6 +56,12 @@ RECORD_FIELDS = (
 )  # fmt: skip
 _HEX = frozenset("0123456789abcdef")
 _TAIL_CHUNK = 64 * 1024
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))  # json.dumps makes one a call
+INLINE_SYNC = 0.001
+"""A group whose write and ``fdatasync`` took less than this many seconds has the next done on
+the event loop: handing it to the writer thread and back costs two thread wake-ups and GIL
+hand-overs, more than a fast disk's fdatasync, on the path of every DTCP reply; a millisecond
+holds the loop no longer than a turn of request handling (``flowtap.dtcp.session.TURN``)."""
 
 Recover = Callable[[int, int, dict[str, Any]], Sequence["AuditRecord"]]
 """``(fd, end, last record)`` of a log whose writer did not close it -> records to append first."""
@@ -90,15 +97,20 @@ class VerifyResult:
 
 def utc_ms(ns: int | None = None) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` for ``ns`` (``time.time_ns()`` by default)."""
+    global _second  # a one-entry cache: every record is stamped
     ns = time.time_ns() if ns is None else ns
     sec, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{rest // 1_000_000:03d}Z"
+    if _second[0] != sec:
+        _second = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{rest // 1_000_000:03d}Z"
+
+
+_second = (-1, "")  # the last second utc_ms formatted, and its text
 
 
 def _seal(body: dict[str, Any]) -> bytes:
     """Serialise ``body`` and append its own ``hash`` field; returns the line without newline."""
-    raw = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    raw = _JSON.encode(body).encode("ascii")
     return raw[:-1] + b',"hash":"' + hashlib.sha256(raw).hexdigest().encode("ascii") + b'"}'
 
 
@@ -151,6 +163,7 @@ class AuditLog:
         self._failed: BaseException | None = None
         self._closed = self._closing = False
         self.syncs = 0  # fdatasync calls (group commit: fewer than records)
+        self._inline = False  # the last write was quick: write the next on the event loop
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], recover: Recover | None = None) -> AuditLog:
@@ -244,12 +257,15 @@ class AuditLog:
         self._prev = _line_hash(line)
         return line + b"\n"
 
-    def _write_durable(self, data: bytes) -> None:
+    def _write_durable(self, data: bytes) -> float:
+        """Write and fdatasync ``data``; returns the seconds it took."""
+        started = time.perf_counter()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
         os.fdatasync(self._fd)
+        return time.perf_counter() - started
 
     def append_sync(self, *records: AuditRecord) -> None:
         """Append ``records`` and fsync once, in the calling thread (blocks; for startup,
@@ -293,7 +309,11 @@ class AuditLog:
             while self._queue:
                 batch, self._queue = self._queue, []
                 data = b"".join(line for line, _ in batch)
-                await loop.run_in_executor(self._executor, self._write_durable, data)
+                if self._inline:
+                    self._inline = self._write_durable(data) < INLINE_SYNC
+                else:
+                    took = await loop.run_in_executor(self._executor, self._write_durable, data)
+                    self._inline = took < INLINE_SYNC
                 self.syncs += 1
                 for _, future in batch:
                     if not future.done():

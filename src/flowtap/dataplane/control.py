@@ -28,9 +28,12 @@ criterion's copies.
 
 from __future__ import annotations
 
+import array
+import mmap
 import os
 import pickle
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +48,8 @@ BUFFER = 16 << 20
 
 Op = tuple[Any, ...]
 _CARRIERS = frozenset({"slab", "sink", "rings"})  # operations that carry descriptors
+_ANCILLARY = socket.CMSG_SPACE((CHUNK_FDS + 1) * array.array("i").itemsize)
+_local = threading.local()  # each receiving thread's MAX_MESSAGE buffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,12 @@ class Upsert:
     packet_limit: int | None
     byte_limit: int | None
 
+    def __reduce__(self) -> tuple[type[Upsert], tuple[object, ...]]:
+        # pickled as its constructor's arguments: a slotted dataclass's default pickling calls
+        # dataclasses.fields() on every object, most of a worker's cost per ADD
+        return Upsert, (self.criteria_id, self.slot, self.fresh, self.match, self.outers,
+                        self.packet_limit, self.byte_limit)  # fmt: skip
+
 
 def pair() -> tuple[socket.socket, socket.socket]:
     """A connected SOCK_SEQPACKET pair with buffers for a whole chunk."""
@@ -71,6 +82,17 @@ def pair() -> tuple[socket.socket, socket.socket]:
 
 def send_batch(sock: socket.socket, batch: int, ops: Sequence[tuple[Op, Sequence[int]]]) -> None:
     """Send ``ops`` (each with the descriptors it carries) as batch number ``batch``."""
+    send_encoded(sock, encode_batch(batch, ops))
+
+
+Encoded = list[tuple[bytes, list[int]]]
+"""A batch as its messages on the wire: pickled data and the descriptors each carries."""
+
+
+def encode_batch(batch: int, ops: Sequence[tuple[Op, Sequence[int]]]) -> Encoded:
+    """``ops`` as the messages of batch number ``batch``: pickled once, so the same batch goes
+    to every worker without being encoded again for each."""
+    messages: Encoded = []
     chunk: list[Op] = []
     fds: list[int] = []
     for i, (op, carried) in enumerate(ops):
@@ -81,22 +103,23 @@ def send_batch(sock: socket.socket, batch: int, ops: Sequence[tuple[Op, Sequence
             chunk.append(op)
         last = i == len(ops) - 1
         if last or len(chunk) >= CHUNK_OPS or len(fds) >= CHUNK_FDS:
-            _send(sock, (batch, last, chunk), fds)
+            messages.append((pickle.dumps((batch, last, chunk), pickle.HIGHEST_PROTOCOL), fds))
             chunk, fds = [], []
     if not ops:
-        _send(sock, (batch, True, []), [])
+        messages.append((pickle.dumps((batch, True, []), pickle.HIGHEST_PROTOCOL), []))
+    return messages
+
+
+def send_encoded(sock: socket.socket, messages: Encoded) -> None:
+    for data, fds in messages:
+        if fds:
+            socket.send_fds(sock, [data], fds)
+        else:
+            sock.send(data)
 
 
 def send(sock: socket.socket, message: object) -> None:
-    _send(sock, message, [])
-
-
-def _send(sock: socket.socket, message: object, fds: list[int]) -> None:
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    if fds:
-        socket.send_fds(sock, [data], fds)
-    else:
-        sock.send(data)
+    sock.send(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 
 
 def receive(sock: socket.socket) -> tuple[Any, list[int]]:
@@ -105,13 +128,23 @@ def receive(sock: socket.socket) -> tuple[Any, list[int]]:
     Raises:
         EOFError: the other end is gone.
     """
-    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, CHUNK_FDS + 1)
-    if not data:
+    # into this thread's buffer: socket.recv_fds allocates MAX_MESSAGE bytes per message and
+    # frees them (mmap, mremap, munmap: three system calls per acknowledgement); an anonymous
+    # mapping's pages are only backed once a message reaches them
+    buffer: mmap.mmap | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = mmap.mmap(-1, MAX_MESSAGE)
+    size, ancillary, _flags, _addr = sock.recvmsg_into([buffer], _ANCILLARY)
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if not size:
         for fd in fds:
             os.close(fd)
         raise EOFError("control channel closed")
     # the peer is this program's own parent or child over a private socket pair (see above)
-    return pickle.loads(data), list(fds)  # noqa: S301
+    return pickle.loads(memoryview(buffer)[:size]), list(fds)  # noqa: S301
 
 
 def receive_batch(sock: socket.socket) -> tuple[int, list[Op]]:

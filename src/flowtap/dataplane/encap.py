@@ -35,6 +35,11 @@ class Outer:
     dest_port: int
     ttl: int = DEFAULT_TTL
 
+    def __reduce__(self) -> tuple[type[Outer], tuple[int, str, int, str, int, int]]:
+        # cheap pickling to the capture workers (see flowtap.dataplane.control.Upsert)
+        return Outer, (self.version, self.source, self.source_port, self.dest, self.dest_port,
+                       self.ttl)  # fmt: skip
+
     @classmethod
     def of(cls, cd: ContentDestination) -> Outer:
         return cls(cd.version, cd.source_address, cd.source_port, cd.dest_address, cd.dest_port,

@@ -118,10 +118,14 @@ class WorkerPool:
         announce the batch (slab growth)."""
         self._batch += 1
         batch = self._batch
+        shared = None if own else control.encode_batch(batch, ops)  # the same for every worker
         for h in self._handles:
             self._announce(h.index, batch, slabs)
             try:
-                control.send_batch(h.ctl, batch, [*own(h.index), *ops] if own else ops)
+                if shared is None:
+                    control.send_batch(h.ctl, batch, [*own(h.index), *ops] if own else ops)
+                else:
+                    control.send_encoded(h.ctl, shared)
             except OSError:
                 LOG.error("capture worker %d is gone; starting it again", h.index)
         return batch

@@ -48,9 +48,17 @@ class LiAudit:
         self._unawaited: set[asyncio.Future[None]] = set()
 
     def submit(self, record: AuditRecord) -> asyncio.Future[None]:
-        """Start appending ``record`` (chained in call order); the future resolves when it is
-        durable and raises :class:`flowtap.errors.AuditError` when it cannot be."""
-        return asyncio.ensure_future(self._append(record))
+        """Chain ``record`` now (call order is file order); the future resolves when it is
+        durable and raises :class:`flowtap.errors.AuditError` when it cannot be. No task per
+        record: it would cost every reply a turn of the event loop."""
+        try:
+            if self.log is None:
+                raise AuditError("no LI audit log")
+            return self.log.append_nowait(record)
+        except AuditError as error:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(error)
+            return failed
 
     async def _append(self, record: AuditRecord) -> None:
         if self.log is None:

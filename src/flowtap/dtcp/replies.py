@@ -62,7 +62,9 @@ class ListEntry:
 
 def format_timestamp(when: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS.mmm`` (server local time is the caller's choice of ``when``)."""
-    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d}"
+    # isoformat truncates to milliseconds as the strftime spelling did, at a quarter of its
+    # cost (every reply has a TIMESTAMP); it appends an offset to an aware time, so drop it
+    return when.replace(tzinfo=None).isoformat(" ", "milliseconds")
 
 
 def encode_reply(
