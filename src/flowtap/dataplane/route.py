@@ -17,7 +17,7 @@ from flowtap.dataplane.index import MatchIndex
 from flowtap.dataplane.match import CACHE_LIMIT
 from flowtap.dataplane.packet import PORT_PROTOCOLS, parse
 from flowtap.dataplane.sender import Sink
-from flowtap.dataplane.slab import BYTES, LIMITED, PACKETS, Slab
+from flowtap.dataplane.slab import BYTES, LAST_NS, LIMITED, PACKETS, SENT, Slab
 
 # an IPv4 header without options and 4 bytes after it, as few objects as the memo key needs
 # (see resolve): version/IHL, TOS and total length; fragment field; protocol; source and
@@ -28,8 +28,8 @@ V4_PORTS = struct.Struct("!I2xHxB2xQI")
 class Route:
     """What an index hit means in this worker: a criterion's counters, sinks and limits."""
 
-    __slots__ = ("appends", "base", "byte_limit", "criteria_id", "fanout", "limited", "outers",
-                 "packet_limit", "peers", "sinks", "slot")
+    __slots__ = ("appends", "base", "byte_limit", "criteria_id", "fanout", "held", "held_bytes",
+                 "held_sent", "limited", "outers", "packet_limit", "peers", "sinks", "slot")
 
     def __init__(self, up: control.Upsert, sinks: tuple[Sink, ...]) -> None:
         self.criteria_id = up.criteria_id
@@ -45,6 +45,9 @@ class Route:
         self.limited = up.packet_limit is not None or up.byte_limit is not None
         self.base = 0
         self.peers: tuple[int, ...] = ()
+        # what the packet walk counted for a criterion without limits and not yet added to
+        # the slab (see commit): a Python int costs a packet less than a slab word
+        self.held = self.held_bytes = self.held_sent = 0
 
     def place(self, slab: Slab, me: int) -> None:
         """Where this worker's record (and the other regions', for limits) of the slot is."""
@@ -54,6 +57,21 @@ class Route:
 
 
 Memo: TypeAlias = dict[tuple[int, ...], tuple[Route, ...]]
+
+
+def commit(touched: list[Route], words: memoryview, now: int) -> None:
+    """Add what the routes in ``touched`` hold to their slab records, and empty ``touched``.
+    The packet walk commits at the end of every block and before any control batch is taken
+    (a batch may zero, clear or move records), so the slab lags by a block at most; a route
+    with limits is never held (its limit reads the slab at every packet)."""
+    for r in touched:
+        b = r.base
+        words[b + PACKETS] += r.held
+        words[b + BYTES] += r.held_bytes
+        words[b + SENT] += r.held_sent
+        words[b + LAST_NS] = now
+        r.held = r.held_bytes = r.held_sent = 0
+    touched.clear()
 
 
 def resolve(table: MatchIndex[Route] | None, memo: Memo | None, key: tuple[int, ...] | None,

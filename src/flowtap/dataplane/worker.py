@@ -40,7 +40,7 @@ from flowtap.dataplane import control
 from flowtap.dataplane.encap import MAX_INNER, Outer
 from flowtap.dataplane.index import MatchIndex
 from flowtap.dataplane.ring import CaptureInterface, Ring
-from flowtap.dataplane.route import V4_PORTS, Memo, Route, over, resolve
+from flowtap.dataplane.route import V4_PORTS, Memo, Route, commit, over, resolve
 from flowtap.dataplane.sender import Sink
 from flowtap.dataplane.slab import (
     BYTES,
@@ -49,6 +49,7 @@ from flowtap.dataplane.slab import (
     H_APPLIED,
     LAST_NS,
     LIMITED,
+    PACKETS,
     SENT,
     Slab,
     SlabSpec,
@@ -265,6 +266,8 @@ class Worker:
         if slab is None:  # nothing can match before the counters exist (first batch)
             return self._skip(ring)
         unpack, fast, mm, base = _PKT.unpack_from, V4_PORTS.unpack_from, ring.map, ring.base
+        least = V4_PORTS.size
+        touched: list[Route] = []  # routes holding counts (see route.commit)
         name, did = ring.iface.name, False
         words, announced = slab.words, slab.header(self.me) + H_ANNOUNCED
         applied, table, memo = self.applied, self.indexes.get(name), self._memo(name)
@@ -278,6 +281,7 @@ class Worker:
             for _ in range(n):
                 nxt, snap, plen, net = unpack(mm, pos)
                 if words[announced] != applied:  # a batch was announced or waits: rare
+                    commit(touched, words, now)
                     self._between(mm, pos)
                     if self.applied != applied:
                         applied, table, memo = self.applied, self.indexes.get(name), self._memo(
@@ -287,7 +291,7 @@ class Worker:
                         words, announced = slab.words, slab.header(self.me) + H_ANNOUNCED
                 p = pos + net
                 pos += nxt
-                if snap >= V4_PORTS.size:
+                if snap >= least:
                     key = fast(mm, p)
                     routes = memo.get(key)
                     if routes is None:
@@ -300,21 +304,28 @@ class Worker:
                 for r in routes:
                     b = r.base
                     if r.limited:
-                        if words[b + LIMITED]:
+                        if words[b + LIMITED] or over(r, words, plen, expired):
                             continue
-                        if over(r, words, plen, expired):
-                            continue
-                    words[b] += 1  # PACKETS: the first word of a record (slab layout)
-                    words[b + BYTES] += plen
-                    words[b + LAST_NS] = now
+                        words[b + PACKETS] += 1
+                        words[b + BYTES] += plen
+                        words[b + LAST_NS] = now
+                        if whole:
+                            words[b + SENT] += r.fanout
+                    else:
+                        if not r.held:
+                            touched.append(r)
+                        r.held += 1
+                        r.held_bytes += plen
+                        if whole:
+                            r.held_sent += r.fanout
                     if not whole:
                         words[b + DROPPED] += r.fanout
                         continue
-                    words[b + SENT] += r.fanout
                     for put_address, put_length, put_owner in r.appends:
                         put_address(base + p)
                         put_length(snap)
                         put_owner(b)
+            commit(touched, words, now)
             self._flush_all()
             ring.release(off)
             for r in expired:
