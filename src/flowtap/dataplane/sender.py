@@ -8,7 +8,7 @@ clear so it fragments copies larger than the MTU, UDP checksum 0 on IPv4) and ro
 
 The socket is connected to the content destination when a route to it exists at opening: a
 send then skips the route lookup and the address copy (a tenth of a copy's kernel cost).
-Failing that it stays unconnected and every copy names its destination, as before. A connected
+Failing that it stays unconnected and every copy names its destination. A connected
 UDP socket reports a hard ICMP error (port unreachable, say) as the error of its next send, and
 that send sends nothing; :meth:`Sink.flush` sends such a copy again at once, so ICMP errors
 from the content destination never cost a copy. Each copy is one ``iovec`` pointing into the

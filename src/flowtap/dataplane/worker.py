@@ -75,8 +75,7 @@ class Worker:
         self.indexes: dict[str, MatchIndex[Route]] = {}
         self.matches: dict[int, control.Upsert] = {}
         self.routes: dict[int, Route] = {}
-        # per interface: the answers of the packet walk's memo (see _resolve); emptied by
-        # every batch, as anything a batch changes may change an answer
+        # per interface: the packet walk's memo (route.resolve); every batch empties it
         self.memos: dict[str, Memo] = {}
         self.sinks: dict[Outer, Sink] = {}
         self.retired: list[Ring] = []
@@ -352,6 +351,7 @@ class Worker:
         return memo
 
     def _skip(self, ring: Ring) -> bool:
+        """Release every ready block unread (no slab yet: no criterion can count or copy)."""
         did = False
         for _ in range(ring.block_count):
             if (off := ring.ready()) < 0:
