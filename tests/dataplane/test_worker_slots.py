@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from flowtap.dataplane import control
+from flowtap.dataplane.route import Route, over
 from flowtap.dataplane.slab import LIMITED, PACKETS, Slab, SlabSpec
-from flowtap.dataplane.worker import Route, Worker
+from flowtap.dataplane.worker import Worker
 from flowtap.intercept.criteria import Match
 
 MakeWorker = Callable[[int, int], tuple[Worker, Slab]]
@@ -49,7 +50,7 @@ def test_removing_a_criterion_zeroes_the_workers_record_of_its_slot(worker: Make
     peer._remove(1)
     assert slab.total(0, PACKETS) == 0 and slab.words[base + LIMITED] == 0
     # the next criterion in slot 0, seen by worker 0 before this peer takes it, starts at 0
-    assert not Worker._over(_route(slab, upsert(2, fresh=True)), slab.words, 100, [])
+    assert not over(_route(slab, upsert(2, fresh=True)), slab.words, 100, [])
 
 
 def test_a_refresh_with_new_limits_lets_copies_resume(worker: MakeWorker) -> None:

@@ -1,18 +1,25 @@
 """Send copies to a content destination in batches (I/O).
 
-One unconnected UDP socket per distinct outer tuple (source, source port, destination,
-destination port, TTL), shared by every criterion that names the same tuple. The socket is
-bound with IP_TRANSPARENT / IPV6_TRANSPARENT so the outer source address can be any address
-the ADD asks for, local or not; the kernel writes the outer IP and UDP headers (TTL from the
-ADD, TOS 0, DF clear so it fragments copies larger than the MTU, UDP checksum 0 on IPv4) and
-routes the copy. It is unconnected so ICMP errors from the content destination never make a
-send fail. Each copy is one ``iovec`` pointing into the capture ring: the batch must be flushed
-before the ring block is released (zero copy).
+One UDP socket per distinct outer tuple (source, source port, destination, destination port,
+TTL), shared by every criterion that names the same tuple. The socket is bound with
+IP_TRANSPARENT / IPV6_TRANSPARENT so the outer source address can be any address the ADD asks
+for, local or not; the kernel writes the outer IP and UDP headers (TTL from the ADD, TOS 0, DF
+clear so it fragments copies larger than the MTU, UDP checksum 0 on IPv4) and routes the copy.
+
+The socket is connected to the content destination when a route to it exists at opening: a
+send then skips the route lookup and the address copy (a tenth of a copy's kernel cost).
+Failing that it stays unconnected and every copy names its destination. A connected
+UDP socket reports a hard ICMP error (port unreachable, say) as the error of its next send, and
+that send sends nothing; :meth:`Sink.flush` sends such a copy again at once, so ICMP errors
+from the content destination never cost a copy. Each copy is one ``iovec`` pointing into the
+capture ring: the batch must be flushed before the ring block is released (zero copy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import socket
 import struct
 import time
@@ -24,8 +31,21 @@ from flowtap.errors import SendError
 BATCH = 256
 SNDBUF = 4 << 20
 IPV6_AUTOFLOWLABEL = 70
-_IOV = struct.Struct("=QQ")
 _EAGAIN = {11, 105}  # EAGAIN, ENOBUFS: retried once after a short wait
+
+
+@functools.cache
+def _iovecs(n: int) -> struct.Struct:
+    """``n`` iovecs (base, length)."""
+    return struct.Struct(f"={2 * n}Q")
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
 
 
 def validate(outer: Outer) -> None:
@@ -62,16 +82,21 @@ class Sink:
         self.iov = (ffi.IoVec * BATCH)()
         self.iov_view = memoryview(self.iov).cast("B")
         self.vec = (ffi.MMsgHdr * BATCH)()
+        self.connected = _connected(sock)
         name, namelen = ctypes.addressof(self._name), len(self._name.raw)
+        if self.connected:  # naming the peer would make the kernel look the route up again
+            name, namelen = 0, 0
         for i in range(BATCH):
             hdr = self.vec[i].msg_hdr
             hdr.msg_name = name
             hdr.msg_namelen = namelen
             hdr.msg_iov = ctypes.addressof(self.iov) + i * ffi.IOVEC_SIZE
             hdr.msg_iovlen = 1
-        self.n = 0
-        self.owners: list[object] = []  # who queued each pending copy (for failure accounting)
-        self.pack = _IOV.pack_into
+        # the pending copies: the capture worker appends to these lists through bound methods
+        # (three appends cost a packet less than a call), so they are cleared, never replaced
+        self.addresses: list[int] = []
+        self.lengths: list[int] = []
+        self.owners: list[object] = []  # who queued each copy (for failure accounting)
 
     @staticmethod
     def open_socket(outer: Outer) -> socket.socket:
@@ -103,33 +128,55 @@ class Sink:
         except OSError as exc:
             sock.close()
             raise SendError(exc.errno, f"content destination socket: {exc.strerror}") from exc
+        with contextlib.suppress(OSError):  # no route yet: stays unconnected (docstring)
+            sock.connect((outer.dest, outer.dest_port))
         return sock
 
-    def add(self, address: int, length: int, owner: object) -> bool:
-        """Queue one copy; True when the batch is full and must be flushed."""
-        self.pack(self.iov_view, self.n * 16, address, length)
+    @property
+    def n(self) -> int:
+        """Copies pending."""
+        return len(self.addresses)
+
+    def add(self, address: int, length: int, owner: object) -> None:
+        """Queue one copy of ``length`` bytes at ``address`` (sent by :meth:`flush`)."""
+        self.addresses.append(address)
+        self.lengths.append(length)
         self.owners.append(owner)
-        self.n += 1
-        return self.n == BATCH
 
     def flush(self) -> list[object]:
-        """Send the pending batch; returns the owners of the copies that could not be sent."""
-        n, done, retried = self.n, 0, False
+        """Send every pending copy, ``BATCH`` per ``sendmmsg``; returns the owners of the
+        copies that could not be sent."""
         failed: list[object] = []
+        total, addresses, lengths = len(self.addresses), self.addresses, self.lengths
+        for start in range(0, total, BATCH):
+            n = min(BATCH, total - start)
+            iovs = [0] * (2 * n)
+            iovs[0::2] = addresses[start:start + n]
+            iovs[1::2] = lengths[start:start + n]
+            _iovecs(n).pack_into(self.iov_view, 0, *iovs)
+            self._send(n, start, failed)
+        addresses.clear()
+        self.lengths.clear()
+        self.owners.clear()
+        return failed
+
+    def _send(self, n: int, first: int, failed: list[object]) -> None:
+        """Send the ``n`` copies the iovecs describe (``owners[first:]`` queued them)."""
+        done, retried, reported = 0, False, -1
         while done < n:
             sent = ffi.sendmmsg(self.fd, self._slice(done), n - done)
             if sent > 0:
                 done += sent
                 continue
+            if self.connected and reported != done:
+                reported = done  # maybe an ICMP error reported (and cleared) by this send
+                continue
             if -sent in _EAGAIN and not retried:
                 retried = True
                 time.sleep(0.001)
                 continue
-            failed.append(self.owners[done])  # EMSGSIZE, unreachable, ...: drop this copy
+            failed.append(self.owners[first + done])  # EMSGSIZE, unreachable...: dropped
             done += 1
-        self.n = 0
-        self.owners.clear()
-        return failed
 
     def _slice(self, start: int) -> ctypes.Array[ffi.MMsgHdr]:
         if start == 0:

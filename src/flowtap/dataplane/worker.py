@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import mmap
 import os
 import select
 import socket
@@ -38,8 +39,8 @@ from collections.abc import Iterable
 from flowtap.dataplane import control
 from flowtap.dataplane.encap import MAX_INNER, Outer
 from flowtap.dataplane.index import MatchIndex
-from flowtap.dataplane.packet import parse
 from flowtap.dataplane.ring import CaptureInterface, Ring
+from flowtap.dataplane.route import V4_PORTS, Memo, Route, commit, over, resolve
 from flowtap.dataplane.sender import Sink
 from flowtap.dataplane.slab import (
     BYTES,
@@ -56,32 +57,11 @@ from flowtap.dataplane.slab import (
 
 LOG = logging.getLogger(__name__)
 _TIMED = frozenset({"up", "rm", "rings", "stop"})  # operations that apply at an instant
-# tp_next_offset, tp_sec, tp_nsec (kernel receive time, CLOCK_REALTIME), tp_snaplen, tp_len, tp_net
-_PKT = struct.Struct("=IIIII6xH")
-
-
-class Route:
-    """What an index hit means in this worker: a criterion's counters, sinks and limits."""
-
-    __slots__ = ("base", "byte_limit", "criteria_id", "limited", "outers", "packet_limit",
-                 "peers", "sinks", "slot")
-
-    def __init__(self, up: control.Upsert, sinks: tuple[Sink, ...]) -> None:
-        self.criteria_id = up.criteria_id
-        self.slot = up.slot
-        self.outers = up.outers
-        self.sinks = sinks
-        self.packet_limit = up.packet_limit
-        self.byte_limit = up.byte_limit
-        self.limited = up.packet_limit is not None or up.byte_limit is not None
-        self.base = 0
-        self.peers: tuple[int, ...] = ()
-
-    def place(self, slab: Slab, me: int) -> None:
-        """Where this worker's record (and the other regions', for limits) of the slot is."""
-        self.base = slab.record(me, self.slot)
-        self.peers = tuple(slab.record(w, self.slot) for w in range(slab.spec.regions)
-                           if w != me)
+# tpacket3_hdr: tp_next_offset, tp_snaplen, tp_len, tp_net (what every packet needs) ...
+_PKT = struct.Struct("=I8xII6xH")
+# ... and tp_sec, tp_nsec (kernel receive time, CLOCK_REALTIME): only while a batch waits
+_TS = struct.Struct("=4xII")
+_MAX_INNER4 = MAX_INNER[4]
 
 
 class Worker:
@@ -95,6 +75,8 @@ class Worker:
         self.indexes: dict[str, MatchIndex[Route]] = {}
         self.matches: dict[int, control.Upsert] = {}
         self.routes: dict[int, Route] = {}
+        # per interface: the packet walk's memo (route.resolve); every batch empties it
+        self.memos: dict[str, Memo] = {}
         self.sinks: dict[Outer, Sink] = {}
         self.retired: list[Ring] = []
         self.pending: tuple[int, list[control.Op], int] | None = None  # batch, ops, since (ns)
@@ -128,6 +110,7 @@ class Worker:
         batch, ops, _since = self.pending
         self.pending = None
         self._flush_all()
+        self.memos = {}
         sinks_changed = False
         for op in ops:
             kind = op[0]
@@ -262,67 +245,86 @@ class Worker:
                             break
 
     def _flush_all(self) -> None:
+        """Send every queued copy (a block's copies go out together, before it is released:
+        they point into it)."""
         for s in self.sinks.values():
-            if s.n:
+            if s.addresses:
                 self._failed(s.flush())
 
     def _drain(self, ring: Ring) -> bool:
-        """Process every block user space owns; True if there was any."""
-        unpack, mm, base = _PKT.unpack_from, ring.map, ring.base
-        name, did = ring.iface.name, False
+        """Process every block user space owns; True if there was any.
+
+        The per-packet path is written for the interpreter (a copy costs the kernel 2.5-3 us
+        of the worker's CPU, and the walk around it cost as much again): locals instead of
+        attributes, one memory read to see whether a control batch waits (:meth:`_between`
+        does the rest), a memo of the whole answer keyed by the packet's first header words
+        (:func:`~flowtap.dataplane.route.resolve`), so a packet of a known flow costs two
+        unpacks and a dict get, and copies queued by three list appends, sent once the block
+        is done (:meth:`_flush_all`)."""
         slab = self.slab
-        words = slab.words if slab is not None else None
-        announced = slab.header(self.me) + H_ANNOUNCED if slab is not None else 0
-        seen = self.applied
+        if slab is None:  # nothing can match before the counters exist (first batch)
+            return self._skip(ring)
+        unpack, fast, mm, base = _PKT.unpack_from, V4_PORTS.unpack_from, ring.map, ring.base
+        least = V4_PORTS.size
+        touched: list[Route] = []  # routes holding counts (see route.commit)
+        name, did = ring.iface.name, False
+        words, announced = slab.words, slab.header(self.me) + H_ANNOUNCED
+        applied, table, memo = self.applied, self.indexes.get(name), self._memo(name)
         for _ in range(ring.block_count):
             if (off := ring.ready()) < 0:
                 break
             did = True
-            table = self.indexes.get(name)
             n, pos = ring.block(off)
             now = time.monotonic_ns()
             expired: list[Route] = []
             for _ in range(n):
-                nxt, sec, nsec, snap, plen, net = unpack(mm, pos)
-                if (self.pending is None and words is not None
-                        and words[announced] != self.applied):
-                    self.take_batch()
-                if self.pending is not None and sec * 1_000_000_000 + nsec >= self.pending[2]:
-                    self.apply_pending()  # between two packets: see the module docstring
-                if self.applied != seen:
-                    seen = self.applied
-                    table = self.indexes.get(name)
-                    if self.slab is not slab:
+                nxt, snap, plen, net = unpack(mm, pos)
+                if words[announced] != applied:  # a batch was announced or waits: rare
+                    commit(touched, words, now)
+                    self._between(mm, pos)
+                    if self.applied != applied:
+                        applied, table, memo = self.applied, self.indexes.get(name), self._memo(
+                            name)
                         slab = self.slab
                         assert slab is not None
-                        words = slab.words
-                        announced = slab.header(self.me) + H_ANNOUNCED
+                        words, announced = slab.words, slab.header(self.me) + H_ANNOUNCED
                 p = pos + net
                 pos += nxt
-                parsed = parse(mm, p, snap)
-                if parsed is None or table is None or words is None:
-                    continue
-                routes = table.lookup(parsed[0], parsed[1])
+                if snap >= least:
+                    key = fast(mm, p)
+                    routes = memo.get(key)
+                    if routes is None:
+                        routes = resolve(table, memo, key, mm, p, snap)
+                else:
+                    routes = resolve(table, None, None, mm, p, snap)
                 if not routes:
                     continue
-                whole = snap == plen and plen <= MAX_INNER[4]
+                whole = snap == plen and plen <= _MAX_INNER4
                 for r in routes:
                     b = r.base
                     if r.limited:
-                        if words[b + LIMITED]:
+                        if words[b + LIMITED] or over(r, words, plen, expired):
                             continue
-                        if self._over(r, words, plen, expired):
-                            continue
-                    words[b + PACKETS] += 1
-                    words[b + BYTES] += plen
-                    words[b + LAST_NS] = now
+                        words[b + PACKETS] += 1
+                        words[b + BYTES] += plen
+                        words[b + LAST_NS] = now
+                        if whole:
+                            words[b + SENT] += r.fanout
+                    else:
+                        if not r.held:
+                            touched.append(r)
+                        r.held += 1
+                        r.held_bytes += plen
+                        if whole:
+                            r.held_sent += r.fanout
                     if not whole:
-                        words[b + DROPPED] += len(r.sinks)
+                        words[b + DROPPED] += r.fanout
                         continue
-                    words[b + SENT] += len(r.sinks)
-                    for s in r.sinks:
-                        if s.add(base + p, snap, b):
-                            self._failed(s.flush())
+                    for put_address, put_length, put_owner in r.appends:
+                        put_address(base + p)
+                        put_length(snap)
+                        put_owner(b)
+            commit(touched, words, now)
             self._flush_all()
             ring.release(off)
             for r in expired:
@@ -331,21 +333,32 @@ class Worker:
                 break
         return did
 
-    @staticmethod
-    def _over(r: Route, words: memoryview, plen: int, expired: list[Route]) -> bool:
-        """Whether the limit stops this packet's copy (already reached, by any worker); marks
-        the packet that reaches it (copied, then the criterion is reported)."""
-        b = r.base
-        packets = words[b + PACKETS] + sum(words[x + PACKETS] for x in r.peers)
-        octets = words[b + BYTES] + sum(words[x + BYTES] for x in r.peers)
-        pl, bl = r.packet_limit, r.byte_limit
-        if (pl is not None and packets >= pl) or (bl is not None and octets >= bl):
-            words[b + LIMITED] = 1
-            return True
-        if (pl is not None and packets + 1 >= pl) or (bl is not None and octets + plen >= bl):
-            words[b + LIMITED] = 1
-            expired.append(r)
-        return False
+    def _between(self, mm: mmap.mmap, pos: int) -> None:
+        """Between two packets, while a batch is announced or waits for its instant: take it,
+        and apply it if this packet (header at ``pos``) was received at or after that instant
+        (see the module docstring)."""
+        if self.pending is None:
+            self.take_batch()
+        if self.pending is not None:
+            sec, nsec = _TS.unpack_from(mm, pos)
+            if sec * 1_000_000_000 + nsec >= self.pending[2]:
+                self.apply_pending()
+
+    def _memo(self, name: str) -> Memo:
+        memo = self.memos.get(name)
+        if memo is None:
+            memo = self.memos[name] = {}
+        return memo
+
+    def _skip(self, ring: Ring) -> bool:
+        """Release every ready block unread (no slab yet: no criterion can count or copy)."""
+        did = False
+        for _ in range(ring.block_count):
+            if (off := ring.ready()) < 0:
+                break
+            ring.release(off)
+            did = True
+        return did
 
     def _failed(self, owners: list[object]) -> None:
         if self.slab is None:
