@@ -16,7 +16,7 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
 from flowtap.errors import ConfigError, ConfigErrors, NetconfRpcError, SessionTerminated
-from flowtap.netconf import ops, rollback_ops, session_ops
+from flowtap.netconf import junos_ops, ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.engine_errors import rpc_errors
 from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, encode_eom
@@ -59,6 +59,8 @@ HANDLERS: dict[str, Handler] = {
     "cancel-commit": ops.cancel_commit,
     "close-session": session_ops.close_session,
     "kill-session": session_ops.kill_session,
+    # the Junos XML API subset: ncclient's Junos handler sends it in the base namespace
+    **junos_ops.HANDLERS,
 }
 NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
     ("urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring", "get-schema"): ops.get_schema,
@@ -67,6 +69,8 @@ NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
     ("urn:flowtap:yang:system", "get-rollback-information"):
         rollback_ops.get_rollback_information,
     ("urn:flowtap:yang:system", "rollback"): rollback_ops.load_rollback,
+    # ... and PyEZ (and ncclient's commit-configuration) in no namespace at all
+    **{("", name): handler for name, handler in junos_ops.HANDLERS.items()},
 }  # fmt: skip
 
 
