@@ -220,3 +220,18 @@ def test_junos_xml_both_ways(schema: Schema) -> None:
                 "<configuration><sytem/></configuration>"):
         with pytest.raises(JunosSyntaxError):
             junos_xml.from_junos(etree.fromstring(bad), schema)
+
+
+def test_loads_are_bounded_before_they_are_built(schema: Schema) -> None:
+    """A load stops at the statement limit (edit-config's 10,000 elements) while parsing."""
+    users = "".join(f"user u{i} {{ class ops; }}\n" for i in range(600))
+    text = f"system {{ login {{ {users} }} }}"
+    assert len(junos_text.parse(text, schema, limit=2000).findall(f".//{{{SYS}}}user")) == 600
+    with pytest.raises(junos_text.JunosTooBig):
+        junos_text.parse(text, schema, limit=1000)
+    with pytest.raises(junos_text.JunosTooBig):
+        junos_text.parse("system { " * 5000, schema, limit=100)  # stops reading early
+    lines = "".join(f"set system login user u{i} class ops\n" for i in range(600))
+    assert len(junos_set.parse_set(lines, schema, limit=600)) == 1
+    with pytest.raises(junos_text.JunosTooBig):
+        junos_set.parse_set(lines, schema, limit=599)

@@ -135,6 +135,7 @@ def test_errors_leave_the_candidate(shared_flowtapd: Flowtapd) -> None:
 
 def test_software_information(shared_flowtapd: Flowtapd) -> None:
     with shared_flowtapd.connect("viewer", **JUNOS) as m:
+        assert "http://xml.juniper.net/netconf/junos/1.0" in m.server_capabilities
         info = m.rpc(etree.fromstring("<get-software-information/>"))
         assert info.findtext(".//software-information/host-name") == "test"
         assert info.findtext(".//software-information/junos-version") == "0.1R1"

@@ -16,11 +16,12 @@ from lxml import etree
 from flowtap.config.edit import OPERATION
 from flowtap.config.junos_text import (
     JunosSyntaxError,
+    JunosTooBig,
     Node,
+    Placer,
     child_named,
     flat_list,
     nodes_of,
-    place,
     quote,
     render_lines,
     tokens,
@@ -31,15 +32,21 @@ from flowtap.config.xmlutil import new_root
 VERBS = {"set": None, "delete": "remove"}  # delete of a missing statement is no error (Junos)
 
 
-def parse_set(text: str, schema: Schema) -> list[tuple[etree._Element, str]]:
+def parse_set(text: str, schema: Schema, limit: int | None = None
+              ) -> list[tuple[etree._Element, str]]:  # fmt: skip
     """The ``set``/``delete`` lines as edits to apply in order: each a datastore tree and its
     default operation. Consecutive lines of one verb share an edit (a line costs what it
     changes, not a copy of the datastore); a delete's edit has ``operation="remove"`` on what
     it names and default operation ``none``, so its path creates no container above what it
-    deletes (a presence container would appear). Blank lines and ``#`` comments are skipped."""
+    deletes (a presence container would appear). Blank lines and ``#`` comments are skipped;
+    more than ``limit`` lines raise JunosTooBig."""
     edits: list[tuple[etree._Element, str]] = []
     previous = None
-    for number, line in enumerate(text.splitlines(), 1):
+    placer = Placer()
+    lines = text.splitlines()
+    if limit is not None and sum(1 for line in lines if line.strip()) > limit:
+        raise JunosTooBig(f"more than {limit} statements")
+    for number, line in enumerate(lines, 1):
         words = [(piece, quoted) for piece, quoted, _ in tokens(line)]
         if not words:
             continue
@@ -52,13 +59,13 @@ def parse_set(text: str, schema: Schema) -> list[tuple[etree._Element, str]]:
             raise JunosSyntaxError(f"syntax error: {verb} needs a statement", verb, number)
         if verb != previous:
             edits.append((new_root(), "merge" if VERBS[verb] is None else "none"))
-            previous = verb
-        _line(edits[-1][0], values, VERBS[verb], schema, number)
+            previous, placer = verb, Placer()
+        _line(placer, edits[-1][0], values, VERBS[verb], schema, number)
     return edits
 
 
-def _line(root: etree._Element, words: list[str], operation: str | None, schema: Schema,
-          number: int) -> None:  # fmt: skip
+def _line(placer: Placer, root: etree._Element, words: list[str], operation: str | None,
+          schema: Schema, number: int) -> None:  # fmt: skip
     at: etree._Element = root
     parent = None
     placed: list[etree._Element] = []
@@ -78,17 +85,17 @@ def _line(root: etree._Element, words: list[str], operation: str | None, schema:
             if operation is not None and node.kind == "leaf-list" and not values:
                 raise JunosSyntaxError(f"syntax error: {node.name} needs a value", node.name,
                                        number)  # fmt: skip
-            placed = place(at, node, values, number)
+            placed = placer.place(at, node, values, number)
             break
         if node.kind == "list":
             stop = start + len(node.keys)
             if stop > len(words):
                 raise JunosSyntaxError(f"syntax error: {node.name} needs a name", node.name,
                                        number)  # fmt: skip
-            placed = place(at, node, words[start:stop], number)
+            placed = placer.place(at, node, words[start:stop], number)
             position = stop
         else:
-            placed = place(at, node, [], number)
+            placed = placer.place(at, node, [], number)
             position = start
         at, parent = placed[0], node
     if operation is not None:

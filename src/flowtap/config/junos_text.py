@@ -30,6 +30,7 @@ and ``show | compare`` (:mod:`flowtap.config.junos_set`) share.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ _BARE = re.compile(r"[^\s;{}\[\]\"'#\\]+")
 _TOKEN = re.compile(r'\s+|#[^\n]*|/\*.*?\*/|"(?:[^"\\]|\\.)*"|[{};\[\]]|[^\s;{}\[\]"]+', re.DOTALL)
 # Statement tags of ``load`` (Junos's ``replace:``/``delete:``) and what they become in an edit.
 TAGS = {"replace:": "replace", "delete:": "remove"}
+
+
+class JunosTooBig(ValueError):
+    """More statements than one load may carry (the caller's limit)."""
 
 
 class JunosSyntaxError(ValueError):
@@ -122,16 +127,27 @@ def _node(el: etree._Element, node: SchemaNode, flat: bool) -> Node:
         return Node(node.name, "leaf-list", (node.name, text), (node.name, text), None)
     keys = tuple((el.findtext(f"{{{node.namespace}}}{k}") or "").strip() for k in node.keys)
     words = keys if flat else (node.name, *keys)
+    below = _by_tag(node)
+    inner = flat_list(node)
     children = [
-        _node(c, sub, flat_list(node) is sub)
-        for c in el
-        if isinstance(c.tag, str)
-        and (sub := node.child(etree.QName(c).namespace or "", etree.QName(c).localname))
-        is not None
-        and sub.config
-        and not (node.kind == "list" and sub.name in node.keys)
-    ]
+        _node(c, sub, sub is inner) for c in el if (sub := below.get(c.tag)) is not None
+    ]  # fmt: skip
     return Node(node.name, node.kind, words, (node.name, *keys), children)
+
+
+_BY_TAG: dict[int, tuple[SchemaNode, dict[object, SchemaNode]]] = {}
+
+
+def _by_tag(node: SchemaNode) -> dict[object, SchemaNode]:
+    """``node``'s configuration children by element tag, its list keys left out (they are in
+    the entry's words): one dict lookup per element instead of two QName parses."""
+    cached = _BY_TAG.get(id(node))
+    if cached is None or cached[0] is not node:  # an id reused by another schema's node
+        keys = set(node.keys) if node.kind == "list" else set()
+        cached = (node, {c.qname: c for c in node.children.values()
+                         if c.config and c.name not in keys})  # fmt: skip
+        _BY_TAG[id(node)] = cached
+    return cached[1]
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -203,13 +219,23 @@ def tokens(text: str) -> Iterator[tuple[str, bool, int]]:
         line += piece.count("\n")
 
 
-def statements(text: str) -> list[Statement]:
-    """Parse curly-brace text into statements (no schema yet)."""
-    stream = list(tokens(text))
+def statements(text: str, limit: int | None = None) -> list[Statement]:
+    """Parse curly-brace text into statements (no schema yet); at most ``limit`` statements
+    (JunosTooBig past it, found before the text is even fully read: a statement is a few
+    tokens, so 16 per statement is a generous cap on what is read)."""
+    stream = list(itertools.islice(tokens(text), None if limit is None else 16 * limit + 1))
+    if limit is not None and len(stream) > 16 * limit:
+        raise JunosTooBig(f"more than {limit} statements")
     out, end = _block(stream, 0, top=True)
     if end != len(stream):
         raise JunosSyntaxError("syntax error: unexpected '}'", "}", stream[end][2])
+    if limit is not None and _count(out) > limit:
+        raise JunosTooBig(f"more than {limit} statements")
     return out
+
+
+def _count(items: list[Statement]) -> int:
+    return sum(1 + _count(s.children or []) + len(s.values or []) for s in items)
 
 
 def _block(stream: list[tuple[str, bool, int]], at: int, top: bool) -> tuple[list[Statement], int]:
@@ -260,12 +286,14 @@ def _block(stream: list[tuple[str, bool, int]], at: int, top: bool) -> tuple[lis
     return out, at
 
 
-def parse(text: str, schema: Schema, *, replace: bool = True) -> etree._Element:
+def parse(text: str, schema: Schema, *, replace: bool = True, limit: int | None = None
+          ) -> etree._Element:  # fmt: skip
     """Curly-brace text -> a datastore tree, for an edit: ``operation`` attributes where the
     text carried ``delete:`` tags, and ``replace:`` tags too when ``replace`` (Junos honours
-    them under ``load replace`` only). Raises JunosSyntaxError."""
+    them under ``load replace`` only). Raises JunosSyntaxError, or JunosTooBig past ``limit``
+    statements."""
     root = new_root()
-    _build(statements(text), None, root, schema, replace)
+    _build(statements(text, limit), None, root, schema, replace, Placer())
     return root
 
 
@@ -275,6 +303,7 @@ def _build(
     at: etree._Element,
     schema: Schema,
     replace: bool,
+    placer: Placer,
 ) -> None:
     for statement in items:
         words = statement.words
@@ -290,47 +319,65 @@ def _build(
         if leaf and statement.children is not None:
             raise JunosSyntaxError(f"syntax error: {node.name} takes no block", node.name,
                                    statement.line)  # fmt: skip
-        for el in place(at, node, values, statement.line):
+        for el in placer.place(at, node, values, statement.line):
             if statement.tag == "remove" or (statement.tag == "replace" and replace):
                 el.set(OPERATION, statement.tag)
             if statement.children:
-                _build(statement.children, node, el, schema, replace)
+                _build(statement.children, node, el, schema, replace, placer)
 
 
-def place(at: etree._Element, node: SchemaNode, values: list[str], line: int
-          ) -> list[etree._Element]:  # fmt: skip
-    """The element(s) for ``node`` with ``values`` below ``at``, created unless an equal one is
-    there already (a statement may be given twice: the second adds to the first)."""
-    if node.kind == "leaf":
-        if len(values) > 1:
-            raise JunosSyntaxError(f"syntax error: {values[1]}", values[1], line)
-        el = at.find(node.qname)
-        if el is None:
-            el = sub_element(at, node)
-        el.text = values[0] if values else None
-        return [el]
-    if node.kind == "leaf-list":
-        if not values:
-            raise JunosSyntaxError(f"syntax error: {node.name} needs a value", node.name, line)
-        placed = []
-        for value in values:
-            found = next((e for e in at.iterfind(node.qname) if e.text == value), None)
-            if found is None:
-                found = sub_element(at, node)
-                found.text = value
-            placed.append(found)
-        return placed
-    if len(values) != len(node.keys):
-        word = values[len(node.keys)] if len(values) > len(node.keys) else node.name
-        raise JunosSyntaxError(f"syntax error: {word}", word, line)
-    key_tags = [f"{{{node.namespace}}}{k}" for k in node.keys]
-    for el in at.iterfind(node.qname):
-        if [el.findtext(t) for t in key_tags] == values:
+class Placer:
+    """Puts statements into a tree under construction, merging repeated ones (a statement may
+    be given twice: the second adds to the first). List entries and leaf-list values are found
+    through an index, so building costs what the text holds, not its square."""
+
+    def __init__(self) -> None:
+        self._index: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
+
+    def _entries(self, at: etree._Element, node: SchemaNode
+                 ) -> dict[tuple[str, ...], etree._Element]:  # fmt: skip
+        key = (at, node.qname)  # the element itself is kept alive (and its proxy with it)
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = {}
+        return found
+
+    def place(self, at: etree._Element, node: SchemaNode, values: list[str], line: int
+              ) -> list[etree._Element]:  # fmt: skip
+        """The element(s) for ``node`` with ``values`` below ``at``, made unless there."""
+        if node.kind == "leaf":
+            if len(values) > 1:
+                raise JunosSyntaxError(f"syntax error: {values[1]}", values[1], line)
+            el = at.find(node.qname)
+            if el is None:
+                el = sub_element(at, node)
+            el.text = values[0] if values else None
             return [el]
-    el = sub_element(at, node)
-    for tag, value in zip(key_tags, values, strict=True):
-        etree.SubElement(el, tag).text = value
-    return [el]
+        entries = self._entries(at, node)
+        if node.kind == "leaf-list":
+            if not values:
+                raise JunosSyntaxError(f"syntax error: {node.name} needs a value", node.name,
+                                       line)  # fmt: skip
+            placed = []
+            for value in values:
+                found = entries.get((value,))
+                if found is None:
+                    found = entries[(value,)] = sub_element(at, node)
+                    found.text = value
+                placed.append(found)
+            return placed
+        if node.kind == "container":
+            el = at.find(node.qname)
+            return [el if el is not None else sub_element(at, node)]
+        if len(values) != len(node.keys):
+            word = values[len(node.keys)] if len(values) > len(node.keys) else node.name
+            raise JunosSyntaxError(f"syntax error: {word}", word, line)
+        el = entries.get(tuple(values))
+        if el is None:
+            el = entries[tuple(values)] = sub_element(at, node)
+            for name, value in zip(node.keys, values, strict=True):
+                etree.SubElement(el, f"{{{node.namespace}}}{name}").text = value
+        return [el]
 
 
 def sub_element(at: etree._Element, node: SchemaNode) -> etree._Element:

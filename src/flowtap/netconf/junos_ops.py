@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from flowtap.config import access, junos_set, junos_text, junos_xml
-from flowtap.config.junos_text import JunosSyntaxError
+from flowtap.config.junos_text import JunosSyntaxError, JunosTooBig
 from flowtap.config.persist import HistoryEntry
 from flowtap.config.xmlutil import parse_top
 from flowtap.errors import NetconfRpcError
@@ -206,18 +206,27 @@ async def load_configuration(session: Session, op: etree._Element) -> Result:
     form = _choice(params, "format", "xml", ("xml", "text"))
     schema = session.ctx.schema
     default = "replace" if action == "override" else "merge"
+    limit = ops.MAX_EDIT_ELEMENTS  # parsing stops there: text is bounded as edit-config is
     try:
         if action == "set":
             edits = junos_set.parse_set(_text(op, "configuration-set", "configuration-text"),
-                                        schema)  # fmt: skip
+                                        schema, limit)  # fmt: skip
         elif form == "text":
             text = _text(op, "configuration-text")
-            edits = [(junos_text.parse(text, schema, replace=action == "replace"), default)]
+            tree = junos_text.parse(text, schema, replace=action == "replace", limit=limit)
+            edits = [(tree, default)]
         else:
-            edits = [(junos_xml.from_junos(_configuration(op), schema,
+            configuration = _configuration(op)
+            ops.check_edit_size(configuration)
+            edits = [(junos_xml.from_junos(configuration, schema,
                                            replace=action == "replace"), default)]  # fmt: skip
     except JunosSyntaxError as exc:
         raise _syntax(exc) from None
+    except JunosTooBig:
+        raise NetconfRpcError(
+            tag="too-big", message=f"A configuration in one request may carry at most {limit} "
+            "statements; split it over several load-configuration requests",
+        ) from None
     for tree, _ in edits:
         ops.check_edit_size(tree)
     session.ctx.datastores.edit_all("candidate", edits, session.principal, session.session_id)
