@@ -235,3 +235,9 @@ def test_loads_are_bounded_before_they_are_built(schema: Schema) -> None:
     assert len(junos_set.parse_set(lines, schema, limit=600)) == 1
     with pytest.raises(junos_text.JunosTooBig):
         junos_set.parse_set(lines, schema, limit=599)
+
+
+def test_nesting_is_bounded(schema: Schema) -> None:
+    with pytest.raises(JunosSyntaxError) as exc:
+        junos_text.parse("system { " * 5000 + "}" * 5000, schema, limit=10_000)
+    assert "nested deeper" in exc.value.message

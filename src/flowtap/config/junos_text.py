@@ -47,6 +47,9 @@ SECRET_LEAVES = frozenset({"encrypted-password", "secret"})
 # A value written bare; anything else (blanks, braces, quotes, comment starts, empty) is quoted.
 _BARE = re.compile(r"[^\s;{}\[\]\"'#\\]+")
 _TOKEN = re.compile(r'\s+|#[^\n]*|/\*.*?\*/|"(?:[^"\\]|\\.)*"|[{};\[\]]|[^\s;{}\[\]"]+', re.DOTALL)
+# Nesting a text may have: as deep as the NETCONF parser lets XML be (the schema is < 10 deep),
+# so that a hostile ``a { a { a { ...`` fails fast instead of recursing (RecursionError).
+MAX_DEPTH = 64
 # Statement tags of ``load`` (Junos's ``replace:``/``delete:``) and what they become in an edit.
 TAGS = {"replace:": "replace", "delete:": "remove"}
 
@@ -226,7 +229,7 @@ def statements(text: str, limit: int | None = None) -> list[Statement]:
     stream = list(itertools.islice(tokens(text), None if limit is None else 16 * limit + 1))
     if limit is not None and len(stream) > 16 * limit:
         raise JunosTooBig(f"more than {limit} statements")
-    out, end = _block(stream, 0, top=True)
+    out, end = _block(stream, 0, 0)
     if end != len(stream):
         raise JunosSyntaxError("syntax error: unexpected '}'", "}", stream[end][2])
     if limit is not None and _count(out) > limit:
@@ -238,7 +241,13 @@ def _count(items: list[Statement]) -> int:
     return sum(1 + _count(s.children or []) + len(s.values or []) for s in items)
 
 
-def _block(stream: list[tuple[str, bool, int]], at: int, top: bool) -> tuple[list[Statement], int]:
+def _block(stream: list[tuple[str, bool, int]], at: int, depth: int
+           ) -> tuple[list[Statement], int]:  # fmt: skip
+    """The statements from ``at`` to the ``}`` closing this block (depth 0: the whole text)."""
+    top = depth == 0
+    if depth > MAX_DEPTH:
+        raise JunosSyntaxError(f"syntax error: nested deeper than {MAX_DEPTH} levels", "{",
+                               stream[at - 1][2])  # fmt: skip
     out: list[Statement] = []
     while at < len(stream):
         piece, quoted, line = stream[at]
@@ -275,7 +284,7 @@ def _block(stream: list[tuple[str, bool, int]], at: int, top: bool) -> tuple[lis
                 raise JunosSyntaxError("syntax error: missing ';' after ']'", "]", line)
             at += 1
         elif piece == "{":
-            statement.children, at = _block(stream, at + 1, top=False)
+            statement.children, at = _block(stream, at + 1, depth + 1)
         elif piece == ";":
             at += 1
         else:
