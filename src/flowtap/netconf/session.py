@@ -69,8 +69,6 @@ NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
     ("urn:flowtap:yang:system", "get-rollback-information"):
         rollback_ops.get_rollback_information,
     ("urn:flowtap:yang:system", "rollback"): rollback_ops.load_rollback,
-    # ... and PyEZ (and ncclient's commit-configuration) in no namespace at all
-    **{("", name): handler for name, handler in junos_ops.HANDLERS.items()},
 }  # fmt: skip
 
 
@@ -286,7 +284,10 @@ class Session:
         namespace = qname.namespace or ""
         handler = (
             HANDLERS.get(qname.localname) if namespace == NC_NS
-            else NAMESPACED_HANDLERS.get((namespace, qname.localname))
+            else NAMESPACED_HANDLERS.get((namespace, qname.localname)) if namespace
+            # PyEZ (and ncclient's commit-configuration) send the Junos XML API in no namespace;
+            # any other operation without one is refused below as a missing namespace
+            else junos_ops.HANDLERS.get(qname.localname)
         )  # fmt: skip
         if handler is None:
             known = namespace == NC_NS or any(ns == namespace for ns, _ in NAMESPACED_HANDLERS)
