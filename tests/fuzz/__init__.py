@@ -8,4 +8,5 @@ TARGETS = {
     "netconf_filter": "tests.fuzz.filter_target",
     "dtcp_message": "tests.fuzz.dtcp_message_target",
     "dtcp_fields": "tests.fuzz.dtcp_fields_target",
+    "junos_text": "tests.fuzz.junos_text_target",
 }

@@ -24,6 +24,7 @@ EXAMPLES = {
     "netconf_filter": 1000,
     "dtcp_message": 1000,
     "dtcp_fields": 500,
+    "junos_text": 500,
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -209,6 +210,20 @@ class Datastores:
         test_option: str = "test-then-set",
         error_option: str = "stop-on-error",
     ) -> None:
+        self.edit_all(target, [(config, default_operation)], principal, session_id,
+                      test_option, error_option)  # fmt: skip
+
+    def edit_all(
+        self,
+        target: str,
+        edits: Sequence[tuple[etree._Element, str]],
+        principal: Principal,
+        session_id: int,
+        test_option: str = "test-then-set",
+        error_option: str = "stop-on-error",
+    ) -> None:
+        """Apply ``edits`` (each a config and its default operation) one after the other, as one
+        edit: all of them or none (Junos ``load set`` is a sequence of edits)."""
         if target != "candidate":
             raise ConfigError(
                 tag="operation-not-supported", type="protocol",
@@ -217,13 +232,18 @@ class Datastores:
         self.check_writable("candidate", session_id)
         if not principal.has("configure"):
             raise ConfigError(tag="access-denied", message="Access denied: no configure permission")
-        access.check_edit_request(principal, self.schema, config, default_operation)
-        result = apply_edit(self.schema, self.candidate, config, default_operation, error_option)
-        self.schema.check(content_to_check(config))
+        for config, default_operation in edits:  # all refused before any is applied (LI-1)
+            access.check_edit_request(principal, self.schema, config, default_operation)
+        result = self.candidate
+        units: set[incremental.Unit] | None = set()
+        for config, default_operation in edits:
+            result = apply_edit(self.schema, result, config, default_operation, error_option)
+            self.schema.check(content_to_check(config))
+            touched = incremental.touched_units(self.schema, config, default_operation)
+            units = None if touched is None or units is None else units | touched
         access.check_write_between(principal, self.schema, self.candidate, result)
         if test_option != "test-only":
             self.candidate = result
-            units = incremental.touched_units(self.schema, config, default_operation)
             if units is None or self._touched is None:
                 self._touched = None
             else:

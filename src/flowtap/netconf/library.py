@@ -33,6 +33,9 @@ BASE_CAPABILITIES = (
     "?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
     "urn:ietf:params:netconf:capability:notification:1.0",
     "urn:ietf:params:netconf:capability:interleave:1.0",
+    # Junos's own: the Junos XML API subset (get-configuration, load-configuration, ...) is
+    # spoken on this session (flowtap.netconf.junos_ops)
+    "http://xml.juniper.net/netconf/junos/1.0",
 )
 NETCONF_FEATURES = "candidate,confirmed-commit,rollback-on-error,validate,startup,xpath"
 

@@ -125,7 +125,7 @@ def _inline_tree(op: etree._Element) -> etree._Element:
     # UTF-8: lxml's default ASCII output writes a non-ASCII element or attribute name as a
     # character reference, which is not well-formed and failed the re-parse (found by fuzzing).
     children = _inline_config(op, "source")
-    _check_edit_size(children)
+    check_edit_size(children)
     return parse_top(b"".join(etree.tostring(c, encoding="UTF-8") for c in children))
 
 
@@ -193,7 +193,7 @@ async def get(session: Session, op: etree._Element) -> Result:
 MAX_EDIT_ELEMENTS = 10_000
 
 
-def _check_edit_size(config: etree._Element) -> None:
+def check_edit_size(config: etree._Element) -> None:
     for count, _ in enumerate(config.iter(), 1):
         if count > MAX_EDIT_ELEMENTS:
             raise NetconfRpcError(
@@ -230,7 +230,7 @@ async def edit_config(session: Session, op: etree._Element) -> Result:
         raise NetconfRpcError(tag="missing-element", type="protocol",
                               message="edit-config has no <config>",
                               info={"bad-element": "config"})
-    _check_edit_size(config)
+    check_edit_size(config)
     session.ctx.datastores.edit(
         target, config, session.principal, session.session_id,
         default_operation, test_option, error_option,

@@ -29,7 +29,8 @@ def _number(op: etree._Element, name: str) -> int | None:
     return int(text)
 
 
-def _entry(session: Session, number: int) -> etree._Element:
+def history_entry(session: Session, number: int) -> etree._Element:
+    """Rollback ``number`` as the caller may read it (``rollback`` is needed past 0)."""
     if number > 0:
         session.require("rollback")
     data = session.ctx.datastores.state.load_history(number)
@@ -64,11 +65,11 @@ async def get_rollback_information(session: Session, op: etree._Element) -> Resu
             etree.SubElement(commit, f"{{{s}}}comment").text = entry.comment
             out.append(commit)
         return out
-    new = _text(_entry(session, rollback))
+    new = _text(history_entry(session, rollback))
     if compare is None:
         text = "\n".join(new) + "\n"
     else:
-        old = _text(_entry(session, compare))
+        old = _text(history_entry(session, compare))
         # difflib is quadratic in the worst case: compared in a worker, killed at a deadline
         text = await session.ctx.xpath_pool.diff(old, new, f"rollback {compare}",
                                                  f"rollback {rollback}")  # fmt: skip
@@ -83,11 +84,18 @@ async def load_rollback(session: Session, op: etree._Element) -> Result:
     if number is None:
         raise NetconfRpcError(tag="missing-element", type="protocol",
                               message="rollback needs a number", info={"bad-element": "rollback"})
+    await load_number(session, number)
+    return None
+
+
+async def load_number(session: Session, number: int) -> None:
+    """Junos ``rollback N``: history entry ``number`` becomes the candidate. Only for a caller
+    who reads everything: the entry replaces what others cannot see."""
+    session.require("configure")
     if not session.ctx.read_filter.sees_everything(session.principal):
         raise NetconfRpcError(tag="access-denied",
                               message="Access denied: rollback needs permission to read everything")
     ds = session.ctx.datastores
     ds.check_writable("candidate", session.session_id)
-    tree = _entry(session, number)
+    tree = history_entry(session, number)
     await ds.copy_config(tree, "candidate", session.principal, session.session_id)
-    return None

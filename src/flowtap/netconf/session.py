@@ -16,7 +16,7 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
 from flowtap.errors import ConfigError, ConfigErrors, NetconfRpcError, SessionTerminated
-from flowtap.netconf import ops, rollback_ops, session_ops
+from flowtap.netconf import junos_ops, ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.engine_errors import rpc_errors
 from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, encode_eom
@@ -59,6 +59,8 @@ HANDLERS: dict[str, Handler] = {
     "cancel-commit": ops.cancel_commit,
     "close-session": session_ops.close_session,
     "kill-session": session_ops.kill_session,
+    # the Junos XML API subset: ncclient's Junos handler sends it in the base namespace
+    **junos_ops.HANDLERS,
 }
 NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
     ("urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring", "get-schema"): ops.get_schema,
@@ -282,7 +284,10 @@ class Session:
         namespace = qname.namespace or ""
         handler = (
             HANDLERS.get(qname.localname) if namespace == NC_NS
-            else NAMESPACED_HANDLERS.get((namespace, qname.localname))
+            else NAMESPACED_HANDLERS.get((namespace, qname.localname)) if namespace
+            # PyEZ (and ncclient's commit-configuration) send the Junos XML API in no namespace;
+            # any other operation without one is refused below as a missing namespace
+            else junos_ops.HANDLERS.get(qname.localname)
         )  # fmt: skip
         if handler is None:
             known = namespace == NC_NS or any(ns == namespace for ns, _ in NAMESPACED_HANDLERS)
