@@ -24,7 +24,7 @@ from lxml import etree
 
 from flowtap.config.edit import OPERATION, entry_finder, exact_finder, normalize_space
 from flowtap.config.schema import Schema, SchemaNode
-from flowtap.config.xmlutil import serialize
+from flowtap.config.xmlutil import descend, serialize
 from flowtap.errors import ConfigError
 
 # Below this much running configuration a full parse costs no more than the shortcut (~1 ms).
@@ -121,7 +121,7 @@ def _replace(
     """Make ``work`` hold ``unit`` as ``candidate`` does; False when that is not shown safe."""
     node, values = unit.node, dict(unit.keys)
     above = unit.path[:-1]
-    if _find(running, above) is None:
+    if descend(running, above) is None:
         return False  # new containers above the entry: where libyang puts them is its call
     path = _libyang_path(schema, unit, values)
     if path is None:
@@ -131,9 +131,9 @@ def _replace(
         if stale.path() != path:
             return False  # libyang's identity is not the edit's (a value it writes otherwise)
         stale.free(with_siblings=False)
-    elif _found(_find(running, above), node, values, exact=False):
+    elif _found(descend(running, above), node, values, exact=False):
         return False  # the edit knew this entry by other whitespace than libyang does
-    parent = _find(candidate, above)
+    parent = descend(candidate, above)
     new = _found(parent, node, values, exact=True)
     if new is None or len(new) > 1:
         return False
@@ -223,12 +223,3 @@ def _libyang_path(schema: Schema, unit: Unit, values: dict[str, str]) -> str | N
             return None
         path += f"[{key}={quote}{value}{quote}]"
     return path
-
-
-def _find(tree: etree._Element, tags: tuple[str, ...]) -> etree._Element | None:
-    el: etree._Element | None = tree
-    for tag in tags:
-        if el is None:
-            return None
-        el = el.find(tag)
-    return el

@@ -27,7 +27,7 @@ from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config.schema import Schema
-from flowtap.config.xmlutil import element
+from flowtap.config.xmlutil import descend, element
 
 READ_FLAG = "flow-tap"
 # The LI configuration subtrees (access.RULES: readable with flow-tap only).
@@ -88,13 +88,13 @@ class Grafter:
             return base
         out = etree.fromstring(etree.tostring(base))
         for steps in self._steps:
-            parent = _find(out, steps[:-1])
+            parent = descend(out, steps[:-1])
             position = None
             if parent is not None:
                 for old in parent.findall(steps[-1]):
                     position = parent.index(old) if position is None else position
                     parent.remove(old)
-            wanted = _find(source, steps[:-1])
+            wanted = descend(source, steps[:-1])
             items = [] if wanted is None else wanted.findall(steps[-1])
             if not items:
                 _drop_emptied(parent, out)
@@ -108,19 +108,10 @@ class Grafter:
 
     @staticmethod
     def _serialized(tree: etree._Element, steps: list[str]) -> list[bytes]:
-        parent = _find(tree, steps[:-1])
+        parent = descend(tree, steps[:-1])
         if parent is None:
             return []
         return [etree.tostring(el) for el in parent.findall(steps[-1])]
-
-
-def _find(tree: etree._Element, steps: list[str]) -> etree._Element | None:
-    el: etree._Element | None = tree
-    for step in steps:
-        if el is None:
-            return None
-        el = el.find(step)
-    return el
 
 
 def _drop_emptied(el: etree._Element | None, root: etree._Element) -> None:

@@ -7,6 +7,8 @@ between a tree and its top-level elements as bytes, the form the engine persists
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lxml import etree
 
 # RFC 6241's base namespace, kept here as data rather than as knowledge of NETCONF: two things of
@@ -57,3 +59,13 @@ def parse_top(data: bytes) -> etree._Element:
         for child in wrapped:
             root.append(child)
     return root
+
+
+def descend(tree: etree._Element, tags: Sequence[str]) -> etree._Element | None:
+    """The first element down the path of child ``tags`` from ``tree``, or None."""
+    el: etree._Element | None = tree
+    for tag in tags:
+        if el is None:
+            return None
+        el = el.find(tag)
+    return el
