@@ -14,6 +14,7 @@ Logger ``flowtap.operator``; ``flowtapd --syslog`` also sends it to the local sy
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -59,8 +60,8 @@ def commit(
     new: etree._Element,
 ) -> None:
     """Log a commit once its reply is out: finding what changed reads both configurations."""
-    if number is None:
-        return
+    if number is None or not LOG.isEnabledFor(logging.INFO):
+        return  # reading both configurations costs ~0.1 ms at 50 list entries: only if written
 
     def write() -> None:
         changed = list(changed_hierarchies(schema, old, new))
@@ -81,8 +82,7 @@ def commit(
 def changed_hierarchies(schema: Schema, old: etree._Element, new: etree._Element) -> Iterator[str]:
     """The hierarchies two levels down (``system login``, ``interfaces interface``) whose content
     differs; deeper where a lawful-intercept hierarchy lies inside, which is never named."""
-    prefix_of = {ns: schema.prefix_of[module] for module, ns in schema.namespace_of.items()}
-    yield from _walk(old, new, "", "", prefix_of)
+    yield from _walk(old, new, "", "", _prefixes(schema))
 
 
 def _walk(old: etree._Element | None, new: etree._Element | None, path: str, words: str,
@@ -100,6 +100,11 @@ def _walk(old: etree._Element | None, new: etree._Element | None, path: str, wor
             yield from _walk(_first(old, tag), _first(new, tag), here, named, prefix_of)
         else:
             yield named
+
+
+@functools.lru_cache(maxsize=4)
+def _prefixes(schema: Schema) -> dict[str, str]:
+    return {ns: schema.prefix_of[module] for module, ns in schema.namespace_of.items()}
 
 
 def _tags(old: etree._Element | None, new: etree._Element | None) -> list[str]:

@@ -239,7 +239,10 @@ class Datastores:
         for config, default_operation in edits:
             result = apply_edit(self.schema, result, config, default_operation, error_option)
             self.schema.check(content_to_check(config))
-            touched = incremental.touched_units(self.schema, config, default_operation)
+            # only a large running configuration commits entry by entry (incremental.WORTH_IT)
+            large = len(self.txn.running_bytes) >= incremental.WORTH_IT
+            touched = incremental.touched_units(self.schema, config, default_operation) if (
+                large and units is not None) else None  # fmt: skip
             units = None if touched is None or units is None else units | touched
         access.check_write_between(principal, self.schema, self.candidate, result)
         if test_option != "test-only":
