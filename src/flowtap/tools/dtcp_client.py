@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Coroutine, Iterable, Sequence
@@ -269,10 +270,17 @@ class AsyncDtcpClient:
         )  # fmt: skip
         try:
             process = await conn.create_process(subsystem=SUBSYSTEM, encoding=None)
-        except BaseException:
+        except Exception:
             conn.close()
+            with contextlib.suppress(Exception):
+                # asyncssh tells the owner why the connection ended one loop turn after it
+                # fails the channel open: wait for that, bounded
+                await asyncio.wait_for(conn.wait_closed(), 2.0)
             if isinstance(watcher.lost, asyncssh.DisconnectError):
                 raise watcher.lost from None  # the server's reason, not "connection closed"
+            raise
+        except BaseException:
+            conn.close()
             raise
         client = cls(conn, process, username, seq=seq, csource_id=csource_id, version=version,
                      key=key)  # fmt: skip
