@@ -121,7 +121,8 @@ def _replace(
     """Make ``work`` hold ``unit`` as ``candidate`` does; False when that is not shown safe."""
     node, values = unit.node, dict(unit.keys)
     above = unit.path[:-1]
-    if descend(running, above) is None:
+    old_parent = descend(running, above)
+    if old_parent is None:
         return False  # new containers above the entry: where libyang puts them is its call
     path = _libyang_path(schema, unit, values)
     if path is None:
@@ -131,7 +132,7 @@ def _replace(
         if stale.path() != path:
             return False  # libyang's identity is not the edit's (a value it writes otherwise)
         stale.free(with_siblings=False)
-    elif _found(descend(running, above), node, values, exact=False):
+    elif _found(old_parent, node, values, exact=False):
         return False  # the edit knew this entry by other whitespace than libyang does
     parent = descend(candidate, above)
     new = _found(parent, node, values, exact=True)
@@ -142,7 +143,7 @@ def _replace(
             return False
         # an emptied container is not printed by libyang but would stay in the candidate
         return parent is None or len(parent) > 0
-    return _add(schema, work, new[0])
+    return _add(schema, work, new[0], len(above))
 
 
 def _found(
@@ -159,7 +160,8 @@ def _found(
     return [el for el in found if isinstance(el, etree._Element)]
 
 
-def _add(schema: Schema, work: libyang.DNode, entry: etree._Element) -> bool:
+def _add(schema: Schema, work: libyang.DNode, entry: etree._Element, depth: int) -> bool:
+    """Merge ``entry`` (``depth`` containers below the top) into ``work`` if it is canonical."""
     before, after = entry.getprevious(), entry.getnext()
     if (before is not None and before.tag != entry.tag) or (
         after is not None and after.tag != entry.tag
@@ -174,7 +176,7 @@ def _add(schema: Schema, work: libyang.DNode, entry: etree._Element) -> bool:
         return False
     try:
         printed = fragment
-        for _ in range(_depth(entry)):
+        for _ in range(depth):
             if not isinstance(printed, libyang.DContainer):
                 return False
             printed = next(iter(printed.children()))
@@ -196,13 +198,6 @@ def _wrapped(entry: etree._Element, given: bytes) -> bytes:
                 + f"</{qname.localname}>".encode())  # fmt: skip
         parent = parent.getparent()
     return data
-
-
-def _depth(entry: etree._Element) -> int:
-    depth, parent = 0, entry.getparent()
-    while parent is not None and parent.getparent() is not None:
-        depth, parent = depth + 1, parent.getparent()
-    return depth
 
 
 def _libyang_path(schema: Schema, unit: Unit, values: dict[str, str]) -> str | None:
