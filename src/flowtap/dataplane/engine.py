@@ -219,7 +219,7 @@ class Dataplane:
             for cid, c in self._criteria.items():
                 with contextlib.suppress(OSError):
                     self._prefilter.add(cid, c.match, self._versions())
-        LOG.info("dataplane: %d capture workers", self.workers)
+        LOG.debug("dataplane: %d capture workers", self.workers)
 
     def abort(self, prepared: PreparedCapture) -> None:
         """Close rings from :meth:`prepare` that will not be committed."""

@@ -269,10 +269,12 @@ class FlowTapService:
             self._dp.commit(handle.capture)
         self._plan = handle.plan
         self._ifindexes = handle.ifindexes
+        # whether and where flow-tap captures is LI configuration (LI-1): DEBUG only; its
+        # degradations are in flow-tap-state and the LI audit log
         if handle.plan is None:
-            LOG.info("flow-tap stopped")
+            LOG.debug("flow-tap stopped")
         else:
-            LOG.info("flow-tap %s on %s: capturing %s (IPv6 %s, %d capture workers)",
+            LOG.debug("flow-tap %s on %s: capturing %s (IPv6 %s, %d capture workers)",
                      handle.action, handle.plan.service,
                      ", ".join(handle.plan.devices) or "nothing",
                      "on" if handle.plan.inet6 else "off", handle.plan.workers)
@@ -300,10 +302,10 @@ class FlowTapService:
             return
         self._degraded = reasons
         committer = li_policy.committer_name()
-        if reasons:  # interface and device names only: no criterion, target or agency
-            LOG.warning("flow-tap degraded: %s", "; ".join(reasons))
+        if reasons:  # flow-tap-state and the LI audit log (listeners below) tell its users
+            LOG.debug("flow-tap degraded: %s", "; ".join(reasons))
         else:
-            LOG.info("flow-tap serves its configuration again")
+            LOG.debug("flow-tap serves its configuration again")
         for listener in list(self.on_degraded):
             try:
                 listener(reasons, committer)

@@ -251,9 +251,10 @@ class Publisher:
                 if not any(key in changes for changes in self._pending.values()):
                     self._note("", key, None)
             rejected = [c.criteria_id for c in upserts]
-            # how many intercepts exist is itself confidential (LI-1): counts stay at DEBUG
-            LOG.error("dataplane refused to remove criteria; the new criteria are rejected")
-            LOG.debug("%d new criteria rejected", len(rejected))
+            # that intercepts exist at all is confidential (LI-1): the LI audit log records each
+            # rejected criterion with its reason; the ordinary log says nothing above DEBUG
+            LOG.debug("dataplane refused to remove criteria; %d new criteria rejected",
+                      len(rejected))
         else:
             parts = [upserts] if upserts else []
             while parts:
@@ -266,8 +267,7 @@ class Publisher:
                     middle = len(part) // 2
                     parts += [part[middle:], part[:middle]]
             if rejected:
-                LOG.warning("dataplane refused some criteria; they are removed")
-                LOG.debug("%d criteria refused", len(rejected))
+                LOG.debug("dataplane refused %d criteria; they are removed", len(rejected))
         # a refused replacement leaves the criterion it would have replaced installed
         self._installed.difference_update(k for k in rejected if k in new)
         if rejected and self._on_rejected is not None:
