@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "dataplane": {"errors", "config", "intercept"},
     "netconf": {"errors", "config", "auth", "sshd"},
     "dtcp": {"errors", "config", "auth", "audit", "intercept", "sshd"},
+    "x1": {"errors", "config", "auth", "audit", "intercept", "sshd"},
     "tools": {"errors", "config", "auth", "audit", "intercept", "sshd", "dataplane", "netconf",
               "dtcp", "console", "about"},
     "app": {"*"},
