@@ -3,6 +3,7 @@ every PDU, answers keepalives if asked to, and can stop reading to fill the send
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -61,10 +62,8 @@ class X3Receiver:
         self.listener.close()
         with self._lock:
             for c in self.connections:
-                try:
+                with contextlib.suppress(OSError):
                     c.sock.close()
-                except OSError:
-                    pass
 
     def _accept(self) -> None:
         while not self._stop:
