@@ -132,7 +132,8 @@ class X3Link:
         return self.state in (CONNECTING, HANDSHAKE) or bool(self.backlog or self._cipher)
 
     def close(self) -> None:
-        self._fail(abort=True, retry=False)
+        """Close (gracefully: what the kernel holds still goes; a removal settled before)."""
+        self._fail(retry=False)
         self.backlog.clear()
         self.backlog_bytes = 0
 
