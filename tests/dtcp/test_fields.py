@@ -42,8 +42,8 @@ from flowtap.errors import (
 from flowtap.intercept.criteria import (
     ANY,
     ANY_ADDRESS,
-    AddressFilter,
     CLASSIC,
+    AddressFilter,
     ContentDestination,
     Criterion,
     Flag,
@@ -254,7 +254,7 @@ def test_add_without_intercept_id_is_classic() -> None:
         ("0xZZ", "not hex"),
         ("0x-1", "not hex"),
         ("0x 12", "not hex"),
-        ("0x１２", "not hex"),  # fullwidth digits: int() would take them
+        ("0x\uff11\uff12", "not hex"),  # fullwidth digits: int() would take them
         ("deadbeef", "decimal digits"),
         ("-1", "decimal digits"),
         ("+1", "decimal digits"),
