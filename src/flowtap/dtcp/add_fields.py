@@ -169,4 +169,4 @@ def parse_add(request: Request, csource_id: str, criteria_id: int) -> Criterion:
         raise DtcpRequestError(433, "ADD needs Flags: Static or a non-zero Timeout-*")
     jmirror = read(request, INTERCEPT_ID, lambda raw: jmirror_of(raw, criteria_id))
     return Criterion(criteria_id, csource_id, match, destinations, priority or 1, flags,
-                     timeouts, jmirror or CLASSIC)
+                     timeouts, CLASSIC if jmirror is None else jmirror)

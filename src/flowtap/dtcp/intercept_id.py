@@ -1,6 +1,6 @@
 """``X-MD-Intercept-Id``: the jmirror IDs a DTCP ADD asks for, and how LIST echoes them. Pure.
 
-Accepted spellings (DTCP.md §2, LI-HANDOVER.md §1.1; dataplane/ENCAP.md §2 states the rule):
+Accepted spellings (DTCP.md §2, LI-HANDOVER.md §1.1; dataplane/ENCAP.md §1.1 states the rule):
 
 - ``0x`` or ``0X`` then 1-16 hex digits, either case. Up to 8 digits is a 4-byte value, the
   intercept ID; 9-16 digits an 8-byte value, read as one 64-bit number whose upper 32 bits are

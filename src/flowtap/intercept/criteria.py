@@ -131,7 +131,7 @@ class Classic:
 @dataclass(frozen=True, slots=True)
 class Jmirror:
     """Juniper jmirror copies: the outer IP/UDP header, 4 bytes ``V = 0 | intercept ID``
-    (30 bits), 4 bytes session ID, then the packet (dataplane/ENCAP.md §2, DTCP
+    (30 bits), 4 bytes session ID, then the packet (dataplane/ENCAP.md §1.1, DTCP
     ``X-MD-Intercept-Id``)."""
 
     intercept_id: int  # 0 .. 2**30 - 1
