@@ -49,7 +49,7 @@ from flowtap.dataplane.sender import Sink, validate
 from flowtap.dataplane.slab import Slab, SlabSpec
 from flowtap.dataplane.workers import Batch, WorkerPool
 from flowtap.errors import CaptureError
-from flowtap.intercept.criteria import Criterion
+from flowtap.intercept.criteria import X3, Criterion
 
 LOG = logging.getLogger(__name__)
 LimitHook = Callable[[int], None]
@@ -261,6 +261,9 @@ class Dataplane:
         the intercept registry asks before it accepts one (``CriteriaSink.check``)."""
         if not 1 <= len(criterion.destinations) <= 2:
             raise ValueError("a criterion needs one or two content destinations")
+        if isinstance(criterion.delivery, X3):
+            # no X3 sender yet (TLS connections, xCC PDUs): refused, never sent as UDP copies
+            raise ValueError("X3 delivery is not available in this dataplane")
         for cd in criterion.destinations:
             validate(Outer.of(cd))
 
