@@ -39,6 +39,9 @@ from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService
 from flowtap.netconf.session_ops import install_notifier
+from flowtap.x1.reporting import NoX3Sender
+from flowtap.x1.service import X1Service
+from flowtap.x1.tasking import Tasking
 
 LOG = logging.getLogger(__name__)
 SYSTEM_NS = "urn:flowtap:yang:system"
@@ -83,6 +86,8 @@ class Appliance:
         self.li_audit = LiAudit(None)
         self.registry: Registry | None = None
         self.dtcp: DtcpService | None = None
+        self.x1: X1Service | None = None
+        self.x1_tasking: Tasking | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.gc_policy = GcPolicy()  # no collector pause of 100 ms at 10,000s of criteria
 
@@ -124,6 +129,14 @@ class Appliance:
             tuning=self.dtcp_tuning,
         )  # fmt: skip
         self.txn.add_hook(self.dtcp)
+        # X1 (ETSI TS 103 221-1): a second tasking front-end on the same registry. The
+        # dataplane has no X3 sender yet: NoX3Sender reports every destination as not
+        # connected, and the dataplane refuses X3 criteria, so no task can claim to tap.
+        self.x1_tasking = Tasking(self.registry, self.li_audit.submit, self._ne_identifier,
+                                  NoX3Sender())  # fmt: skip
+        self.x1 = X1Service(config=lambda: self.txn.config, handle=self.x1_tasking.handle,
+                            audit=self.li_audit.submit)  # fmt: skip
+        self.txn.add_hook(self.x1)
         registry, dtcp = self.registry, self.dtcp
         # the one path by which criteria end with flow-tap (stop, restart, removal)
         self.flow_tap.on_stop.append(registry.dataplane_stopped)
@@ -144,6 +157,11 @@ class Appliance:
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
         self.gc_policy.start()
+
+    def _ne_identifier(self) -> str | None:
+        """The configured ``services flow-tap x1 ne-identifier`` (None without x1)."""
+        settings = self.x1.settings if self.x1 is not None else None
+        return settings.ne_identifier if settings is not None else None
 
     def _log_commit(self, diff: Diff, principal: Principal | None) -> None:
         oplog.commit(self.schema, diff.number, principal, diff.origin, diff.comment, diff.old,
@@ -188,6 +206,8 @@ class Appliance:
         await self.gc_policy.stop()
         if self.dtcp is not None:
             await self.dtcp.stop()
+        if self.x1 is not None:
+            await self.x1.stop()
         if self.netconf is not None:
             self.netconf.close()
         await self.ctx.xpath_pool.close()  # a request in a worker ends now, not at its deadline
@@ -197,6 +217,8 @@ class Appliance:
             self.registry.clear("service stopped")  # recorded: criteria do not survive
             await self.registry.publisher.close()
         await asyncio.to_thread(self.dataplane.stop)
+        if self.x1_tasking is not None:
+            await self.x1_tasking.drain()
         await self.li_audit.drain()
         if self.audit_log is not None:
             await self.audit_log.close()

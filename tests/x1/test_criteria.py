@@ -11,18 +11,28 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from flowtap.dtcp.methods import RequestContext, delete, list_
+from flowtap.config.model import Config
 from flowtap.dtcp.fields import parse_identity
 from flowtap.dtcp.message import MessageDecoder, Request
+from flowtap.dtcp.methods import RequestContext, delete, list_
 from flowtap.intercept.criteria import X3_FROM_TARGET, X3_TO_TARGET, X3_UNKNOWN, Match
 from flowtap.intercept.registry import Registry
-from flowtap.config.model import Config
 from flowtap.tools.dtcp_client import build_request
 from flowtap.x1 import model
 from flowtap.x1.criteria import derived_correlation_id, owner, taps
 from flowtap.x1.targets import AddressTarget, CidrTarget, PortRangeTarget, PortTarget, Target
 from flowtap.x1.tasking import Tasking
-from tests.x1.rig import NE, AuditList, Health, RecordingSink, Rig, destination, header, task
+from tests.x1.rig import (
+    NE,
+    AuditList,
+    Health,
+    RecordingSink,
+    Rig,
+    destination,
+    header,
+    principal,
+    task,
+)
 
 T1, T2 = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
 OTHER = ipaddress.ip_address("198.51.100.9")
@@ -139,8 +149,6 @@ async def test_dtcp_list_and_delete_of_the_same_user_never_touch_x1_criteria(rig
                          model.ActivateTask(header(user), task(uuid.uuid4(), [did])))
     assert [a.code for a in got] == [None, None] and len(rig.registry) == 2
     assert owner(user) != user and " " in owner(user)  # a Csource-ID has no whitespace
-    from tests.x1.rig import principal
-
     ctx = RequestContext(rig.registry, principal(user), "192.0.2.1", "dtcp-1", Config)
     for method, fields in (("LIST", (("Flags", "Both"),)), ("DELETE", (("Criteria-ID", "*"),))):
         request = dtcp_request(method, user, *fields)

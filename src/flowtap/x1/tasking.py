@@ -39,7 +39,7 @@ from flowtap.errors import AuditError
 from flowtap.intercept.registry import Registry
 from flowtap.x1 import model
 from flowtap.x1.codes import ErrorCode, X1Error, X1TopLevelError
-from flowtap.x1.criteria import owner
+from flowtap.x1.criteria import owner, render_targets
 from flowtap.x1.decode import DEFAULT_MAX_MESSAGES, Decoded, decode_request
 from flowtap.x1.encode import encode_response, encode_top_level_error
 from flowtap.x1.messages import EVENT, HANDLERS, Context, Step, error
@@ -177,19 +177,25 @@ def _check_header(header: Header, admf: str, ne_identifier: str | None) -> None:
 
 def _refusal(ctx: Context, message_type: str, code: int, description: str,
              request: Request | None = None) -> AuditRecord:  # fmt: skip
+    """The record of a refused message: what it named (XID, DIDs, a task's targets) and why."""
     xid = getattr(request, "xid", None)
-    task = getattr(request, "task", None)
-    destination = getattr(request, "destination", None)
-    did = getattr(request, "did", None)
-    if task is not None:
-        xid = task.xid
-    if destination is not None:
-        did = destination.did
-    claimed = "" if request is None else f"; admfIdentifier {request.header.admf_identifier!r}"
+    dids: tuple[object, ...] = ()
+    target = None
+    if isinstance(request, model.ActivateTask | model.ModifyTask):
+        xid, dids = request.task.xid, request.task.destinations
+        target = render_targets(request.task.targets)
+    elif isinstance(request, model.CreateDestination | model.ModifyDestination):
+        dids = (request.destination.did,)
+    elif isinstance(request, model.RemoveDestination | model.GetDestinationDetails):
+        dids = (request.did,)
+    claimed = ""
+    if request is not None and request.header.admf_identifier != ctx.admf:
+        claimed = f"; admfIdentifier {request.header.admf_identifier!r}"
     return AuditRecord(
         event=EVENT, result=f"error {code}", principal=ctx.admf, peer=ctx.peer,
         session=ctx.session, method=message_type, criteria_id=None if xid is None else str(xid),
-        cdest_id=None if did is None else str(did), reason=f"{description}{claimed}",
+        cdest_id=",".join(map(str, dids)) or None, target=target,
+        reason=f"{description}{claimed}",
     )  # fmt: skip
 
 
