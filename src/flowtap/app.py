@@ -11,6 +11,7 @@ import secrets
 import signal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -39,6 +40,7 @@ from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService
 from flowtap.netconf.session_ops import install_notifier
+from flowtap.x1.crash_audit import tasks_ended_by_crash
 from flowtap.x1.reporting import NoX3Sender
 from flowtap.x1.service import X1Service
 from flowtap.x1.tasking import Tasking
@@ -55,6 +57,12 @@ def factory_default_path() -> Path:
     if packaged.is_file():
         return packaged
     return Path(__file__).resolve().parents[2] / "netconf" / "factory-default.xml"
+
+
+def intercepts_ended_by_crash(fd: int, end: int, last: dict[str, Any]) -> list[AuditRecord]:
+    """The LI audit log's ``recover`` callback: the DTCP criteria and the X1 tasks that were
+    tapping when the previous writer died (LI-10)."""
+    return [*criteria_ended_by_crash(fd, end, last), *tasks_ended_by_crash(fd, end, last)]
 
 
 class Appliance:
@@ -104,7 +112,7 @@ class Appliance:
         if running is None:
             running = self._initial_config()
         try:
-            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG, criteria_ended_by_crash)
+            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG, intercepts_ended_by_crash)
         except (AuditError, OSError) as exc:
             raise BootError(f"LI audit log: {exc}") from None
         self.li_audit = LiAudit(self.audit_log)

@@ -175,7 +175,9 @@ def create_destination(ctx: Context, request: model.CreateDestination) -> Step:
 
 def modify_destination(ctx: Context, request: model.ModifyDestination) -> Step:
     details = request.destination
-    users = ctx.store.check_modified_destination(ctx.admf, details)
+    # a failed task stays failed (only a ModifyTask provisions it again): it follows the new
+    # destination when it is provisioned
+    users = [t for t in ctx.store.check_modified_destination(ctx.admf, details) if not t.faults]
     failure = ErrorCode.GENERIC_MODIFY_DESTINATION_FAILURE
     prepared: list[tuple[Task, list[Entry]]] = []
     try:
