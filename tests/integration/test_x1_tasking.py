@@ -8,8 +8,10 @@ Tasks themselves are tested through the registry in tests/x1/test_tasking.py."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,6 +207,31 @@ def test_hostile_input_gets_errors_and_the_daemon_still_answers(site: Site) -> N
             ("ErrorResponse", 1010), ("PingResponse", None)]
         assert [(a.type, a.code) for a in client.send_raw(wrong_ns)[1]] == [
             ("ErrorResponse", 1010)]
+        assert client.send(client.ping())[0].ok
+
+
+def test_foreign_certificates_and_a_100_mb_body_are_refused_cleanly(site: Site) -> None:
+    foreign = Authority(site.ca.directory / "..", "foreign-x1").issue("admf-1")
+    context = ssl.create_default_context(cafile=str(site.ca.cert_path))
+    context.load_cert_chain(foreign.cert, foreign.key)
+    for ctx in (context, ssl.create_default_context(cafile=str(site.ca.cert_path))):
+        connection = http.client.HTTPSConnection("127.0.0.1", site.port, context=ctx, timeout=30)
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            connection.request("POST", "/X1/NE", body=b"<X1Request/>",
+                               headers={"Content-Type": "application/xml"})  # fmt: skip
+            connection.getresponse().read()
+        connection.close()
+    cert = site.certs["admf-1"]
+    context = ssl.create_default_context(cafile=str(site.ca.cert_path))
+    context.load_cert_chain(cert.cert, cert.key)
+    connection = http.client.HTTPSConnection("127.0.0.1", site.port, context=context, timeout=30)
+    connection.putrequest("POST", "/X1/NE")
+    connection.putheader("Content-Type", "application/xml")
+    connection.putheader("Content-Length", str(100 * 1024 * 1024))
+    connection.endheaders()  # the head only: the body is refused before it is sent
+    assert connection.getresponse().status == 413
+    connection.close()
+    with site.client() as client:
         assert client.send(client.ping())[0].ok
 
 

@@ -14,7 +14,9 @@ The steps, as DTCP's ADD and DELETE (``flowtap.dtcp.methods``, ``replying``):
   new criteria are installed in the same dataplane delta as the removal of the old ones, or
   (when other changes of the ADMF fill the delta) in an earlier one: never later. So there is
   no gap without a copy; at worst, between two deltas, a packet matching both the old and the
-  new criteria is sent twice (once under each).
+  new criteria is sent twice (once under each). For that moment the task holds both sets, so
+  a ModifyTask needs room for its new criteria within the ADMF's limit (else 3001, nothing
+  changed).
 
 Criteria that end without X1 (flow-tap removed or restarted, the dataplane refused one, the
 service stopped) reach :meth:`Provisioner.on_removed`: the task stays, so that its ADMF sees
