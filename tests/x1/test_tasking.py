@@ -191,21 +191,17 @@ async def test_codec_refusals_and_an_unreadable_request(rig: Rig) -> None:
 async def test_an_admf_sees_only_its_own_and_others_answer_as_unknown(rig: Rig) -> None:
     xid, did = uuid.uuid4(), uuid.uuid4()
     await provision(rig, A, xid, did)
-    unknown, nobody = uuid.uuid4(), uuid.uuid4()
-    probes = [
-        lambda i: model.GetTaskDetails(header(B), i),
-        lambda i: model.DeactivateTask(header(B), i),
-        lambda i: model.ModifyTask(header(B), task(i, [did])),
-        lambda i: model.GetDestinationDetails(header(B), i),
-        lambda i: model.RemoveDestination(header(B), i),
-    ]
-    for probe in probes:
-        theirs = await rig.one(B, probe(xid if probe is not probes[3] and probe is not probes[4]
-                                        else did))  # type: ignore[no-untyped-call]
-        absent = await rig.one(B, probe(unknown if probe is not probes[3] and
-                                        probe is not probes[4] else nobody))  # type: ignore[no-untyped-call]
-        assert (theirs.code, theirs.description) == (absent.code, absent.description)
-        assert theirs.code in (2020, 2040)
+
+    def probes(x: uuid.UUID, d: uuid.UUID) -> list[model.Request]:
+        return [model.GetTaskDetails(header(B), x), model.DeactivateTask(header(B), x),
+                model.ModifyTask(header(B), task(x, [d])),
+                model.GetDestinationDetails(header(B), d), model.RemoveDestination(header(B), d),
+                model.ModifyDestination(header(B), destination(d))]  # fmt: skip
+
+    theirs = await rig.send(B, *probes(xid, did))
+    absent = await rig.send(B, *probes(uuid.uuid4(), uuid.uuid4()))
+    assert [(a.code, a.description) for a in theirs] == [(a.code, a.description) for a in absent]
+    assert [a.code for a in theirs] == [2020, 2020, 2020, 2040, 2040, 2040]
     assert (await rig.one(B, model.ListAllDetails(header(B)))).all("x1:ListOfXIDs/x1:xId") == []
     got = await rig.one(B, model.GetAllDetails(header(B)))
     assert got.all("x1:listOfTaskResponseDetails/x1:taskResponseDetails") == []
@@ -313,3 +309,17 @@ async def test_the_real_dataplane_refuses_x3_until_it_can_send_it() -> None:
     finally:
         await registry.publisher.close()
         sink.stop()
+
+
+class _BrokenHealth:
+    def destination_state(self, address: str, port: int) -> tuple[bool, int, int]:
+        raise RuntimeError(f"bug while looking at {address}")
+
+
+async def test_a_bug_in_one_message_is_answered_1000_and_the_rest_run(rig: Rig) -> None:
+    did = uuid.uuid4()
+    assert (await rig.one(A, model.CreateDestination(header(A), destination(did)))).code is None
+    rig.tasking.health = _BrokenHealth()
+    got = await rig.send(A, model.GetDestinationDetails(header(A), did), model.Ping(header(A)))
+    assert [(a.type, a.code) for a in got] == [("ErrorResponse", 1000), ("PingResponse", None)]
+    assert [r.result for r in rig.audit.records[-2:]] == ["error 1000", "OK"]

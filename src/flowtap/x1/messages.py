@@ -269,21 +269,34 @@ def _render_destination(details: model.DestinationDetails) -> str:
             f"port {address.port}")
 
 
-Handler = Callable[[Context, Request], Step]
-HANDLERS: dict[type[Request], Handler] = {
-    model.ActivateTask: activate,  # type: ignore[dict-item]
-    model.ModifyTask: modify,  # type: ignore[dict-item]
-    model.DeactivateTask: deactivate,  # type: ignore[dict-item]
-    model.DeactivateAllTasks: deactivate_all,  # type: ignore[dict-item]
-    model.GetTaskDetails: get_task,  # type: ignore[dict-item]
-    model.CreateDestination: create_destination,  # type: ignore[dict-item]
-    model.ModifyDestination: modify_destination,  # type: ignore[dict-item]
-    model.RemoveDestination: remove_destination,  # type: ignore[dict-item]
-    model.RemoveAllDestinations: remove_all_destinations,  # type: ignore[dict-item]
-    model.GetDestinationDetails: get_destination,  # type: ignore[dict-item]
-    model.GetNEStatus: ne_status,  # type: ignore[dict-item]
-    model.GetAllDetails: get_all,  # type: ignore[dict-item]
-    model.ListAllDetails: list_all,  # type: ignore[dict-item]
-    model.Keepalive: answer_ok,  # type: ignore[dict-item]
-    model.Ping: answer_ok,  # type: ignore[dict-item]
-}
+def dispatch(ctx: Context, request: Request) -> Step:
+    """Run ``request``'s handler."""
+    match request:
+        case model.ActivateTask():
+            return activate(ctx, request)
+        case model.ModifyTask():
+            return modify(ctx, request)
+        case model.DeactivateTask():
+            return deactivate(ctx, request)
+        case model.DeactivateAllTasks():
+            return deactivate_all(ctx, request)
+        case model.GetTaskDetails():
+            return get_task(ctx, request)
+        case model.CreateDestination():
+            return create_destination(ctx, request)
+        case model.ModifyDestination():
+            return modify_destination(ctx, request)
+        case model.RemoveDestination():
+            return remove_destination(ctx, request)
+        case model.RemoveAllDestinations():
+            return remove_all_destinations(ctx, request)
+        case model.GetDestinationDetails():
+            return get_destination(ctx, request)
+        case model.GetNEStatus():
+            return ne_status(ctx, request)
+        case model.GetAllDetails():
+            return get_all(ctx, request)
+        case model.ListAllDetails():
+            return list_all(ctx, request)
+        case model.Keepalive() | model.Ping():
+            return answer_ok(ctx, request)

@@ -42,7 +42,7 @@ from flowtap.x1.codes import ErrorCode, X1Error, X1TopLevelError
 from flowtap.x1.criteria import owner, render_targets
 from flowtap.x1.decode import DEFAULT_MAX_MESSAGES, Decoded, decode_request
 from flowtap.x1.encode import encode_response, encode_top_level_error
-from flowtap.x1.messages import EVENT, HANDLERS, Context, Step, error
+from flowtap.x1.messages import EVENT, Context, Step, dispatch, error
 from flowtap.x1.model import ErrorResponse, Header, MessageError, Request, Response
 from flowtap.x1.provisioning import Provisioner
 from flowtap.x1.reporting import X3Health
@@ -92,7 +92,12 @@ class Tasking:
         lock = self._locks.setdefault(admf, asyncio.Lock())
         for item in decoded:
             async with lock:
-                response, unwritten = await self._one(item, admf, peer, session)
+                try:
+                    response, unwritten = await self._one(item, admf, peer, session)
+                except Exception as exc:  # a bug: answer 1000; never log the request itself
+                    LOG.error("X1 message layer: internal error in %s: %s", _type(item),
+                              type(exc).__name__)  # fmt: skip
+                    response, unwritten = self._internal_error(item, admf, peer, session)
             if unwritten is not None:
                 written.append(asyncio.ensure_future(self._submit(unwritten)))
             else:
@@ -118,13 +123,23 @@ class Tasking:
                     _refusal(ctx, item.message_type, item.code, item.description))
         try:
             _check_header(item.header, admf, self._ne_identifier())
-            step = HANDLERS[type(item)](ctx, item)
+            step = dispatch(ctx, item)
         except X1Error as exc:
             return (error(ctx, item.header, item.message_type, exc.code, exc.description),
                     _refusal(ctx, item.message_type, exc.code, exc.description, item))
         if step.apply is None:
             return step.response, step.record
         return await self._change(step, item, owner(admf)), None
+
+    def _internal_error(self, item: Decoded, admf: str, peer: str,
+                        session: str) -> tuple[Response, AuditRecord]:  # fmt: skip
+        now = datetime.now(UTC)
+        ctx = Context(admf, peer, session, self.store, self.provisioner, self.health, now)
+        header = item.header(now) if isinstance(item, MessageError) else item.header.reply(now)
+        description = "internal error; the message may not have been carried out"
+        return (ErrorResponse(header, _type(item), ErrorCode.GENERIC_ERROR, description),
+                _refusal(ctx, _type(item), ErrorCode.GENERIC_ERROR, description,
+                         None if isinstance(item, MessageError) else item))
 
     async def _change(self, step: Step, request: Request, lane: str) -> Response:
         try:
@@ -199,13 +214,13 @@ def _refusal(ctx: Context, message_type: str, code: int, description: str,
     )  # fmt: skip
 
 
+def _type(item: Decoded) -> str:
+    return item.message_type
+
+
 def _audit_error(response: Response) -> ErrorResponse:
-    return ErrorResponse(response.header, _type_of(response), ErrorCode.GENERIC_ERROR,
+    return ErrorResponse(response.header, response.message_type, ErrorCode.GENERIC_ERROR,
                          AUDIT_FAILED)  # fmt: skip
-
-
-def _type_of(response: Response) -> str:
-    return response.message_type
 
 
 def _done() -> asyncio.Future[None]:
