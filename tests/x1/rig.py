@@ -35,11 +35,13 @@ class RecordingSink:
         self.table: dict[int, Criterion] = {}
         self.counts: dict[int, CriterionCounters] = {}
         self.refuse = False
+        self.calls: list[tuple[list[int], list[int]]] = []  # (upserted keys, removed keys)
 
     def check(self, criterion: Criterion) -> None:
         pass
 
     def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
+        self.calls.append((sorted(c.criteria_id for c in upserts), sorted(removals)))
         if self.refuse and upserts:
             raise ValueError("refused")
         for key in removals:

@@ -101,7 +101,11 @@ async def test_task_details_report_counters_and_modifications(rig: Rig) -> None:
     assert got.text(status + "x1:timeOfLastIntercept") is not None
     assert got.text(status + "x1:numberOfModifications") == "0"
     modified = task(xid, [did], [AddressTarget(ipaddress.ip_address("203.0.113.9"))])
+    old, calls = sorted(rig.sink.table), len(rig.sink.calls)
     assert (await rig.one(A, model.ModifyTask(header(A), modified))).type == "ModifyTaskResponse"
+    # the new criteria and the removal of the old ones in one dataplane delta: no gap
+    ((upserted, removed),) = rig.sink.calls[calls:]
+    assert removed == old and len(upserted) == 2 and not set(upserted) & set(old)
     assert first not in rig.sink.table and len(rig.sink.table) == 2
     hosts = {c.match.source_address.spans[0].lo for c in installed(rig)}
     assert int(ipaddress.ip_address("203.0.113.9")) in hosts
