@@ -36,7 +36,7 @@ def test_warnings_asked_for_are_still_shown(tmp_path: Path) -> None:
 
 
 
-TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-collector", "flowtap-audit"]
+TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-x1", "flowtap-collector", "flowtap-audit"]
 
 
 def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:

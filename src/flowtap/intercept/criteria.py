@@ -157,15 +157,15 @@ class X3:
 
     xid: bytes  # the task's XID, 16 bytes
     correlation_id: int  # 0 .. 2**64 - 1
-    direction: int  # X3_TO_TARGET or X3_FROM_TARGET
+    direction: int  # X3_TO_TARGET, X3_FROM_TARGET, or X3_UNKNOWN (a task without an address)
 
     def __post_init__(self) -> None:
         if len(self.xid) != 16:
             raise ValueError("an XID has 16 bytes")
         if not 0 <= self.correlation_id < 2**64:
             raise ValueError("a correlation ID has 64 bits")
-        if self.direction not in (X3_TO_TARGET, X3_FROM_TARGET):
-            raise ValueError("an X3 direction is 2 (to the target) or 3 (from it)")
+        if self.direction not in (X3_UNKNOWN, X3_TO_TARGET, X3_FROM_TARGET):
+            raise ValueError("an X3 direction is 1 (unknown), 2 (to the target) or 3 (from it)")
 
     def __reduce__(self) -> tuple[type[X3], tuple[bytes, int, int]]:
         return X3, (self.xid, self.correlation_id, self.direction)
@@ -175,7 +175,8 @@ Delivery = Classic | Jmirror | X3
 """The form a criterion's copies take on the wire: each form is one class, so that new ones
 join as classes the dataplane dispatches on, not as flags."""
 
-X3_TO_TARGET = 2  # TS 103 221-2 payload direction: sent to (received by) the target
+X3_UNKNOWN = 1  # TS 103 221-2 payload direction: unknown (the task names no address, only ports)
+X3_TO_TARGET = 2  # sent to (received by) the target
 X3_FROM_TARGET = 3  # sent from the target
 
 CLASSIC = Classic()

@@ -54,6 +54,8 @@ MAX_HANDSHAKING_PER_SOURCE = 8
 # (the ADMF, its peer address, the request body) -> the response body (an X1 response document)
 Handle = Callable[[Principal, str, bytes], Awaitable[bytes]]
 Submit = Callable[[AuditRecord], Awaitable[None]]
+# the TLS files X3 delivery uses (certificate, key, CAs), or None when X1 is removed
+TlsFiles = Callable[[tuple[str, str, str] | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +81,17 @@ class X1Service:
     name = "x1"
 
     def __init__(
-        self, *, config: Callable[[], model.Config], handle: Handle, audit: Submit
+        self,
+        *,
+        config: Callable[[], model.Config],
+        handle: Handle,
+        audit: Submit,
+        on_tls: TlsFiles = lambda files: None,
     ) -> None:
         self._config = config
         self._handle = handle
         self._audit = audit
+        self._on_tls = on_tls
         self.listeners = ListenerSet(self._bind, "X1", PATH, confidential=True)
         self.settings: model.X1Service | None = None
         self._context: ssl.SSLContext | None = None
@@ -110,7 +118,12 @@ class X1Service:
 
     async def commit(self, handle: Prepared) -> None:
         self.listeners.commit(handle.move)
+        changed = handle.new != self.settings
         self.settings, self._context = handle.new, handle.context
+        if changed:  # X3 connections present the same certificate (read and checked in prepare)
+            new = handle.new
+            self._on_tls(None if new is None else (
+                new.certificate_file, new.private_key_file, new.client_ca_file))
         if handle.new is None:
             self.disconnect_all()
 
