@@ -114,7 +114,8 @@ def test_a_destination_that_is_down_is_reported(topo: Topology, pki) -> None:
             plane.start(IFACES, False)
             plane.set_x3_tls(files)
             plane.set_criteria(x3_criteria(47301))  # nobody listens there
-        time.sleep(1.0)
+        wait_until(lambda: plane.destination_problem(MDF, 47301) is not None)
         assert plane.destination_state(MDF, 47301) == (False, 0, 0)
+        assert plane.destination_problem(MDF, 47301) == "Connection refused"
     finally:
         plane.stop()

@@ -1,10 +1,10 @@
 """X1 against a real flowtapd: ``services flow-tap x1`` with a throwaway CA, driven by the
 ``flowtap-x1`` client (X1Client) over real HTTPS with client certificates.
 
-The dataplane cannot send X3 yet, so no ActivateTask can succeed end to end: these tests cover
-what runs for real (Ping, Keepalive, GetNEStatus, destinations, every refusal, isolation,
-hostile input, the audit log) and that an ActivateTask is refused with nothing left behind.
-Tasks themselves are tested through the registry in tests/x1/test_tasking.py."""
+No X3 destination listens here, so destinations report deliveryFault and tasks are live with
+their copies waiting for the connection: these tests cover the X1 side (Ping, Keepalive,
+GetNEStatus, destinations, tasks, every refusal, isolation, hostile input, the audit log).
+X3 delivery end to end, with traffic in network namespaces, is tests/integration/test_x1_x3.py."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
     server = Flowtapd(directory / "state", free_port(), dict(USERS))
     server.extra_classes = LI_CLASSES
-    server.extra_config = x1_config(ca.issue(NE, server=True), ca, port)
+    server.extra_config = x1_config(ca.issue(NE, server=True, client=True), ca, port)
     before = os.environ.get("FLOWTAP_TEST_LOG")
     os.environ["FLOWTAP_TEST_LOG"] = "INFO"  # what the ordinary log says at INFO is checked
     try:
@@ -116,7 +116,7 @@ def test_destinations_are_created_reported_and_removed(site: Site) -> None:
         assert got.get("destinationResponseDetails/destinationDetails/dId") == str(did)
         assert got.get("destinationResponseDetails/destinationDetails/deliveryAddress/"
                        "ipAddressAndPort/address/IPv4Address") == "192.0.2.50"
-        # no X3 sender yet: nothing is connected, and nothing claims to be
+        # nobody listens at 192.0.2.50: not connected, and nothing claims to be
         assert got.get("destinationResponseDetails/destinationStatus/"
                        "destinationDeliveryStatus") == "deliveryFault"
         (listed,) = client.send(client.list_all())
@@ -137,13 +137,11 @@ def test_refusals_carry_their_codes_and_change_nothing(site: Site) -> None:
             client.create_destination(uuid.uuid4(), "192.0.2.52", 6443, udp=True),
             client.activate(xid, target, [uuid.uuid4()]),
             client.activate(xid, target, []),
-            client.activate(xid, target, [did]),  # the dataplane has no X3 sender: refused
             client.get_task(xid),
             client.deactivate(xid),
             client.remove_destination(did),
         )
-        assert [a.code for a in got] == [None, 2030, 6020, 2040, 3040, 3000, 2020, 2020, None]
-        assert "X3" in (got[5].description or "")
+        assert [a.code for a in got] == [None, 2030, 6020, 2040, 3040, 2020, 2020, None]
         (listed,) = client.send(client.list_all())
         assert str(xid) not in listed.all("ListOfXIDs/xId")
     with site.client(admf="admf-2") as impostor:  # admf-1's certificate
@@ -235,18 +233,37 @@ def test_foreign_certificates_and_a_100_mb_body_are_refused_cleanly(site: Site) 
         assert client.send(client.ping())[0].ok
 
 
+def test_a_task_is_live_reported_and_deactivated(site: Site) -> None:
+    did, xid = uuid.uuid4(), uuid.uuid4()
+    with site.client() as client:
+        got = client.send(
+            client.create_destination(did, "192.0.2.53", 6443),
+            client.activate(xid, [parse_target(f"ipv4Address={TARGET}")], [did]),
+            client.get_task(xid),
+            client.remove_destination(did),  # in use
+            client.deactivate(xid),
+            client.get_task(xid),
+            client.remove_destination(did),
+        )
+    assert [a.code for a in got] == [None, None, None, 7010, None, 2020, None]
+    details = got[2]
+    assert details.get("taskResponseDetails/taskDetails/xId") == str(xid)
+    assert details.get("taskResponseDetails/taskStatus/provisioningStatus") == "complete"
+
+
 def test_every_request_is_in_the_audit_log(site: Site) -> None:
-    did = uuid.uuid4()
+    did, xid = uuid.uuid4(), uuid.uuid4()
     with site.client("admf-2") as client:
         got = client.send(client.create_destination(did, "192.0.2.70", 6443),
-                          client.activate(uuid.uuid4(), [parse_target(f"ipv4Address={TARGET}")],
-                                          [did]),
+                          client.activate(xid, [parse_target(f"ipv4Address={TARGET}")], [did]),
+                          client.remove_destination(did), client.deactivate(xid),
                           client.remove_destination(did))  # fmt: skip
-        assert [a.code for a in got] == [None, 3000, None]
+        assert [a.code for a in got] == [None, None, 7010, None, None]
     mine = [r for r in site.audit() if r.get("event") == "x1" and r.get("principal") == "admf-2"
-            and did and str(did) in (r.get("cdest_id") or "")]  # fmt: skip
+            and (str(did) in (r.get("cdest_id") or "") or r.get("criteria_id") == str(xid))]
     assert [(r["method"], r["result"]) for r in mine] == [
-        ("CreateDestination", "OK"), ("ActivateTask", "error 3000"), ("RemoveDestination", "OK")]
+        ("CreateDestination", "OK"), ("ActivateTask", "OK"), ("RemoveDestination", "error 7010"),
+        ("DeactivateTask", "OK"), ("RemoveDestination", "OK")]
     assert all(r["peer"] == "127.0.0.1" for r in mine)
 
 
@@ -262,9 +279,12 @@ def test_the_command_line_client(site: Site, capsys: pytest.CaptureFixture[str])
                     "192.0.2.80", "--port", "6443"]) == 0  # fmt: skip
     assert x1_main([*common, "get-destination", "--did", str(did)]) == 0
     assert "destinationDeliveryStatus: deliveryFault" in capsys.readouterr().out
-    assert x1_main([*common, "activate", "--xid", "new", "--target", "tcpPort=443",
-                    "--did", str(did)]) == 1  # fmt: skip
-    assert "ErrorResponse 3000" in capsys.readouterr().out
+    xid = uuid.uuid4()
+    assert x1_main([*common, "activate", "--xid", str(xid), "--target", "tcpPort=443",
+                    "--did", str(did)]) == 0  # fmt: skip
+    assert x1_main([*common, "get-task", "--xid", str(xid)]) == 0
+    assert "provisioningStatus: complete" in capsys.readouterr().out
+    assert x1_main([*common, "deactivate", "--xid", str(xid)]) == 0
     request = Path(str(cert.cert)).with_name("request.xml")
     request.write_bytes(encode_request([site.client().remove_destination(did)]))
     assert x1_main([*common, "--xml", "send", str(request)]) == 0

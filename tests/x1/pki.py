@@ -41,10 +41,15 @@ class Authority:
         self.cert_path = directory / f"{name}-ca.pem"
         self.cert_path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, *, server: bool = False) -> Issued:
+    def issue(self, common_name: str, *, server: bool = False, client: bool | None = None
+              ) -> Issued:  # fmt: skip
+        """A certificate for TLS servers (``server``), clients (the default), or both (an NE:
+        X1 server and X3 client)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+        if client or (client is None and not server):
+            usage.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -52,7 +57,7 @@ class Authority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         )  # fmt: skip
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName(

@@ -70,6 +70,9 @@ class Health:
     def destination_state(self, address: str, port: int) -> tuple[bool, int, int]:
         return (address, port) in self.connected, 0, 0
 
+    def destination_problem(self, address: str, port: int) -> str | None:
+        return None if (address, port) in self.connected else "Connection refused"
+
 
 def principal(name: str) -> Principal:
     return Principal(name, name, "li-md", frozenset({"flow-tap-operation"}), "certificate")

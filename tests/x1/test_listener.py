@@ -73,7 +73,7 @@ def with_x1(settings: model.X1Service | None) -> model.Config:
 @pytest.fixture
 async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     ca = Authority(tmp_path, "test")
-    server = ca.issue("ne-1", server=True)
+    server = ca.issue("ne-1", server=True, client=True)
     config = with_x1(x1_settings(server, ca))
     holder: list[model.Config] = [config]
     seen: list[tuple[str, str, bytes]] = []
@@ -217,8 +217,11 @@ async def test_unusable_tls_files_fail_the_commit_and_keep_the_listener(bench: B
     relative = replace(settings, client_ca_file="ca.pem")
     other_key = bench.ca.issue("other")
     mismatched = replace(settings, private_key_file=str(other_key.key))
+    server_only = bench.ca.issue("server-only", server=True)  # no clientAuth: X3 would fail
+    no_client_use = replace(settings, certificate_file=str(server_only.cert),
+                            private_key_file=str(server_only.key))
     for bad, leaf in ((missing, "private-key-file"), (relative, "client-ca-file"),
-                      (mismatched, "certificate-file")):  # fmt: skip
+                      (mismatched, "certificate-file"), (no_client_use, "certificate-file")):
         with pytest.raises(CommitFailed) as caught:
             await bench.service.prepare(old, with_x1(replace(bad, port=bench.port + 1)))
         assert f"x1 {leaf}" in caught.value.message

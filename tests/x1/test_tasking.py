@@ -319,6 +319,9 @@ class _BrokenHealth:
     def destination_state(self, address: str, port: int) -> tuple[bool, int, int]:
         raise RuntimeError(f"bug while looking at {address}")
 
+    def destination_problem(self, address: str, port: int) -> str | None:
+        raise RuntimeError(f"bug while looking at {address}")
+
 
 async def test_a_bug_in_one_message_is_answered_1000_and_the_rest_run(rig: Rig) -> None:
     did = uuid.uuid4()

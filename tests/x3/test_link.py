@@ -31,7 +31,7 @@ class Bench:
         self.states: list[bool] = []
 
     def link(self, port: int) -> X3Link:
-        return X3Link(("127.0.0.1", port), self.context, self.states.append)
+        return X3Link(("127.0.0.1", port), self.context, lambda up, why: self.states.append(up))
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ Operations (appliance -> worker):
 
 Replies (worker -> appliance): ``("ready", pid)`` once, then ``("ack", batch)`` for each batch.
 Events on a second socket pair: ``("limit", criteria_id)`` when a packet or byte limit stopped a
-criterion's copies; ``("x3", (address, port, up))`` when the worker's TLS connection to an X3
-destination comes up or goes down.
+criterion's copies; ``("x3", (address, port, up, why))`` when the worker's TLS connection to an
+X3 destination comes up or goes down (``why``: the reason it is down).
 """
 
 from __future__ import annotations

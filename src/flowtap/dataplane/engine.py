@@ -288,6 +288,11 @@ class Dataplane:
             dropped = sum(counters[cid].dropped for cid in users if cid in counters)
             return self.x3.connected(address, port, self.workers), sent, dropped
 
+    def destination_problem(self, address: str, port: int) -> str | None:
+        """Why the X3 connection to a destination is down, as the workers last saw it (None:
+        none of them has seen it down, or none has tried yet)."""
+        return self.x3.problem(address, port)
+
     def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
         """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids
         (ids not installed are ignored), all at once (``CriteriaSink.apply``); returns when

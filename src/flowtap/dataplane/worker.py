@@ -395,9 +395,9 @@ class Worker:
             did = True
         return did
 
-    def _x3_state(self, address: str, port: int, up: bool) -> None:
+    def _x3_state(self, address: str, port: int, up: bool, why: str) -> None:
         with contextlib.suppress(OSError):  # the appliance is going away
-            control.send(self.events, ("x3", (address, port, up)))
+            control.send(self.events, ("x3", (address, port, up, why)))
 
     def _failed(self, owners: list[object]) -> None:
         if self.slab is None:

@@ -32,7 +32,7 @@ ACK_TIMEOUT = 30.0
 Batch = Sequence[tuple[control.Op, Sequence[int]]]
 StateFn = Callable[[int], Batch]
 EventHook = Callable[[int], None]
-X3Hook = Callable[[int, str, int, bool], None]  # worker, X3 destination address, port, up
+X3Hook = Callable[[int, str, int, bool, str], None]  # worker, X3 address, port, up, why
 
 
 @dataclass(slots=True)
@@ -317,5 +317,5 @@ class WorkerPool:
                     except Exception:
                         LOG.exception("on_limit hook failed")
                 elif kind == "x3" and self._on_x3 is not None:
-                    address, port, up = value
-                    self._on_x3(h.index, address, port, up)
+                    address, port, up, why = value
+                    self._on_x3(h.index, address, port, up, why)

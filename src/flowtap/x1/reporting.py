@@ -45,6 +45,10 @@ class X3Health(Protocol):
         """(connected, PDUs sent, PDUs dropped) of the X3 connection to ``address``/``port``."""
         ...
 
+    def destination_problem(self, address: str, port: int) -> str | None:
+        """Why that connection is down (refused, TLS handshake, ...), if known."""
+        ...
+
 
 def task_details(task: Task, counters: Mapping[int, CriterionCounters]) -> TaskResponseDetails:
     matched = task.ended_bytes
@@ -80,10 +84,12 @@ def destination_details(destination: DestinationDetails, health: X3Health,
 
 def destination_fault(destination: DestinationDetails, health: X3Health,
                       in_use: bool) -> Fault | None:  # fmt: skip
-    connected, _sent, dropped = health.destination_state(str(destination.address.address),
-                                                         destination.address.port)
+    address, port = str(destination.address.address), destination.address.port
+    connected, _sent, dropped = health.destination_state(address, port)
     if not connected:
-        why = "no X3 connection" + ("" if in_use else ": no task uses this destination")
+        problem = health.destination_problem(address, port) if in_use else None
+        why = "no X3 connection" + (f": {problem}" if problem else "" if in_use
+                                    else ": no task uses this destination")
         if dropped:
             why += f"; {dropped} PDUs dropped"
         return Fault(ErrorCode.GENERIC_NON_TERMINATING_FAULT, why)

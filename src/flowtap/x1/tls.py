@@ -11,6 +11,9 @@ import os
 import ssl
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from flowtap.config.model import X1Service
 from flowtap.errors import CommitFailed
 
@@ -58,7 +61,27 @@ def server_context(settings: X1Service) -> ssl.SSLContext:
         raise _failed("client-ca-file", f"{settings.client_ca_file}: {_reason(exc)}") from None
     if not context.get_ca_certs():
         raise _failed("client-ca-file", f"{settings.client_ca_file}: no CA certificate in it")
+    _check_usage(settings.certificate_file)
     return context
+
+
+def _check_usage(path: str) -> None:
+    """The certificate serves X1 (TLS server) and X3 (TLS client): an extended key usage that
+    leaves either out would fail every ADMF or every X3 destination later, one by one."""
+    try:
+        with open(path, "rb") as pem:
+            certificate = x509.load_pem_x509_certificate(pem.read())
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no restriction
+    except (OSError, ValueError):
+        return  # load_cert_chain read it already; an unusual encoding is its business
+    missing = [name for name, oid in (("serverAuth", ExtendedKeyUsageOID.SERVER_AUTH),
+                                      ("clientAuth", ExtendedKeyUsageOID.CLIENT_AUTH))
+               if oid not in usage]  # fmt: skip
+    if missing:
+        raise _failed("certificate-file", f"{path}: its extended key usage lacks "
+                      f"{' and '.join(missing)} (X1 needs serverAuth, X3 delivery clientAuth)")
 
 
 def peer_common_name(ssl_object: Any) -> str | None:

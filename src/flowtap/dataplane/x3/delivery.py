@@ -20,7 +20,7 @@ class X3Delivery:
     def __init__(self) -> None:
         self.files: tuple[str, str, str] | None = None  # certificate, key, CAs
         self._lock = threading.Lock()  # link changes arrive on the pool's event thread
-        self._up: dict[tuple[str, int], dict[int, bool]] = {}
+        self._up: dict[tuple[str, int], dict[int, tuple[bool, str]]] = {}
 
     def check(self, criterion: Criterion) -> None:
         """Raises ValueError when the criterion's X3 copies could not be delivered."""
@@ -35,13 +35,19 @@ class X3Delivery:
             if not 1 <= cd.dest_port <= 65535:
                 raise ValueError("an X3 destination's TCP port is 1-65535")
 
-    def link_changed(self, worker: int, address: str, port: int, up: bool) -> None:
+    def link_changed(self, worker: int, address: str, port: int, up: bool, why: str) -> None:
         """A worker's link to ``(address, port)`` came up or went down (event thread)."""
         with self._lock:
-            self._up.setdefault((address, port), {})[worker] = up
+            self._up.setdefault((address, port), {})[worker] = (up, why)
 
     def connected(self, address: str, port: int, workers: int) -> bool:
         """Whether every worker has its link to the destination up."""
         with self._lock:
             states = self._up.get((address, port), {})
-            return len(states) >= workers and all(states.values())
+            return len(states) >= workers and all(up for up, _ in states.values())
+
+    def problem(self, address: str, port: int) -> str | None:
+        """Why a worker's link to the destination is down (the first such worker's reason)."""
+        with self._lock:
+            states = self._up.get((address, port), {})
+            return next((why or "down" for up, why in states.values() if not up), None)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import os
 import socket
 import ssl
 import struct
@@ -68,7 +69,7 @@ class X3Link:
         self,
         peer: tuple[str, int],
         context: ssl.SSLContext,
-        on_state: Callable[[bool], None] = lambda up: None,
+        on_state: Callable[[bool, str], None] = lambda up, why: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.peer = peer
@@ -93,6 +94,7 @@ class X3Link:
         self._last_traffic = 0.0
         self._keepalive_due: float | None = None  # when our keepalive's answer must be in
         self._reported: bool | None = None
+        self._why = ""
 
     # ---- copies ----------------------------------------------------------------------------
 
@@ -153,8 +155,8 @@ class X3Link:
                 self._read()
                 self._keepalive(now)
                 self._write()
-        except (OSError, ssl.SSLError, X3Error):
-            self._fail()
+        except (OSError, ssl.SSLError, X3Error) as exc:
+            self._fail(why=_why(exc))
 
     def _connect(self, now: float) -> None:
         family = socket.AF_INET6 if ":" in self.peer[0] else socket.AF_INET
@@ -163,14 +165,14 @@ class X3Link:
         code = sock.connect_ex(self.peer)
         if code not in (0, errno.EINPROGRESS):
             sock.close()
-            raise OSError(code, "connect")
+            raise OSError(code, os.strerror(code))
         self._sock, self._since, self.state = sock, now, CONNECTING
 
     def _connected(self, now: float) -> None:
         assert self._sock is not None
         code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            raise OSError(code, "connect")
+            raise OSError(code, os.strerror(code))
         try:
             self._sock.getpeername()
         except OSError:
@@ -273,7 +275,7 @@ class X3Link:
             self._cipher += self._out.read()
             self._last_traffic, self._keepalive_due = now, now + KEEPALIVE_WAIT
 
-    def _fail(self, *, abort: bool = False, retry: bool = True) -> None:
+    def _fail(self, *, abort: bool = False, retry: bool = True, why: str = "closed") -> None:
         sock, self._sock, self._tls = self._sock, None, None
         if sock is not None:
             if abort:  # RST: the kernel drops what it still holds for the destination
@@ -283,12 +285,23 @@ class X3Link:
         self.state = DOWN
         self._retry_at = self._clock() + (self._backoff if retry else 0.0)
         self._backoff = min(self._backoff * 2, LAST_RETRY)
-        self._report(False)
+        self._report(False, why)
 
-    def _report(self, up: bool) -> None:
-        if self._reported != up:
-            self._reported = up
-            self._on_state(up)
+    def _report(self, up: bool, why: str = "") -> None:
+        """Tell the appliance of a change (and of a new reason while down: the first attempt's
+        "connection refused" may become a handshake failure)."""
+        if self._reported != up or (not up and why != self._why):
+            self._reported, self._why = up, why
+            self._on_state(up, why)
+
+
+def _why(exc: BaseException) -> str:
+    """Why a link is down, for the ADMF's GetDestinationDetails."""
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{exc.strerror or os.strerror(exc.errno)}"
+    return str(exc) or type(exc).__name__
 
 
 def _unsent(sock: socket.socket) -> int:

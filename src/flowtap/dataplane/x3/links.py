@@ -24,7 +24,7 @@ from flowtap.dataplane.x3.template import X3Template
 
 LOG = logging.getLogger(__name__)
 Peer = tuple[str, int]
-StateEvent = Callable[[str, int, bool], None]
+StateEvent = Callable[[str, int, bool, str], None]  # address, port, up, why (when down)
 Kind = tuple[int, X3Template, int]  # criteria ID, PDU template, direction
 Appends = tuple[Callable[[int], None], Callable[[int], None], Callable[[object], None]]
 
@@ -167,7 +167,7 @@ class X3Links:
             if self.context is not None:
                 address, port = peer
                 link = X3Link(peer, self.context,
-                              lambda up: self._on_state(address, port, up))  # fmt: skip
+                              lambda up, why: self._on_state(address, port, up, why))  # fmt: skip
             outbox = self.outboxes[peer] = X3Outbox(link)
         self._users[peer] = self._users.get(peer, 0) + 1
         return outbox
