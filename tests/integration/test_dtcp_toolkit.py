@@ -141,8 +141,9 @@ def test_cli_without_password_or_terminal_says_so_in_one_line(server: Flowtapd) 
     result = run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", "md1",
                   "--no-host-key-check", "noop"], env={"PATH": "/usr/bin"})  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr == ("flowtap-dtcp: no password: set FLOWTAP_DTCP_PASSWORD or give a "
-                             "key with -i (standard input is not a terminal to ask on)\n")
+    assert result.stderr == ("flowtap-dtcp: no password: set FLOWTAP_DTCP_PASSWORD, give "
+                             "--password-file or a key with -i (standard input is not a "
+                             "terminal to ask on)\n")
 
 
 def test_cli_an_unknown_host_key_shows_its_fingerprint_and_known_hosts_line(
