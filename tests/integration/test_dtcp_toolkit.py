@@ -3,6 +3,7 @@ against flowtapd."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,7 +55,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, keypair: tuple[Path, str]
 
 def run(args: list[str], stdin: str | None = None, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run the installed ``flowtap-dtcp``; stdout keeps its CRLFs (no newline translation)."""
+    """Run the installed ``flowtap-dtcp``; stdout keeps its CRLFs (no newline translation).
+    A test's own ``env`` keeps PYTHONPATH, so a source tree under test is the one run."""
+    if env is not None and "PYTHONPATH" in os.environ:
+        env = {"PYTHONPATH": os.environ["PYTHONPATH"], **env}
     result = subprocess.run([str(FLOWTAP_DTCP), *args],
                             input=stdin.encode() if stdin else None, capture_output=True,
                             timeout=60, check=False, env=env)  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -372,4 +373,35 @@ def test_configure_leaves_the_shared_reader_unchanged(reader: Flowtapd) -> None:
             m.lock("candidate")
         except RPCError as exc:  # pragma: no cover - the failure message is the point
             pytest.fail(f"a test left the reader's candidate locked or changed: {exc}")
+        m.unlock("candidate")
+
+
+def test_ctrl_c_in_configure_mode_leaves_it_cleanly(server: Flowtapd) -> None:
+    """Ctrl-C while the prompt waits: configure mode is left as by exit (changes discarded,
+    lock released), the program ends at once with status 130."""
+    primary, secondary = os.openpty()
+    os.write(primary, b"set system host-name interrupted\n")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CONSOLE, "-p", str(server.port), "-u", "admin",
+             "--no-host-key-check", "configure"],
+            stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "FLOWTAP_CLI_PASSWORD": USERS["admin"].password},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        seen = b""
+        while seen.count(b"admin@test# ") < 2:  # the set line was applied, the next is awaited
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, seen
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 130
+    assert err.decode() == ("warning: uncommitted changes discarded on leaving configuration "
+                            "mode\n\nflowtap-cli: interrupted\n")
+    with server.connect("admin") as m:
+        m.lock("candidate")  # unlocked, and nothing left in the candidate
         m.unlock("candidate")

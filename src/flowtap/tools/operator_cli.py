@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import getpass
 import json
+import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -138,16 +141,30 @@ class Operator:
 
 
 async def _read_line(prompt: str | None) -> str | None:
-    """One line from stdin, in a thread: the SSH connection must keep answering the server's
-    keepalives while the operator thinks. None at end of input."""
-    if prompt is not None:
+    """One line from stdin (after ``prompt`` on a terminal); None at end of input.
+
+    It is read in a thread so the event loop keeps answering the server's SSH keepalives while
+    the operator thinks. The thread is a daemon: after Ctrl-C, a read still waiting for a line
+    must not keep the program from ending (asyncio's own executor would wait for it)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def deliver(line: str | None) -> None:
+        if not answer.done():
+            answer.set_result(line)
+
+    def read() -> None:
+        line: str | None
         try:
-            return await asyncio.to_thread(input, prompt)
+            line = input(prompt) if prompt is not None else (sys.stdin.readline() or None)
         except EOFError:
             print()
-            return None
-    line = await asyncio.to_thread(sys.stdin.readline)
-    return line if line else None
+            line = None
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="flowtap-cli-stdin", daemon=True).start()
+    return await answer
 
 
 class Runner:
@@ -192,6 +209,9 @@ class Runner:
     async def configure(self, lines: list[str]) -> None:
         if lines[:1] == ["exclusive"]:  # what it is anyway
             lines = lines[1:]
+        if lines[:1] in (["private"], ["dynamic"], ["ephemeral"]):
+            raise UsageError(f"configure {lines[0]} is not supported: flowtapd has one shared "
+                             "candidate, which configure locks (configure exclusive)")  # fmt: skip
         mode = ConfigureMode(self.nc, self.operator.command)
         await mode.enter()
         if self.interactive:
@@ -282,9 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, asyncssh.Error) as exc:  # connection refused, unreachable, SSH failures
         print(f"{PROG}: {args.host} port {args.port}: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the server discards the session's changes and lock itself
+    except KeyboardInterrupt:  # configure mode was left as by exit (or the server cleaned up)
         print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # a read of stdin may still wait in its daemon thread, holding stdin's lock: the
+        # interpreter's normal shutdown would abort on it (Python's "could not acquire lock")
+        os._exit(130)
     return 0 if ok else 1
 
 
