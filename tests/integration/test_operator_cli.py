@@ -214,6 +214,17 @@ def test_display_set_round_trips_through_configure(server: Flowtapd, run: Cli) -
     assert again.code == 0 and again.out == "" and again.err == "", again
 
 
+def test_commands_from_a_pipe_without_arguments(server: Flowtapd, run: Cli) -> None:
+    """No command given: operational commands one a line, configure mode up to its exit."""
+    script = ("show configuration system host-name\nconfigure\nset system host-name piped\n"
+              "commit\nexit\nshow configuration system host-name\nshow bogus\n"
+              "show system commit\n")  # fmt: skip
+    result = run(server, stdin=script)
+    assert result.code == 1
+    assert result.out == "host-name test;\ncommit complete\nhost-name piped;\n"
+    assert result.err.startswith("flowtap-cli: unknown command 'show bogus'")  # and stops there
+
+
 def test_configure_is_exclusive_and_discards_on_exit(server: Flowtapd, run: Cli) -> None:
     left = run(server, "configure", "set system host-name forgotten")
     assert left.code == 0

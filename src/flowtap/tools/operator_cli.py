@@ -199,7 +199,9 @@ class Runner:
                 words = words_of(line)
                 if words in (["exit"], ["quit"]):
                     return
-                if words:
+                if words in (["help"], ["?"]):
+                    print("\n".join((*OPERATIONAL, "exit, quit")))
+                elif words:
                     await self.run(words)
             except (CommandFailed, UsageError) as exc:
                 self._error(str(exc))
@@ -228,6 +230,8 @@ class Runner:
                 print(json.dumps({"commands": self.results, "exit": mode.notes}, indent=2))
             elif self.interactive:
                 print("Exiting configuration mode")
+        if self.interactive:  # the prompt follows a committed host-name, as on Junos
+            self.where = f"{self.args.user}@{await ops.host_name(self.nc) or self.args.host}"
 
     async def _configure_lines(self, mode: ConfigureMode, lines: list[str]) -> None:
         interactive = self.interactive
