@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,6 +260,30 @@ def test_commit_confirmed_rolls_back_unless_confirmed(server: Flowtapd, run: Cli
     history = run(server, "--json", "show", "system", "commit").json()
     assert isinstance(history, list)
     assert [h["comment"] for h in history[:2]] == ["rollback: cancel-commit", ""]
+
+
+def test_commit_confirmed_minutes_reach_the_server(server: Flowtapd) -> None:
+    """commit confirmed N arms the server's rollback N minutes ahead (waiting for it would take
+    minutes: the revert itself is the server's, tested with the Junos API and RFC 6241)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE, "-p", str(server.port), "-u", "admin",
+         "--no-host-key-check", "configure"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FLOWTAP_CLI_PASSWORD": USERS["admin"].password},
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    before = time.time()
+    proc.stdin.write("set system host-name waiting\ncommit confirmed 2\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == ("commit confirmed will be automatically rolled back in 2 "
+                                      "minutes unless confirmed\n")  # fmt: skip
+    assert proc.stdout.readline() == "commit complete\n"
+    after = time.time()
+    pending = json.loads((server.state_dir / "pending-confirm.json").read_text())
+    assert before + 120 <= pending["deadline"] <= after + 120
+    out, err = proc.communicate("commit\nexit\n", timeout=60)
+    assert (proc.returncode, out, err) == (0, "commit complete\n", "")
+    assert not (server.state_dir / "pending-confirm.json").exists()
 
 
 def test_rollback_loads_an_earlier_commit(server: Flowtapd, run: Cli) -> None:

@@ -291,7 +291,11 @@ def _check_command(words: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    args.user = args.user or getpass.getuser()
+    try:
+        args.user = args.user or getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment or the password database
+        print(f"{PROG}: who are you? give the login name with -u", file=sys.stderr)
+        return 2
     words = [w for arg in args.command for w in (words_of(arg) if " " in arg else [arg])] \
         if args.command[:1] != ["configure"] else args.command  # fmt: skip
     try:
