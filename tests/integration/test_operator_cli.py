@@ -4,6 +4,7 @@ the logged-in user, so what the CLI shows and refuses is what the server decides
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -19,7 +20,9 @@ from typing import Protocol
 import pytest
 from ncclient.operations import RPCError
 
-from flowtap.tools import operator_cli
+from flowtap.tools import operator_cli, operator_ops
+from flowtap.tools.netconf_client import NetconfClient
+from flowtap.tools.operator_configure import ConfigureMode
 from tests.flowtapd import Flowtapd, TestUser, free_port
 from tests.integration.conftest import USERS
 from tests.integration.test_access import LI_CONFIG
@@ -284,6 +287,34 @@ def test_commit_confirmed_minutes_reach_the_server(server: Flowtapd) -> None:
     out, err = proc.communicate("commit\nexit\n", timeout=60)
     assert (proc.returncode, out, err) == (0, "commit complete\n", "")
     assert not (server.state_dir / "pending-confirm.json").exists()
+
+
+async def test_a_commit_after_the_confirm_timeout_says_it_confirms_nothing(
+    server: Flowtapd,
+) -> None:
+    """The server reverts at the timeout without telling the session; the next commit warns.
+    A second confirmed commit of the same session re-arms the timer (RFC 6241 8.4.5): in
+    seconds, so that N minutes need not pass."""
+    user = USERS["admin"]
+    nc = await NetconfClient.connect("127.0.0.1", server.port, user.name, user.password)
+    try:
+        mode = ConfigureMode(nc, operational=lambda words: asyncio.sleep(0, result=""))
+        await mode.enter()
+        await mode.run("set system host-name brief")
+        await mode.run("commit confirmed 1")
+        await nc.rpc("<commit><confirmed/><confirm-timeout>1</confirm-timeout></commit>")
+        mode.confirmed_as = (await operator_ops.commit_history(nc))[0]  # the re-armed commit
+        for _ in range(300):  # until the server's revert is in the history (at most 30 s)
+            if (await operator_ops.commit_history(nc))[0].user == "system":
+                break
+            await asyncio.sleep(0.1)
+        assert await mode.run("commit") == (
+            "warning: the commit confirmed was already rolled back at its timeout; this commit "
+            "does not confirm it\ncommit complete\n")
+        await mode.leave()
+        assert mode.notes == []
+    finally:
+        await nc.close()
 
 
 def test_rollback_loads_an_earlier_commit(server: Flowtapd, run: Cli) -> None:

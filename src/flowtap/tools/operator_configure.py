@@ -112,6 +112,7 @@ class ConfigureMode:
     nc: NetconfClient
     operational: Operational  # ``run ...``: the operational command dispatcher
     confirm_pending: bool = False
+    confirmed_as: ops.Commit | None = None  # the history entry of our commit confirmed
     done: bool = False
     notes: list[str] = field(default_factory=list)  # warnings for stderr
 
@@ -161,19 +162,34 @@ class ConfigureMode:
         text = await ops.configuration(self.nc, "candidate", "text")
         return select(text, path) or ""
 
+    async def _newest_commit(self) -> ops.Commit | None:
+        try:
+            history = await ops.commit_history(self.nc)
+        except CommandFailed:  # a class with configure but without view: nothing to compare
+            return None
+        return history[0] if history else None
+
     async def _commit(self, request: CommitRequest) -> str:
+        out = ""
+        # the server rolls back at the timeout without telling this session: a commit then
+        # confirms nothing, and the operator must know the change was undone
+        confirming = self.confirm_pending and not request.check and self.confirmed_as is not None
+        if confirming and await self._newest_commit() != self.confirmed_as:
+            out = ("warning: the commit confirmed was already rolled back at its timeout; this "
+                   "commit does not confirm it\n")  # fmt: skip
         await ops.commit(self.nc, check=request.check, confirm_minutes=request.confirm_minutes,
                          comment=request.comment)  # fmt: skip
         if request.check:
             return "configuration check succeeds\n"
-        out = ""
         if request.confirm_minutes is not None:
             self.confirm_pending = True
+            self.confirmed_as = await self._newest_commit()
             minutes = request.confirm_minutes
-            out = (f"commit confirmed will be automatically rolled back in {minutes} "
-                   f"minute{'s' if minutes != 1 else ''} unless confirmed\n")  # fmt: skip
+            out += (f"commit confirmed will be automatically rolled back in {minutes} "
+                    f"minute{'s' if minutes != 1 else ''} unless confirmed\n")  # fmt: skip
         else:
             self.confirm_pending = False  # a plain commit confirms (same session)
+            self.confirmed_as = None
         self.done = self.done or request.and_quit
         return out + "commit complete\n"
 
@@ -186,7 +202,7 @@ class ConfigureMode:
                 self.notes.append("commit confirmed was not confirmed: rolled back to the "
                                   "previous configuration as configuration mode ends")  # fmt: skip
             except CommandFailed as exc:  # already rolled back by its timeout
-                self.notes.append(f"commit confirmed: {exc}")
+                self.notes.append(f"commit confirmed had already been rolled back ({exc})")
             self.confirm_pending = False
         if await ops.compare(self.nc):
             await ops.discard(self.nc)
