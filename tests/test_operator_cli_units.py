@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from flowtap.tools.operator_configure import UsageError, parse_commit, split_pipe, words_of
+from flowtap.tools.operator_configure import parse_commit, split_pipe, words_of
+from flowtap.tools.operator_ops import UsageError
 from flowtap.tools.operator_render import select, select_set, table
 
 TEXT = """\

@@ -357,7 +357,9 @@ def test_configure_as_json(server: Flowtapd, run: Cli) -> None:
 @pytest.mark.parametrize(("command", "text"), [
     (("show", "bogus"), "unknown command 'show bogus'"),
     (("reboot",), "unknown command 'reboot'"),
-    (("show", "configuration", "system", "nosuch"), "syntax error: nosuch"),
+    (("show", "configuration", "system", "nosuch"),
+     "show configuration system nosuch: syntax error: nosuch"),
+    (("configure", "show system login nosuch"), "show system login nosuch: syntax error: nosuch"),
     (("show", "configuration", "|", "count"), "unknown pipe '| count'"),
     (("configure", "set system hostname x"), "syntax error: hostname"),
     (("configure", "frobnicate"), "unknown command 'frobnicate' in configuration mode"),

@@ -44,13 +44,11 @@ from typing import Any
 import asyncssh
 
 from flowtap.about import add_version, plain
-from flowtap.config.junos_text import JunosSyntaxError, child_named, flat_list
-from flowtap.config.schema import Schema, SchemaNode
 from flowtap.tools import operator_ops as ops
 from flowtap.tools import operator_render as render
 from flowtap.tools.netconf_client import NetconfClient
-from flowtap.tools.operator_configure import ConfigureMode, UsageError, split_pipe, words_of
-from flowtap.tools.operator_ops import CommandFailed
+from flowtap.tools.operator_configure import ConfigureMode, split_pipe, words_of
+from flowtap.tools.operator_ops import CommandFailed, UsageError
 from flowtap.tools.ssh_login import Refused, add_login_arguments, login
 
 PROG = "flowtap-cli"
@@ -72,28 +70,6 @@ def parser() -> argparse.ArgumentParser:
 
 def _unknown(words: list[str]) -> UsageError:
     return UsageError(f"unknown command {' '.join(words)!r} (commands: {', '.join(OPERATIONAL)})")
-
-
-def _path_error(path: list[str]) -> str | None:
-    """Why ``path`` names nothing in the schema (``syntax error: WORD``), or None when it is a
-    valid path that is just not configured. Checked only when the text holds nothing there."""
-    schema = Schema()
-    node: SchemaNode | None = None
-    at = 0
-    while at < len(path):
-        if node is not None and node.kind in ("leaf", "leaf-list"):
-            return None  # what follows is a value
-        child = child_named(schema, node, path[at])
-        if child is None:
-            child = flat_list(node)  # interfaces ge-0/0/0: the word is the entry's key
-            if child is None:
-                return f"syntax error: {path[at]}"
-        else:
-            at += 1
-        if child.kind == "list":
-            at += len(child.keys)
-        node = child
-    return None
 
 
 class Operator:
@@ -128,15 +104,8 @@ class Operator:
         if pipe:
             lines = render.select_set(await ops.configuration(self.nc, "committed", "set"), path)
             return self._out(lines, {"path": path, "set": lines.splitlines()})
-        text = render.select(await ops.configuration(self.nc, "committed", "text"), path)
-        if text is None:
-            try:
-                why = _path_error(path)
-            except JunosSyntaxError as exc:
-                why = exc.message
-            if why is not None:
-                raise UsageError(f"show configuration {' '.join(path)}: {why}")
-            text = ""
+        text = render.configuration_at(await ops.configuration(self.nc, "committed", "text"),
+                                       path, "show configuration")  # fmt: skip
         return self._out(text, {"path": path, "configuration": text})
 
 

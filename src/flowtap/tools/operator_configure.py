@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from flowtap.config.junos_text import JunosSyntaxError, tokens
 from flowtap.tools import operator_ops as ops
 from flowtap.tools.netconf_client import NetconfClient
-from flowtap.tools.operator_ops import CommandFailed
-from flowtap.tools.operator_render import select, select_set
+from flowtap.tools.operator_ops import CommandFailed, UsageError
+from flowtap.tools.operator_render import configuration_at, select_set
 
 HELP = """\
 set STATEMENT                 add or change a statement (Junos set syntax)
@@ -35,10 +35,6 @@ rollback [N]                  load commit N (default 0) into the candidate
 run COMMAND                   an operational command (run show system commit)
 exit, quit                    leave configuration mode (uncommitted changes are discarded)
 """
-
-
-class UsageError(Exception):
-    """A command this mode does not know, or a malformed one."""
 
 
 def words_of(line: str) -> list[str]:
@@ -160,7 +156,7 @@ class ConfigureMode:
         if pipe:
             raise UsageError(f"show: unknown pipe '| {' '.join(pipe)}' (compare, display set)")
         text = await ops.configuration(self.nc, "candidate", "text")
-        return select(text, path) or ""
+        return configuration_at(text, path, "show")
 
     async def _newest_commit(self) -> ops.Commit | None:
         try:

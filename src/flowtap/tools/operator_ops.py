@@ -28,6 +28,10 @@ class CommandFailed(Exception):
     """The server refused a request; the message is its error-message (or error-tag)."""
 
 
+class UsageError(Exception):
+    """Not a command of flowtap-cli, or a malformed one (found before asking the server)."""
+
+
 def failure_text(exc: RpcFailed) -> str:
     errors = exc.reply.findall(f"{{{NC_NS}}}rpc-error")
     texts = []

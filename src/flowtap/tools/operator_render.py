@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flowtap.config.junos_text import INDENT, tokens
-from flowtap.tools.operator_ops import FLOW_TAP_COUNTERS, Commit, SessionInfo
+from flowtap.config.junos_text import INDENT, child_named, flat_list, tokens
+from flowtap.config.schema import Schema, SchemaNode
+from flowtap.tools.operator_ops import FLOW_TAP_COUNTERS, Commit, SessionInfo, UsageError
 
 
 def _words(line: str) -> list[str]:
@@ -71,6 +72,41 @@ def _select(lines: Sequence[str], start: int, stop: int, path: list[str], depth:
             elif end - at > 1:
                 _select(lines, at + 1, end - 1, rest, depth + 1, out)
         at = end
+
+
+def configuration_at(text: str, path: Sequence[str], command: str) -> str:
+    """:func:`select`, and when nothing is there, whether the path exists at all: a path the
+    schema does not have is a syntax error (UsageError), one that is just not configured shows
+    nothing, as on Junos (the same for a subtree the user may not read: no oracle)."""
+    selected = select(text, path)
+    if selected is not None:
+        return selected
+    why = path_error(path)
+    if why is not None:
+        raise UsageError(f"{command} {' '.join(path)}: {why}")
+    return ""
+
+
+def path_error(path: Sequence[str]) -> str | None:
+    """Why ``path`` names nothing in the schema (``syntax error: WORD``), or None when it is a
+    path of the schema. Read from the YANG modules this package ships (the server's own)."""
+    schema = Schema()
+    node: SchemaNode | None = None
+    at = 0
+    while at < len(path):
+        if node is not None and node.kind in ("leaf", "leaf-list"):
+            return None  # what follows is a value
+        child = child_named(schema, node, path[at])
+        if child is None:
+            child = flat_list(node)  # interfaces ge-0/0/0: the word is the entry's key
+            if child is None:
+                return f"syntax error: {path[at]}"
+        else:
+            at += 1
+        if child.kind == "list":
+            at += len(child.keys)
+        node = child
+    return None
 
 
 def select_set(text: str, path: Sequence[str]) -> str:
