@@ -8,13 +8,18 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from flowtap.dataplane.encap import Outer, build
+from flowtap.dataplane.encap import Outer, build, shim
+from flowtap.intercept.criteria import Jmirror
 from flowtap.tools.pcap import PcapWriter
 from flowtap.tools.traffic import ipv4_fragments, udp_packet
 
 PCAPS = Path(__file__).resolve().parents[2] / "dataplane" / "pcaps"
 OUTER4 = Outer(4, "198.18.99.1", 5555, "198.18.3.2", 47000, 255)
 OUTER6 = Outer(6, "2001:db8:99::1", 5555, "2001:db8:3::2", 47000, 64)
+# the Junos LIST sample's X-MD-Intercept-Id, 0x0101010130010002, as intercept + session ID
+JMIRROR = Jmirror(0x01010101, 0x30010002, session_given=True)
+# a 4-byte X-MD-Intercept-Id at its bound (2^30 - 1), session ID = the Criteria-ID (7)
+JMIRROR_MAX = Jmirror(2**30 - 1, 7)
 
 
 def tcp_syn() -> bytes:
@@ -49,6 +54,8 @@ def files() -> dict[str, list[bytes]]:
         "inner.pcap": inner,
         "encap-ipv4.pcap": [build(p, OUTER4) for p in inner],
         "encap-ipv6.pcap": [build(p, OUTER6) for p in inner],
+        "jmirror-ipv4.pcap": [build(p, OUTER4, header=shim(JMIRROR)) for p in inner],
+        "jmirror-ipv6.pcap": [build(p, OUTER6, header=shim(JMIRROR_MAX)) for p in inner],
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 from flowtap.dataplane import CaptureInterface, Dataplane, encap, ffi
 from flowtap.dataplane.encap import Outer
 from flowtap.errors import CaptureError
-from flowtap.intercept.criteria import ContentDestination, Match, Timeouts
+from flowtap.intercept.criteria import ContentDestination, Jmirror, Match, Timeouts
 from flowtap.tools import pcap
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.traffic import ipv4_fragments, udp_packet
@@ -161,6 +161,53 @@ def test_two_destinations_and_two_agencies(topo, dp, tmp_path):
     counters = dp.counters()
     assert (counters[1].packets, counters[1].sent) == (1000, 2000)
     assert (counters[2].packets, counters[2].sent) == (1000, 1000)
+
+
+def test_jmirror_and_classic_copies_of_one_flow_to_one_destination(topo, dp, tmp_path):
+    """Criteria with and without a jmirror header share one content destination socket; each
+    copy carries its own criterion's header, made once at install."""
+    agency_a = Jmirror(0x01010101, 0x30010002, session_given=True)
+    agency_b = Jmirror(2**30 - 1, 3)
+    start(topo, dp, [crit(1, FLOW_A, cd(47000)), crit(2, FLOW_A, cd(47000), delivery=agency_a),
+                     crit(3, FLOW_A, cd(47001), delivery=agency_b)])
+    col = Collector(topo, tmp_path / "j.pcap", [47000, 47001], "-c", "3000",
+                    "--split", "intercept")
+    wire = link_tap(topo, "med", "med0")
+    pkts = [udp_packet(SND, RCV, 10000, 20000, 100 + i % 500, ident=i) for i in range(1000)]
+    send(topo, pkts)
+    summary = col.finish()
+    assert summary["per_source"] == {"198.18.99.1:5555": 3000}
+    assert summary["jmirror"] == {"0x01010101": {"0x30010002": 1000},
+                                  "0x3fffffff": {"0x00000003": 1000}}
+    # the collector strips the header: every file holds the packets as they were sent
+    for name in ("j.pcap", "j-jmirror01010101.pcap", "j-jmirror3fffffff.pcap"):
+        assert sorted(col.packets(tmp_path / name)) == sorted(pkts)
+    settle(dp.counters, 3000)
+    counters = dp.counters()
+    assert [(counters[i].packets, counters[i].sent) for i in (1, 2, 3)] == [(1000, 1000)] * 3
+    wire.setblocking(False)
+    frames: dict[int, list[bytes]] = {47000: [], 47001: []}
+    while True:
+        try:
+            f = wire.recv(65536)
+        except BlockingIOError:
+            break
+        if f[0] == 0x45 and f[9] == 17 and f[20:22] == (5555).to_bytes(2, "big"):
+            frames[int.from_bytes(f[22:24], "big")].append(f)
+    wire.close()
+    assert (len(frames[47000]), len(frames[47001])) == (2000, 1000)
+    outer = Outer(4, "198.18.99.1", 5555, "198.18.3.2", 47000, 64)
+    classic = [f for f in frames[47000] if not encap.is_jmirror(encap.decode(f).inner)]
+    assert len(classic) == 1000
+    for f in frames[47000][:300]:
+        d = encap.decode(f)
+        header = encap.shim(agency_a) if encap.is_jmirror(d.inner) else b""
+        inner = d.inner[len(header):]
+        assert f == encap.build(inner, outer, ident=d.ident, header=header)  # UDP checksum 0
+    outer_b = Outer(4, "198.18.99.1", 5555, "198.18.3.2", 47001, 64)
+    for f in frames[47001][:300]:
+        d = encap.decode(f)
+        assert f == encap.build(d.inner[8:], outer_b, ident=d.ident, header=encap.shim(agency_b))
 
 
 def test_ipv6_tapped_only_with_inet6(topo, dp, tmp_path):

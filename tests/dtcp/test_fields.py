@@ -27,9 +27,9 @@ from flowtap.dtcp.filters import (
     parse_byte_filter,
     parse_criteria_selector,
     parse_input_interfaces,
-    parse_intercept_id,
     parse_port_filter,
 )
+from flowtap.dtcp.intercept_id import parse_intercept_id, render_intercept_id
 from flowtap.dtcp.message import DecodeError, MessageDecoder, Request
 from flowtap.dtcp.status import DtcpRequestError
 from flowtap.errors import (
@@ -42,10 +42,12 @@ from flowtap.errors import (
 from flowtap.intercept.criteria import (
     ANY,
     ANY_ADDRESS,
+    CLASSIC,
     AddressFilter,
     ContentDestination,
     Criterion,
     Flag,
+    Jmirror,
     Match,
     Span,
     Timeouts,
@@ -206,19 +208,68 @@ def test_add_timeouts_zero_means_unset_and_static_keeps_them() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "canonical"),
+    ("raw", "intercept", "session", "echo"),
     [
-        ("0x0101010130010002", "0x0101010130010002"),
-        ("0X0A0B0C0D", "0x0a0b0c0d"),
-        ("0x1", "0x00000001"),
-        ("001122334455667788", "0x0003fcc1da8c9c4c"),
-        ("42", "0x0000002a"),
-        (str(2**32), "0x0000000100000000"),
+        # 8 bytes: intercept ID + session ID (the Junos LIST sample)
+        ("0x0101010130010002", 0x01010101, 0x30010002, "0x0101010130010002"),
+        ("0X0101010130010002", 0x01010101, 0x30010002, "0x0101010130010002"),
+        ("0x3FFFFFFFffffffff", 2**30 - 1, 2**32 - 1, "0x3fffffffffffffff"),
+        ("0x100000002", 1, 2, "0x0000000100000002"),  # 9 digits: 8 bytes, left-padded
+        ("0x0000000000000000", 0, 0, "0x0000000000000000"),
+        # 4 bytes: the intercept ID; the session ID is the criterion's (5 here)
+        ("0X0A0B0C0D", 0x0A0B0C0D, None, "0x0a0b0c0d"),
+        ("0x1", 1, None, "0x00000001"),
+        ("0x3fffffff", 2**30 - 1, None, "0x3fffffff"),
+        ("00000001", 1, None, "0x00000001"),  # digits are decimal, even with leading zeros
+        ("42", 42, None, "0x0000002a"),
+        (str(2**30 - 1), 2**30 - 1, None, "0x3fffffff"),
+        # decimal above 32 bits: 8 bytes (Toby's value)
+        ("001122334455667788", 0x0003FCC1, 0xDA8C9C4C, "0x0003fcc1da8c9c4c"),
+        (str(2**32), 1, 0, "0x0000000100000000"),
     ],
 )
-def test_add_intercept_id_is_canonical_hex(raw: str, canonical: str) -> None:
-    assert parse_intercept_id(raw) == canonical
-    assert add({"X-MD-Intercept-Id": raw}).intercept_id == canonical
+def test_add_intercept_id_4_or_8_bytes(raw: str, intercept: int, session: int | None,
+                                       echo: str) -> None:
+    assert parse_intercept_id(raw) == (intercept, session)
+    delivery = add({"X-MD-Intercept-Id": raw}).delivery
+    assert delivery == Jmirror(intercept, 5 if session is None else session,
+                               session_given=session is not None)
+    assert render_intercept_id(delivery) == echo  # what LIST echoes
+
+
+def test_add_without_intercept_id_is_classic() -> None:
+    assert add().delivery == CLASSIC
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("0x40000000", "30 bits"),  # 2^30: V would be 1
+        ("0xffffffff", "30 bits"),
+        ("0x4000000000000001", "30 bits"),
+        (str(2**30), "30 bits"),
+        (str(2**62), "30 bits"),  # 8 bytes whose intercept half is 2^30
+        ("0x" + "1" * 17, "1 to 16 hex digits"),
+        ("0x", "1 to 16 hex digits"),
+        ("0xZZ", "not hex"),
+        ("0x-1", "not hex"),
+        ("0x 12", "not hex"),
+        ("0x\uff11\uff12", "not hex"),  # fullwidth digits: int() would take them
+        ("deadbeef", "decimal digits"),
+        ("-1", "decimal digits"),
+        ("+1", "decimal digits"),
+        ("1" * 21, "decimal digits"),
+        (str(2**64), "longer than 8 bytes"),
+        ("٣", "decimal digits"),  # a non-ASCII digit
+    ],
+)
+def test_add_intercept_id_that_does_not_fit_is_400(raw: str, why: str) -> None:
+    with pytest.raises(FilterSyntaxError, match=why):
+        parse_intercept_id(raw)
+    error = add_error({"X-MD-Intercept-Id": raw})
+    assert error.status == 400  # the reply's Error-Parameters names the field as sent
+    assert error.parameter == ("x-md-intercept-id", raw)
+    assert error.detail is not None and why in error.detail  # for the LI audit log
 
 
 @pytest.mark.parametrize("action", ["Copy", "copy", "COPY"])
@@ -331,6 +382,7 @@ ADD_REFUSALS = [
     ("intercept-id-not-hex", {"X-MD-Intercept-Id": "0xZZ"}, 400),
     ("intercept-id-above-64-bits", {"X-MD-Intercept-Id": str(2**64)}, 400),
     ("intercept-id-negative", {"X-MD-Intercept-Id": "-1"}, 400),
+    ("intercept-id-31-bits", {"X-MD-Intercept-Id": "0x40000000"}, 400),
     ("criteria-id-in-add", {"Criteria-ID": "3"}, 400),
     # 433 Improper Timeout Specification.
     ("no-static-no-timeout", {"Flags": None}, 433),

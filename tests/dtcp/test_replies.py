@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 
@@ -26,7 +27,14 @@ from flowtap.dtcp.replies import (
 )
 from flowtap.dtcp.status import NEVER_SENT, REASON_PHRASES, DtcpRequestError, Status, reason_phrase
 from flowtap.errors import DtcpError
-from flowtap.intercept.criteria import ContentDestination, Criterion, Flag, Match, Timeouts
+from flowtap.intercept.criteria import (
+    ContentDestination,
+    Criterion,
+    Flag,
+    Jmirror,
+    Match,
+    Timeouts,
+)
 from flowtap.intercept.stats import CriterionStats
 
 WHEN = datetime(2011, 2, 13, 15, 57, 47, 667000)
@@ -184,7 +192,7 @@ STATIC_RFT = Criterion(
     match=Match(),
     destinations=(ContentDestination("cd1", "192.0.40.168", 65535, "198.15.0.10", 50000, 64),),
     flags=Flag.STATIC,
-    intercept_id="0x0101010130010002",
+    delivery=Jmirror(0x01010101, 0x30010002, session_given=True),
 )
 TIMED = Criterion(
     criteria_id=3,
@@ -250,6 +258,14 @@ def test_list_reply_follows_the_junos_sample() -> None:
         "CRITERIA-NUM: 1",
         "CRITERIA-COUNT: 1",
     ]
+
+
+def test_list_echoes_a_4_byte_intercept_id_as_given_and_none_for_classic_copies() -> None:
+    four = dataclasses.replace(STATIC_RFT, delivery=Jmirror(0x3FFFFFFF, 2))
+    lines, _ = split_reply(list_reply("0.7", 9, entries(four), Flag.CRITERIA, WHEN))
+    assert lines[-3] == "X-MD-INTERCEPT-ID: 0x3fffffff"  # the session ID is the Criteria-ID
+    lines, _ = split_reply(list_reply("0.7", 9, entries(TIMED), Flag.CRITERIA, WHEN))
+    assert not any(line.startswith("X-MD-INTERCEPT-ID") for line in lines)
 
 
 @pytest.mark.parametrize(

@@ -32,10 +32,10 @@ from flowtap.dtcp.filters import (
     parse_criteria_selector,
     parse_identifier,
     parse_input_interfaces,
-    parse_intercept_id,
     parse_port_filter,
 )
 from flowtap.dtcp.headers import unescape
+from flowtap.dtcp.intercept_id import jmirror_of, parse_intercept_id, render_intercept_id
 from flowtap.dtcp.message import MessageDecoder, Request
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
 from flowtap.dtcp.status import DtcpRequestError
@@ -119,9 +119,15 @@ def _same_addresses(first: AddressFilter, second: AddressFilter) -> bool:
 
 
 def _grammar(value: str) -> None:
-    for parse in (parse_identifier, parse_intercept_id, parse_input_interfaces, unescape):
+    for parse in (parse_identifier, parse_input_interfaces, unescape):
         with contextlib.suppress(ValueError):
             parse(value)
+    with contextlib.suppress(ValueError):
+        jmirror = jmirror_of(value, 7)
+        echoed = render_intercept_id(jmirror)
+        check(parse_intercept_id(echoed) == parse_intercept_id(value),
+              "intercept ID changed through the LIST echo")
+        check(jmirror_of(echoed, 7) == jmirror, "jmirror delivery changed through the echo")
     for allow_ipv6 in (True, False):
         try:
             address = parse_address_filter(value, allow_ipv6=allow_ipv6)

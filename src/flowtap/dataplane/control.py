@@ -63,12 +63,13 @@ class Upsert:
     outers: tuple[Outer, ...]
     packet_limit: int | None
     byte_limit: int | None
+    shim: bytes = b""  # what goes before the packet in every copy (encap.shim), made at ADD
 
     def __reduce__(self) -> tuple[type[Upsert], tuple[object, ...]]:
         # pickled as its constructor's arguments: a slotted dataclass's default pickling calls
         # dataclasses.fields() on every object, most of a worker's cost per ADD
         return Upsert, (self.criteria_id, self.slot, self.fresh, self.match, self.outers,
-                        self.packet_limit, self.byte_limit)  # fmt: skip
+                        self.packet_limit, self.byte_limit, self.shim)  # fmt: skip
 
 
 def pair() -> tuple[socket.socket, socket.socket]:

@@ -1,9 +1,10 @@
 """The intercepted-packet encapsulation (dataplane/ENCAP.md), byte for byte. Pure.
 
-The running dataplane lets the kernel write these headers (a UDP socket per content
-destination, see :mod:`flowtap.dataplane.sender`); this module is the executable form of the
-contract: golden pcaps, the tests that compare what the kernel put on the wire, and the
-collector all use it.
+The running dataplane lets the kernel write the outer headers (a UDP socket per content
+destination, see :mod:`flowtap.dataplane.sender`) and writes only a criterion's :func:`shim`
+(the jmirror header, made once per criterion) in front of the packet; this module is the
+executable form of the contract: golden pcaps, the tests that compare what the kernel put on the
+wire, and the collector all use it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from flowtap.intercept.criteria import ContentDestination
+from flowtap.intercept.criteria import ContentDestination, Delivery, Jmirror
 
 IPV4_OVERHEAD = 28  # outer IPv4 (20) + UDP (8)
 IPV6_OVERHEAD = 48  # outer IPv6 (40) + UDP (8)
@@ -22,6 +23,8 @@ DEFAULT_TTL = 255
 _IP4 = struct.Struct("!BBHHHBBH4s4s")
 _IP6 = struct.Struct("!IHBB16s16s")
 _UDP = struct.Struct("!HHHH")
+_JMIRROR = struct.Struct("!II")  # V (2 bits) = 0 | intercept ID (30 bits); session ID
+JMIRROR_SIZE = _JMIRROR.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +59,43 @@ def checksum(data: bytes) -> int:
     return int(~total & 0xFFFF)
 
 
-def build(inner: bytes, outer: Outer, ident: int = 0) -> bytes:
-    """The whole outer datagram carrying ``inner`` (the original packet from its IP header).
+def shim(delivery: Delivery) -> bytes:
+    """What goes between the UDP header and the packet for ``delivery``: nothing for classic
+    copies, the 8-byte jmirror header (intercept ID under V = 0, session ID) for jmirror."""
+    if isinstance(delivery, Jmirror):
+        return _JMIRROR.pack(delivery.intercept_id, delivery.session_id)
+    return b""
+
+
+def split_jmirror(payload: bytes) -> tuple[int, int, bytes]:
+    """(intercept ID, session ID, inner packet) of a jmirror copy's UDP payload.
+
+    Raises:
+        ValueError: shorter than the header, or V (the top two bits) is not 0.
+    """
+    if len(payload) < JMIRROR_SIZE or payload[0] >> 6:
+        raise ValueError("not a jmirror header")
+    word, session = _JMIRROR.unpack_from(payload)
+    return word, session, payload[JMIRROR_SIZE:]
+
+
+def is_jmirror(payload: bytes) -> bool:
+    """Whether a copy's UDP payload starts with a jmirror header rather than the packet: the
+    header's first byte has V = 0 in its top two bits (below 0x40), an IP packet's first byte
+    has version 4 or 6 in its top four (0x40-0x6f). Unambiguous for every copy flowtap sends."""
+    return len(payload) >= JMIRROR_SIZE and payload[0] >> 6 == 0
+
+
+def build(inner: bytes, outer: Outer, ident: int = 0, header: bytes = b"") -> bytes:
+    """The whole outer datagram carrying ``header`` (a :func:`shim`) and ``inner`` (the
+    original packet from its IP header).
 
     IPv4: TOS 0, DF clear, ``ident`` as IP ID (the kernel picks its own), UDP checksum 0.
     IPv6: traffic class 0, flow label 0, UDP checksum computed (mandatory in IPv6).
     """
-    if len(inner) > MAX_INNER[outer.version]:
+    if len(header) + len(inner) > MAX_INNER[outer.version]:
         raise ValueError("packet too large to encapsulate")
+    inner = header + inner
     ulen = 8 + len(inner)
     if outer.version == 4:
         src = ipaddress.IPv4Address(outer.source).packed

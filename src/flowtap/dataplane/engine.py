@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from flowtap.dataplane import bpf, control
 from flowtap.dataplane.counters import CriterionCounters, KernelStats
-from flowtap.dataplane.encap import Outer
+from flowtap.dataplane.encap import Outer, shim
 from flowtap.dataplane.match import normalize_interface
 from flowtap.dataplane.prefilter import Prefilter
 from flowtap.dataplane.ring import CaptureInterface, Ring
@@ -522,7 +522,8 @@ class Dataplane:
         """Whether replacing the installed criterion by ``c`` changes nothing in the pre-filter
         or the workers (same match, destinations and limits)."""
         old = self._criteria.get(c.criteria_id)
-        if old is None or old.match != c.match or _limits(old) != _limits(c):
+        if (old is None or old.match != c.match or _limits(old) != _limits(c)
+                or old.delivery != c.delivery):
             return False
         return old.destinations == c.destinations or (
             [Outer.of(cd) for cd in old.destinations] == [Outer.of(cd) for cd in c.destinations])
@@ -591,7 +592,8 @@ class Dataplane:
 
 def _upsert_op(c: Criterion, slot: int, fresh: bool) -> control.Upsert:
     return control.Upsert(c.criteria_id, slot, fresh, c.match,
-                          tuple(Outer.of(cd) for cd in c.destinations), *_limits(c))
+                          tuple(Outer.of(cd) for cd in c.destinations), *_limits(c),
+                          shim(c.delivery))
 
 
 def _limits(c: Criterion) -> tuple[int | None, int | None]:

@@ -8,8 +8,10 @@ first header words alone decide it, so that the next packet of the flow costs on
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import struct
+from collections.abc import Callable
 from typing import TypeAlias
 
 from flowtap.dataplane import control
@@ -28,17 +30,28 @@ V4_PORTS = struct.Struct("!I2xHxB2xQI")
 class Route:
     """What an index hit means in this worker: a criterion's counters, sinks and limits."""
 
-    __slots__ = ("appends", "base", "byte_limit", "criteria_id", "fanout", "held", "held_bytes",
-                 "held_sent", "limited", "outers", "packet_limit", "peers", "sinks", "slot")
+    __slots__ = ("appends", "base", "byte_limit", "criteria_id", "fanout", "header", "held",
+                 "held_bytes", "held_sent", "limited", "outers", "packet_limit", "peers", "sinks",
+                 "slot")
 
     def __init__(self, up: control.Upsert, sinks: tuple[Sink, ...]) -> None:
+        """``sinks``: plain ones for a criterion without header (``up.shim``), framed ones of
+        that header's size otherwise."""
         self.criteria_id = up.criteria_id
         self.slot = up.slot
         self.outers = up.outers
         self.sinks = sinks
+        # the criterion's header, made once: every copy's first iovec points at it (the
+        # buffer lives as long as the route; a route goes only after its copies were sent)
+        self.header = ctypes.create_string_buffer(up.shim, len(up.shim)) if up.shim else None
         # each sink's pending-copy lists' appends, bound once: the packet walk calls them
-        self.appends = tuple((s.addresses.append, s.lengths.append, s.owners.append)
-                             for s in sinks)
+        if self.header is None:
+            self.appends = tuple((s.addresses.append, s.lengths.append, s.owners.append)
+                                 for s in sinks)
+        else:
+            address = ctypes.addressof(self.header)
+            self.appends = tuple((s.addresses.append, s.lengths.append, _owner_and_header(
+                s, address)) for s in sinks)
         self.fanout = len(sinks)
         self.packet_limit = up.packet_limit
         self.byte_limit = up.byte_limit
@@ -54,6 +67,17 @@ class Route:
         self.base = slab.record(me, self.slot)
         self.peers = tuple(slab.record(w, self.slot) for w in range(slab.spec.regions)
                            if w != me)
+
+
+def _owner_and_header(sink: Sink, address: int) -> Callable[[object], None]:
+    """The packet walk's third append for a framed sink: the owner, and the header with it."""
+    put_owner, put_header = sink.owners.append, sink.headers.append
+
+    def put(owner: object) -> None:
+        put_owner(owner)
+        put_header(address)
+
+    return put
 
 
 Memo: TypeAlias = dict[tuple[int, ...], tuple[Route, ...]]

@@ -13,6 +13,11 @@ UDP socket reports a hard ICMP error (port unreachable, say) as the error of its
 that send sends nothing; :meth:`Sink.flush` sends such a copy again at once, so ICMP errors
 from the content destination never cost a copy. Each copy is one ``iovec`` pointing into the
 capture ring: the batch must be flushed before the ring block is released (zero copy).
+
+A copy with a header in front of the packet (jmirror, see :func:`flowtap.dataplane.encap.shim`)
+goes through a *framed* sink of the same socket: two ``iovec`` per copy, the criterion's header
+(made once, when the criterion is installed) and the packet in the ring. Classic copies never
+meet that code: their sink is the plain one.
 """
 
 from __future__ import annotations
@@ -65,9 +70,11 @@ def validate(outer: Outer) -> None:
 class Sink:
     """A content destination socket and its pending batch of copies."""
 
-    def __init__(self, outer: Outer, sock: socket.socket | None = None) -> None:
+    def __init__(self, outer: Outer, sock: socket.socket | None = None,
+                 header_size: int = 0) -> None:
         """Open and bind the socket, or use ``sock``, one that another process opened for
-        ``outer`` (a capture worker receives the appliance's).
+        ``outer`` (a capture worker receives the appliance's). With ``header_size``, every
+        copy is a header of that many bytes (queued in :attr:`headers`) then the packet.
 
         Raises:
             SendError: the socket cannot be created or bound.
@@ -78,8 +85,10 @@ class Sink:
             sock = self.open_socket(outer)
         self.sock = sock
         self.fd = self.sock.fileno()
+        self.header_size = header_size
+        per_copy = 2 if header_size else 1
         self._name = ctypes.create_string_buffer(ffi.sockaddr(outer.dest, outer.dest_port))
-        self.iov = (ffi.IoVec * BATCH)()
+        self.iov = (ffi.IoVec * (BATCH * per_copy))()
         self.iov_view = memoryview(self.iov).cast("B")
         self.vec = (ffi.MMsgHdr * BATCH)()
         self.connected = _connected(sock)
@@ -90,13 +99,14 @@ class Sink:
             hdr = self.vec[i].msg_hdr
             hdr.msg_name = name
             hdr.msg_namelen = namelen
-            hdr.msg_iov = ctypes.addressof(self.iov) + i * ffi.IOVEC_SIZE
-            hdr.msg_iovlen = 1
+            hdr.msg_iov = ctypes.addressof(self.iov) + i * per_copy * ffi.IOVEC_SIZE
+            hdr.msg_iovlen = per_copy
         # the pending copies: the capture worker appends to these lists through bound methods
         # (three appends cost a packet less than a call), so they are cleared, never replaced
         self.addresses: list[int] = []
         self.lengths: list[int] = []
         self.owners: list[object] = []  # who queued each copy (for failure accounting)
+        self.headers: list[int] = []  # framed sinks: the address of each copy's header
 
     @staticmethod
     def open_socket(outer: Outer) -> socket.socket:
@@ -148,16 +158,25 @@ class Sink:
         copies that could not be sent."""
         failed: list[object] = []
         total, addresses, lengths = len(self.addresses), self.addresses, self.lengths
+        headers, size = self.headers, self.header_size
         for start in range(0, total, BATCH):
             n = min(BATCH, total - start)
-            iovs = [0] * (2 * n)
-            iovs[0::2] = addresses[start:start + n]
-            iovs[1::2] = lengths[start:start + n]
-            _iovecs(n).pack_into(self.iov_view, 0, *iovs)
+            if size:
+                iovs = [size] * (4 * n)  # header address, header size, packet address, length
+                iovs[0::4] = headers[start:start + n]
+                iovs[2::4] = addresses[start:start + n]
+                iovs[3::4] = lengths[start:start + n]
+                _iovecs(2 * n).pack_into(self.iov_view, 0, *iovs)
+            else:
+                iovs = [0] * (2 * n)
+                iovs[0::2] = addresses[start:start + n]
+                iovs[1::2] = lengths[start:start + n]
+                _iovecs(n).pack_into(self.iov_view, 0, *iovs)
             self._send(n, start, failed)
         addresses.clear()
         self.lengths.clear()
         self.owners.clear()
+        headers.clear()
         return failed
 
     def _send(self, n: int, first: int, failed: list[object]) -> None:

@@ -78,6 +78,8 @@ class Worker:
         # per interface: the packet walk's memo (route.resolve); every batch empties it
         self.memos: dict[str, Memo] = {}
         self.sinks: dict[Outer, Sink] = {}
+        # the same sockets' framed sinks, for criteria whose copies carry a header (jmirror)
+        self.framed: dict[tuple[Outer, int], Sink] = {}
         self.retired: list[Ring] = []
         self.pending: tuple[int, list[control.Op], int] | None = None  # batch, ops, since (ns)
         self.applied = 0
@@ -128,6 +130,8 @@ class Worker:
                 gone = self.sinks.pop(op[1], None)
                 if gone is not None:
                     gone.close()
+                for key in [k for k in self.framed if k[0] == op[1]]:
+                    del self.framed[key]  # its socket was the plain sink's, just closed
                 sinks_changed = True
             elif kind == "rings":
                 self._rings(op[1], op[2])
@@ -144,7 +148,10 @@ class Worker:
         control.send(self.ctl, ("ack", batch))
 
     def _upsert(self, up: control.Upsert) -> None:
-        route = Route(up, tuple(self.sinks[o] for o in up.outers))
+        if up.shim:
+            route = Route(up, tuple(self._framed(o, len(up.shim)) for o in up.outers))
+        else:
+            route = Route(up, tuple(self.sinks[o] for o in up.outers))
         before = self.matches.get(up.criteria_id)
         if self.slab is not None:
             if up.fresh:
@@ -157,6 +164,14 @@ class Worker:
         self.routes[up.criteria_id] = route
         for index in self.indexes.values():
             index.add(up.criteria_id, up.match, route)
+
+    def _framed(self, outer: Outer, header_size: int) -> Sink:
+        """The framed sink of ``outer``'s socket for headers of ``header_size`` bytes."""
+        sink = self.framed.get((outer, header_size))
+        if sink is None:
+            sink = Sink(outer, self.sinks[outer].sock, header_size=header_size)
+            self.framed[outer, header_size] = sink
+        return sink
 
     def _remove(self, criteria_id: int) -> None:
         if self.matches.pop(criteria_id, None) is None:
@@ -250,6 +265,10 @@ class Worker:
         for s in self.sinks.values():
             if s.addresses:
                 self._failed(s.flush())
+        if self.framed:
+            for s in self.framed.values():
+                if s.addresses:
+                    self._failed(s.flush())
 
     def _drain(self, ring: Ring) -> bool:
         """Process every block user space owns; True if there was any.

@@ -26,7 +26,6 @@ from flowtap.dtcp.filters import (
     parse_byte_filter,
     parse_host,
     parse_input_interfaces,
-    parse_intercept_id,
     parse_number,
     parse_port,
     parse_port_filter,
@@ -45,12 +44,14 @@ from flowtap.dtcp.headers import (
     REQUIRED_JTAP,
     VRF_NAME,
 )
+from flowtap.dtcp.intercept_id import jmirror_of
 from flowtap.dtcp.message import Request
 from flowtap.dtcp.status import DtcpRequestError
 from flowtap.errors import FilterSyntaxError
 from flowtap.intercept.criteria import (
     ANY,
     ANY_ADDRESS,
+    CLASSIC,
     AddressFilter,
     ContentDestination,
     Criterion,
@@ -166,7 +167,6 @@ def parse_add(request: Request, csource_id: str, criteria_id: int) -> Criterion:
     timeouts = parse_timeouts(request)
     if not flags & Flag.STATIC and timeouts == Timeouts():
         raise DtcpRequestError(433, "ADD needs Flags: Static or a non-zero Timeout-*")
-    intercept_id = read(request, INTERCEPT_ID, parse_intercept_id)
-    return Criterion(
-        criteria_id, csource_id, match, destinations, priority or 1, flags, timeouts, intercept_id
-    )
+    jmirror = read(request, INTERCEPT_ID, lambda raw: jmirror_of(raw, criteria_id))
+    return Criterion(criteria_id, csource_id, match, destinations, priority or 1, flags,
+                     timeouts, CLASSIC if jmirror is None else jmirror)

@@ -28,10 +28,11 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from flowtap.audit import AuditLog, AuditRecord
 from flowtap.auth.authenticator import AuthDecision
 from flowtap.dtcp.filters import BYTE_MAX, PORT_MAX
+from flowtap.dtcp.intercept_id import render_intercept_id
 from flowtap.dtcp.message import Request, escape
 from flowtap.dtcp.replies import render_address_filter, render_value_filter
 from flowtap.errors import AuditError
-from flowtap.intercept.criteria import Criterion, Flag
+from flowtap.intercept.criteria import Criterion, Flag, Jmirror
 from flowtap.intercept.registry import Entry
 
 LOG = logging.getLogger(__name__)
@@ -137,8 +138,10 @@ def render_criterion(criterion: Criterion) -> str:
     for d in criterion.destinations:
         parts.append(f"Cdest {escape(d.cdest_id)}: {d.dest_address} port {d.dest_port} from "
                      f"{d.source_address} port {d.source_port} ttl {d.ttl}")  # fmt: skip
-    if criterion.intercept_id is not None:
-        parts.append(f"X-MD-Intercept-Id: {escape(criterion.intercept_id)}")
+    if isinstance(criterion.delivery, Jmirror):
+        jm = criterion.delivery
+        parts.append(f"X-MD-Intercept-Id: {render_intercept_id(jm)} (jmirror intercept ID "
+                     f"{jm.intercept_id}, session ID {jm.session_id})")
     parts.append(f"Priority: {criterion.priority}")
     flags = [text for flag, text in _FLAGS if criterion.flags & flag]
     if flags:

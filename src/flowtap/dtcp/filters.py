@@ -15,8 +15,9 @@ Errors are split by the status they deserve:
 - ``UnknownCriteriaIdError`` (431): a Criteria-ID that cannot exist (negative, or beyond 64 bits);
   answering like "not found" keeps such probes indistinguishable from a stale ID (SECURITY D7).
 
-Also here: identifiers (``DSTRING``: Csource-ID, Cdest-ID), X-MD-Intercept-Id and the
-X-JTap-Input-Interface list, whose errors the caller maps to its own status.
+Also here: identifiers (``DSTRING``: Csource-ID, Cdest-ID) and the X-JTap-Input-Interface list
+(X-MD-Intercept-Id is :mod:`flowtap.dtcp.intercept_id`), whose errors the caller maps to its
+own status.
 
 Decisions: ``*`` next to other entries means the whole range of the filter's family (so
 ``!10.0.0.1, *`` is an IPv4 filter); a filter of nothing but ``*`` is the wildcard. IPv4 octets
@@ -295,23 +296,6 @@ def parse_identifier(raw: str) -> str:
     if _CONTROL_TEXT.search(text):
         raise FilterSyntaxError("control character")
     return text
-
-
-def parse_intercept_id(raw: str) -> str:
-    """``0x`` + 1-16 hex digits, or up to 20 decimal digits (u64), as canonical ``0x`` + 8 or 16
-    lowercase hex digits: the 4- or 8-byte ID of the jmirror header. Decimal input gets 8 digits
-    when it fits 32 bits."""
-    if raw[:2] in ("0x", "0X"):
-        digits = raw[2:]
-        if not (0 < len(digits) <= 16 and digits.isascii() and digits.isalnum()):
-            raise FilterSyntaxError("not 4 or 8 bytes of hex")
-        try:
-            value = int(digits, 16)
-        except ValueError:
-            raise FilterSyntaxError("not hex") from None
-        return f"0x{value:0{8 if len(digits) <= 8 else 16}x}"
-    value = parse_number(raw, 20, U64_MAX)
-    return f"0x{value:0{8 if value < 2**32 else 16}x}"
 
 
 def parse_input_interfaces(raw: str) -> tuple[str, ...]:

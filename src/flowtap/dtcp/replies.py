@@ -37,10 +37,11 @@ from datetime import datetime
 
 from flowtap.dtcp.auth_info import SSH_SIGNER, Signer
 from flowtap.dtcp.filters import ADDRESS_MAX, BYTE_MAX, PORT_MAX, format_address
+from flowtap.dtcp.intercept_id import render_intercept_id
 from flowtap.dtcp.message import DEFAULT_VERSION, DecodeError, escape, version_tuple
 from flowtap.dtcp.status import DtcpRequestError, reason_phrase
 from flowtap.errors import DtcpError
-from flowtap.intercept.criteria import AddressFilter, Criterion, Flag, Span, ValueFilter
+from flowtap.intercept.criteria import AddressFilter, Criterion, Flag, Jmirror, Span, ValueFilter
 from flowtap.intercept.stats import CriterionStats
 
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
@@ -253,8 +254,8 @@ def _criteria_block(criterion: Criterion) -> list[tuple[str, str]]:
         headers.append(("X-JTAP-INPUT-INTERFACE", interfaces))
     if match.ip_version is not None:
         headers.append(("X-JTAP-IP-VERSION", f"ipv{match.ip_version}"))
-    if criterion.intercept_id is not None:
-        headers.append(("X-MD-INTERCEPT-ID", escape(criterion.intercept_id)))
+    if isinstance(criterion.delivery, Jmirror):
+        headers.append(("X-MD-INTERCEPT-ID", render_intercept_id(criterion.delivery)))
     return headers
 
 

@@ -120,6 +120,43 @@ class ContentDestination:
         return 6 if ":" in self.dest_address else 4
 
 
+@dataclass(frozen=True, slots=True)
+class Classic:
+    """flow-tap copies: the outer IP/UDP header, then the packet (dataplane/ENCAP.md §1)."""
+
+    def __reduce__(self) -> tuple[type[Classic], tuple[()]]:
+        return Classic, ()
+
+
+@dataclass(frozen=True, slots=True)
+class Jmirror:
+    """Juniper jmirror copies: the outer IP/UDP header, 4 bytes ``V = 0 | intercept ID``
+    (30 bits), 4 bytes session ID, then the packet (dataplane/ENCAP.md §1.1, DTCP
+    ``X-MD-Intercept-Id``)."""
+
+    intercept_id: int  # 0 .. 2**30 - 1
+    session_id: int  # 0 .. 2**32 - 1
+    session_given: bool = False  # the request named the session ID (else it is the criterion's)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.intercept_id <= JMIRROR_MAX_INTERCEPT_ID:
+            raise ValueError("a jmirror intercept ID has 30 bits")
+        if not 0 <= self.session_id <= JMIRROR_MAX_SESSION_ID:
+            raise ValueError("a jmirror session ID has 32 bits")
+
+    def __reduce__(self) -> tuple[type[Jmirror], tuple[int, int, bool]]:
+        return Jmirror, (self.intercept_id, self.session_id, self.session_given)
+
+
+Delivery = Classic | Jmirror
+"""The form a criterion's copies take on the wire: each form is one class, so that new ones
+(X3 PDUs) join as classes the dataplane dispatches on, not as flags."""
+
+CLASSIC = Classic()
+JMIRROR_MAX_INTERCEPT_ID = 2**30 - 1
+JMIRROR_MAX_SESSION_ID = 2**32 - 1
+
+
 class Flag(enum.Flag):
     """ADD/DELETE/LIST flags (case-insensitive on the wire)."""
 
@@ -180,7 +217,7 @@ class Criterion:
     priority: int = 1
     flags: Flag = Flag.NONE
     timeouts: Timeouts = field(default_factory=Timeouts)
-    intercept_id: str | None = None
+    delivery: Delivery = CLASSIC
 
     @property
     def static(self) -> bool:

@@ -5,6 +5,13 @@ dataplane/ENCAP.md; fragmented copies are reassembled by the kernel) and writes 
 standard pcap with LINKTYPE_RAW, readable by tcpdump and tshark. Counts copies per outer
 source, can write one file per intercept, and stops on SIGINT/SIGTERM, after ``--count``
 copies or after ``--duration`` seconds. The summary is printed as JSON on stdout.
+
+Jmirror copies (a DTCP ADD with X-MD-Intercept-Id) are recognised by themselves, on any port:
+their payload starts with the 8-byte jmirror header, whose first byte is below 0x40, where a
+classic copy starts with an IPv4 or IPv6 header (0x45-0x6f). The header is stripped (the pcap
+holds the packet), and its intercept and session IDs are counted in the summary
+(``jmirror``), printed per copy with ``--print-ids``, or split into files with
+``--split intercept``.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from types import FrameType
 from typing import BinaryIO
 
 from flowtap.about import add_version, plain
+from flowtap.dataplane.encap import is_jmirror, split_jmirror
 from flowtap.tools.pcap import PcapWriter
 
-SPLITS = ("none", "dport", "sport", "source")
+SPLITS = ("none", "dport", "sport", "source", "intercept")
 RCVBUF = 16 << 20
 
 
@@ -36,7 +44,9 @@ class Output:
         self.split = split
         self.writers: dict[str, tuple[BinaryIO, PcapWriter]] = {}
 
-    def key(self, source: tuple[str, int], dport: int) -> str:
+    def key(self, source: tuple[str, int], dport: int, intercept_id: int | None) -> str:
+        if self.split == "intercept":  # classic copies stay in the file named by -w
+            return "" if intercept_id is None else f"jmirror{intercept_id:08x}"
         if self.split == "dport":
             return str(dport)
         if self.split == "sport":
@@ -73,9 +83,40 @@ def _open(address: str, port: int) -> socket.socket:
     return s
 
 
+class Tally:
+    """What the summary reports: copies per outer source, jmirror copies per intercept ID and
+    session ID."""
+
+    def __init__(self) -> None:
+        self.per_source: Counter[str] = Counter()
+        self.jmirror: dict[str, Counter[str]] = {}
+
+    def count(self, source: str, ids: tuple[int, int] | None) -> None:
+        self.per_source[source] += 1
+        if ids is not None:
+            sessions = self.jmirror.setdefault(f"0x{ids[0]:08x}", Counter())
+            sessions[f"0x{ids[1]:08x}"] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_source.values())
+
+    def summary(self) -> dict[str, object]:
+        return {"packets": self.total, "per_source": dict(self.per_source),
+                "jmirror": {mid: dict(sids) for mid, sids in self.jmirror.items()}}
+
+
+def unwrap(payload: bytes) -> tuple[tuple[int, int] | None, bytes]:
+    """((intercept ID, session ID) or None for a classic copy, the packet) of a copy."""
+    if is_jmirror(payload):
+        intercept, session, inner = split_jmirror(payload)
+        return (intercept, session), inner
+    return None, payload
+
+
 def collect(socks: list[socket.socket], out: Output, count: int | None,
-            duration: float | None, flush_each: bool) -> dict[str, int]:
-    """Receive until ``count``/``duration``/a signal; returns copies per outer source."""
+            duration: float | None, flush_each: bool, print_ids: bool = False) -> Tally:
+    """Receive until ``count``/``duration``/a signal; returns what arrived."""
     stop = False
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -87,19 +128,18 @@ def collect(socks: list[socket.socket], out: Output, count: int | None,
     sel = selectors.DefaultSelector()
     for s in socks:
         sel.register(s, selectors.EVENT_READ, s.getsockname()[1])
-    per_source: Counter[str] = Counter()
-    total = 0
+    tally = Tally()
     deadline = time.monotonic() + duration if duration else None
     buf = bytearray(65536)
     view = memoryview(buf)
-    while not stop and (count is None or total < count):
+    while not stop and (count is None or tally.total < count):
         timeout = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
         if timeout <= 0:
             break
         for key, _ in sel.select(timeout):
             sock: socket.socket = key.fileobj  # type: ignore[assignment]
             dport: int = key.data
-            while count is None or total < count:
+            while count is None or tally.total < count:
                 try:
                     n, source = sock.recvfrom_into(buf)
                 except BlockingIOError:
@@ -109,14 +149,20 @@ def collect(socks: list[socket.socket], out: Output, count: int | None,
                 if host.startswith("::ffff:") and "." in host:
                     host = host[7:]  # an IPv4 sender on a dual-stack socket
                 src = (host, source[1])
-                w = out.writer(out.key(src, dport))
-                w.write(bytes(view[:n]), now)
+                ids, packet = unwrap(bytes(view[:n]))
+                w = out.writer(out.key(src, dport, None if ids is None else ids[0]))
+                w.write(packet, now)
                 if flush_each:
                     w.flush()
-                per_source[f"{src[0]}:{src[1]}"] += 1
-                total += 1
+                tally.count(f"{src[0]}:{src[1]}", ids)
+                if print_ids:
+                    print(json.dumps({"copy": tally.total, "source": f"{src[0]}:{src[1]}",
+                                      "dport": dport,
+                                      "intercept_id": None if ids is None else ids[0],
+                                      "session_id": None if ids is None else ids[1]}),
+                          flush=True)
     sel.close()
-    return dict(per_source)
+    return tally
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="UDP port (repeat for several)")
     ap.add_argument("-w", "--write", type=Path, required=True, help="pcap file")
     ap.add_argument("--split", choices=SPLITS, default="none",
-                    help="one file per outer destination port, source port or source")
+                    help="one file per outer destination port, source port, source, or "
+                         "jmirror intercept ID (classic copies stay in the -w file)")
+    ap.add_argument("--print-ids", action="store_true",
+                    help="print a JSON line per copy: its outer source and port and, for a "
+                         "jmirror copy, its intercept and session IDs (null for classic)")
     ap.add_argument("-c", "--count", type=int, default=None, help="stop after N copies")
     ap.add_argument("-t", "--duration", type=float, default=None, help="stop after S seconds")
     ap.add_argument("--flush", action="store_true", help="flush the pcap after every packet")
@@ -144,13 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         out.writer("")  # the file exists even if nothing arrives
     print(json.dumps({"listening": [s.getsockname()[1] for s in socks]}), flush=True)
     try:
-        per_source = collect(socks, out, a.count, a.duration, a.flush)
+        tally = collect(socks, out, a.count, a.duration, a.flush, a.print_ids)
     finally:
         out.close()
         for s in socks:
             s.close()
-    print(json.dumps({"packets": sum(per_source.values()), "per_source": per_source,
-                      "files": out.files()}), flush=True)
+    print(json.dumps({**tally.summary(), "files": out.files()}), flush=True)
     return 0
 
 
