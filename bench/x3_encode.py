@@ -15,10 +15,10 @@ About 2 s with the defaults.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import struct
 import time
 import uuid
+from collections.abc import Callable
 
 from flowtap.dataplane.x3 import pdu
 from flowtap.dataplane.x3.template import X3Template
