@@ -27,8 +27,8 @@ from .samples import (
     header,
     message,
     request,
-    task_body,
     target,
+    task_body,
 )
 
 NOW = datetime(2026, 12, 7, 17, 0, 0, 5, tzinfo=UTC)

@@ -16,8 +16,8 @@ from .samples import (
     ip_and_port,
     message,
     request,
-    task_body,
     target,
+    task_body,
 )
 
 V4 = target("<ns1:ipv4Address>192.0.2.10</ns1:ipv4Address>")

@@ -17,7 +17,7 @@ from flowtap.x1.targets import (
     PortTarget,
 )
 
-from .samples import header, message, request, task_body, target
+from .samples import header, message, request, target, task_body
 
 
 def _decode(inner: str) -> model.ActivateTask | model.MessageError:
