@@ -77,7 +77,8 @@ def test_bad_attribute_inside_a_whole_pdu_fails():
     decoder = X3StreamDecoder()
     broken = XCC_VECTOR[:40] + b"\x00\x00" + XCC_VECTOR[42:]
     with pytest.raises(X3Error, match="attribute type 0"):
-        decoder.feed(XCC_VECTOR + broken)
+        decoder.feed(broken + XCC_VECTOR)
+    assert decoder.buffered == 0
 
 
 def test_random_bytes_raise_only_x3_error():
@@ -93,3 +94,11 @@ def test_random_bytes_raise_only_x3_error():
                     assert pdu.encode(item) is not None
         except X3Error:
             pass
+
+
+def test_pdus_before_an_error_in_the_same_chunk_are_delivered():
+    decoder = X3StreamDecoder()
+    assert decoder.feed(XCC_VECTOR + b"\x00\x04" + bytes(10)) == [pdu.decode(XCC_VECTOR)]
+    assert decoder.error is not None and "version" in str(decoder.error)
+    with pytest.raises(X3Error, match="version"):
+        decoder.feed(b"")
