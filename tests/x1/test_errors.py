@@ -11,6 +11,7 @@ from flowtap.x1.decode import decode_request
 
 from .samples import (
     DID,
+    TRANSACTION,
     XID,
     destination_body,
     ip_and_port,
@@ -130,8 +131,13 @@ def test_header_out_of_order_is_1010_with_what_was_read():
     (bad,) = decode_request(request(broken))
     assert isinstance(bad, model.MessageError)
     assert bad.code == 1010 and "lacks version" in bad.description
-    # read before the failure: identifiers; not reached: the transaction ID
-    assert (bad.admf_identifier, bad.ne_identifier, bad.transaction_id) == ("admfID", "neID", "")
+    # the transaction ID, not reached in order, is still found for the answer
+    assert (bad.admf_identifier, bad.ne_identifier, bad.transaction_id) == ("admfID", "neID",
+                                                                           TRANSACTION)
+    unreadable = message("PingRequest", transaction="nope").replace("<ns1:version>v1.6.1"
+                                                                    "</ns1:version>", "")
+    (bad,) = decode_request(request(unreadable))
+    assert isinstance(bad, model.MessageError) and bad.transaction_id == ""
 
 
 def test_bad_transaction_id():
@@ -155,6 +161,7 @@ def test_xsi_type_in_another_namespace_is_1010():
     missing = message("PingRequest").replace(' xsi:type="ns1:PingRequest"', "")
     (bad,) = decode_request(request(missing))
     assert isinstance(bad, model.MessageError) and "no xsi:type" in bad.description
+    assert bad.transaction_id == TRANSACTION and bad.message_type == "ExtendedRequestMessageType"
 
 
 def test_a_foreign_element_among_messages_is_answered_in_its_place():
