@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "dataplane": {"errors", "config", "intercept"},
     "netconf": {"errors", "config", "auth", "sshd"},
     "dtcp": {"errors", "config", "auth", "audit", "intercept", "sshd"},
+    # netconf: only its hardened XML parser (netconf.xmlparse), which X1 requests go through too
+    "x1": {"errors", "netconf"},
     "tools": {"errors", "config", "auth", "audit", "intercept", "sshd", "dataplane", "netconf",
               "dtcp", "console", "about"},
     "app": {"*"},

@@ -21,6 +21,8 @@
 - ``BootError``: the appliance cannot start on this configuration.
 - ``CaptureError``: a capture interface cannot be opened; ``SendError``: a content destination
   socket cannot be set up. Both also ``OSError``.
+- ``X3Error``: bytes that are no TS 103 221-2 X2/X3 PDU (bad version, a length out of bounds or
+  inconsistent, a malformed attribute), or a PDU that cannot be built; also ``ValueError``.
 - ``JumpTooFar``: a BPF jump does not fit its offset field (an assembler's refusal).
 - ``DtcpClientError``: the DTCP client's connection or reply stream failed.
 - ``RpcFailed``: the NETCONF client got an rpc-error.
@@ -34,7 +36,9 @@
 
 Defined beside the protocol table they need, so that this module imports nothing:
 ``dtcp.status.DtcpRequestError`` (a ``DtcpError`` found while reading a request's headers, named
-after its status's reason phrase; carries the header to echo in Error-Parameters).
+after its status's reason phrase; carries the header to echo in Error-Parameters);
+``x1.codes.X1Error`` (an X1 message refused with a TS 103 221-1 error code) and its
+``X1TopLevelError`` (an X1 request that cannot be read at all).
 
 Defined elsewhere: ``netconf.framing.FramingError`` (a ``SessionTerminated`` that carries the
 messages framed before the violation), and two private exceptions that never leave their module:
@@ -163,6 +167,10 @@ class CaptureError(FlowtapError, OSError):
 
 class SendError(FlowtapError, OSError):
     """A content destination socket cannot be set up (bad address, no privilege)."""
+
+
+class X3Error(FlowtapError, ValueError):
+    """Not a TS 103 221-2 PDU, or one that cannot be built (see :mod:`flowtap.dataplane.x3`)."""
 
 
 class JumpTooFar(FlowtapError):
