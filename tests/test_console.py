@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -36,12 +37,23 @@ def test_warnings_asked_for_are_still_shown(tmp_path: Path) -> None:
 
 
 
-TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-x1", "flowtap-collector", "flowtap-audit"]
+TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-x1", "flowtap-collector", "flowtap-audit",
+         "flowtap-cli"]
+SCRIPTS = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())[
+    "project"]["scripts"]
 
 
 def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).with_name(name)), *args],
+    """The tool as its installed script runs it: the entry point pyproject names (run here
+    through Python, so a tool added since the virtualenv was built is tried too)."""
+    module, function = SCRIPTS[name].split(":")
+    code = f"import sys; from {module} import {function}; sys.exit({function}())"
+    return subprocess.run([sys.executable, "-c", code, *args],
                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+
+
+def test_every_tool_is_a_script() -> None:
+    assert sorted(SCRIPTS) == sorted(TOOLS)
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -50,3 +50,7 @@ def collector() -> int:
 
 def audit() -> int:
     return _run("flowtap.tools.audit_cli")
+
+
+def cli() -> int:
+    return _run("flowtap.tools.operator_cli")

@@ -9,4 +9,6 @@ TARGETS = {
     "dtcp_message": "tests.fuzz.dtcp_message_target",
     "dtcp_fields": "tests.fuzz.dtcp_fields_target",
     "junos_text": "tests.fuzz.junos_text_target",
+    "x1_request": "tests.fuzz.x1_request_target",
+    "x3_stream": "tests.fuzz.x3_stream_target",
 }

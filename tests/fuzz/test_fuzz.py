@@ -25,6 +25,8 @@ EXAMPLES = {
     "dtcp_message": 1000,
     "dtcp_fields": 500,
     "junos_text": 500,
+    "x1_request": 500,
+    "x3_stream": 1000,
 }
 
 

@@ -3,6 +3,7 @@ against flowtapd."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,7 +55,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, keypair: tuple[Path, str]
 
 def run(args: list[str], stdin: str | None = None, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run the installed ``flowtap-dtcp``; stdout keeps its CRLFs (no newline translation)."""
+    """Run the installed ``flowtap-dtcp``; stdout keeps its CRLFs (no newline translation).
+    A test's own ``env`` keeps PYTHONPATH, so a source tree under test is the one run."""
+    if env is not None and "PYTHONPATH" in os.environ:
+        env = {"PYTHONPATH": os.environ["PYTHONPATH"], **env}
     result = subprocess.run([str(FLOWTAP_DTCP), *args],
                             input=stdin.encode() if stdin else None, capture_output=True,
                             timeout=60, check=False, env=env)  # fmt: skip
@@ -141,8 +145,9 @@ def test_cli_without_password_or_terminal_says_so_in_one_line(server: Flowtapd) 
     result = run(["-H", "127.0.0.1", "-p", str(server.dtcp_port), "-u", "md1",
                   "--no-host-key-check", "noop"], env={"PATH": "/usr/bin"})  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr == ("flowtap-dtcp: no password: set FLOWTAP_DTCP_PASSWORD or give a "
-                             "key with -i (standard input is not a terminal to ask on)\n")
+    assert result.stderr == ("flowtap-dtcp: no password: set FLOWTAP_DTCP_PASSWORD, give "
+                             "--password-file or a key with -i (standard input is not a "
+                             "terminal to ask on)\n")
 
 
 def test_cli_an_unknown_host_key_shows_its_fingerprint_and_known_hosts_line(

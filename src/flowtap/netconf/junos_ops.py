@@ -26,7 +26,7 @@ from flowtap.config.junos_text import JunosSyntaxError, JunosTooBig
 from flowtap.config.persist import HistoryEntry
 from flowtap.config.xmlutil import parse_top
 from flowtap.errors import NetconfRpcError
-from flowtap.netconf import filters, ops, rollback_ops
+from flowtap.netconf import filters, junos_show, ops, rollback_ops
 
 if TYPE_CHECKING:
     from flowtap.netconf.session import Session
@@ -372,4 +372,5 @@ HANDLERS = {
     "get-software-information": get_software_information,
     "lock-configuration": lock_configuration,
     "unlock-configuration": unlock_configuration,
+    **junos_show.HANDLERS,  # show services flow-tap
 }

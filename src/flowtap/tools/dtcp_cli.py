@@ -10,19 +10,19 @@ Examples::
     flowtap-dtcp -H router -u md1 -i ~/.ssh/id_ed25519 send requests.txt
     flowtap-dtcp sign requests.txt          # print the signed requests, no connection
 
-The password comes from ``--password-env`` (default ``FLOWTAP_DTCP_PASSWORD``) or a prompt,
-unless ``-i`` names a key. A file holds requests separated by empty lines (LF or CRLF); any
-``Authentication-Info`` in it is replaced, a ``Seq`` is kept, a missing one is numbered from
-``--seq``. Replies are printed as received; a reply whose HMAC does not verify is flagged on
-stderr. Exit status: 0 when every reply is 200, 1 when one is not, 2 on errors.
+The password comes from ``--password-file``, ``--password-env`` (default
+``FLOWTAP_DTCP_PASSWORD``) or a prompt, unless ``-i`` names a key. A file holds requests
+separated by empty lines (LF or CRLF); any ``Authentication-Info`` in it is replaced, a
+``Seq`` is kept, a missing one is numbered from ``--seq``. Replies are printed as received; a
+reply whose HMAC does not verify is flagged on stderr. Exit status: 0 when every reply is 200,
+1 when one is not, 2 on errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import os
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +38,7 @@ from flowtap.tools.dtcp_client import (
     build_request,
     parse_message_file,
 )
+from flowtap.tools.ssh_login import Refused, add_login_arguments, login
 
 TIMEOUTS = (("--timeout-idle", "Timeout-Idle"), ("--timeout-total", "Timeout-Total"),
             ("--timeout-packets", "Timeout-Packets"), ("--timeout-bytes", "Timeout-Bytes"))
@@ -75,15 +76,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowtap-dtcp", description=plain(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_version(p)
-    p.add_argument("-H", "--host", default="127.0.0.1")
-    p.add_argument("-p", "--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("-u", "--user", help="SSH user (the control source)")
-    p.add_argument("-i", "--identity", action="append", help="private key file (repeatable)")
-    p.add_argument("--password-env", default="FLOWTAP_DTCP_PASSWORD",
-                   help="environment variable holding the password (default %(default)s)")
-    p.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
-    p.add_argument("--no-host-key-check", action="store_true",
-                   help="accept any host key (lab use only)")
+    add_login_arguments(p, port=DEFAULT_PORT, password_env="FLOWTAP_DTCP_PASSWORD",  # noqa: S106
+                        user_help="SSH user (the control source)")
     p.add_argument("--csource-id", help="Csource-ID (default: the SSH user)")
     p.add_argument("--dtcp-version", default=DEFAULT_VERSION)
     p.add_argument("--seq", type=int, default=1, help="first Seq (default %(default)s)")
@@ -132,53 +126,10 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
     return out
 
 
-class Refused(Exception):
-    """What the user must be told, in one line, instead of a traceback's last words."""
-
-
-def _password(args: argparse.Namespace) -> str | None:
-    if args.identity:
-        return None
-    password = os.environ.get(args.password_env)
-    if password:
-        return password
-    if not sys.stdin.isatty():
-        raise Refused(f"no password: set {args.password_env} or give a key with -i "
-                      "(standard input is not a terminal to ask on)")  # fmt: skip
-    return getpass.getpass(f"{args.user}@{args.host}'s password: ")
-
-
-async def _host_key_help(args: argparse.Namespace) -> str:
-    """What the server offered, and the known_hosts line that would trust it."""
-    try:
-        key = await asyncssh.get_server_host_key(args.host, args.port)
-    except (OSError, asyncssh.Error):
-        return "the host key is not trusted"
-    if key is None:
-        return "the host key is not trusted"
-    where = args.host if args.port == 22 else f"[{args.host}]:{args.port}"
-    line = key.export_public_key("openssh").decode().split()[:2]
-    known = args.known_hosts or "~/.ssh/known_hosts"
-    return (f"the host key of {where} is not trusted by {known}: the server offered "
-            f"{key.get_algorithm()} {key.get_fingerprint()}. If that is the router's key, add "
-            f"this line to {known}:\n{where} {' '.join(line)}")
-
-
 async def _exchange(args: argparse.Namespace, requests: list[bytes]) -> list[Reply]:
-    password = _password(args)
-    known_hosts = None if args.no_host_key_check else (args.known_hosts or ())
-    try:
-        client = await AsyncDtcpClient.connect(
-            args.host, args.port, username=args.user, password=password,
-            client_keys=args.identity, known_hosts=known_hosts, key=args.key.encode(),
-        )  # fmt: skip
-    except asyncssh.HostKeyNotVerifiable:
-        raise Refused(await _host_key_help(args)) from None
-    except asyncssh.DisconnectError as exc:
-        if str(exc.reason).startswith("Permission denied for user"):  # asyncssh's own words
-            raise Refused(f"{args.user}: authentication failed (wrong password or key, or no "
-                          "such user)") from None  # fmt: skip
-        raise Refused(f"the router ended the connection: {exc.reason}") from None
+    client = await login(args, functools.partial(
+        AsyncDtcpClient.connect, args.host, args.port, username=args.user,
+        key=args.key.encode()))  # fmt: skip
     replies: list[Reply] = []
     try:
         for data in requests:  # one at a time, as Juniper's clients do

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
 import asyncssh
 from lxml import etree
@@ -42,11 +44,16 @@ class NetconfClient:
         self._pending: list[bytes] = []
 
     @classmethod
-    async def connect(cls, host: str, port: int, username: str, password: str) -> NetconfClient:
+    async def connect(
+        cls, host: str, port: int, username: str, password: str | None = None, *,
+        client_keys: Sequence[str] | None = None, known_hosts: Any = None,
+    ) -> NetconfClient:  # fmt: skip
+        """Log in and exchange hellos. ``known_hosts`` follows asyncssh (None: no host key
+        check, as benchmarks and tests on loopback want; ``()``: the user's known_hosts)."""
         client = cls()
         client.conn = await asyncssh.connect(
-            host, port, username=username, password=password, known_hosts=None,
-            client_keys=None, agent_path=None,
+            host, port, username=username, password=password, known_hosts=known_hosts,
+            client_keys=client_keys, agent_path=None,
         )  # fmt: skip
         client.writer, client.reader, _ = await client.conn.open_session(
             subsystem="netconf", encoding=None

@@ -4,5 +4,6 @@ A second front-end beside :mod:`flowtap.dtcp` translating into :mod:`flowtap.int
 The codec is pure: :mod:`names` (namespaces, version), :mod:`codes` (error codes and the
 codec's errors), :mod:`values` (XSD simple types), :mod:`targets` and :mod:`model` (typed
 messages), :mod:`xmlread` (hardened parsing, XSD sequences), :mod:`decode_parts` and
-:mod:`decode` (bytes -> requests), :mod:`encode` (messages -> bytes).
+:mod:`decode` (bytes -> requests, one result per message), :mod:`decode_response` (what an
+ADMF reads back), :mod:`encode` (requests and responses -> bytes).
 """

@@ -85,6 +85,8 @@ def _message(index: int, element: etree._Element) -> Decoded:
             message_type = type_name
         seq = Children(element, "x1RequestMessage")
         header = _header(seq, seen)
+        if element.get(XSI_TYPE) is None:
+            raise schema_error("x1RequestMessage has no xsi:type")
         if type_name not in REQUEST_MESSAGE_TYPES:
             raise schema_error("xsi:type is not an X1 request message type")
         body = _BODIES.get(type_name)
@@ -94,6 +96,8 @@ def _message(index: int, element: etree._Element) -> Decoded:
         seq.end()
         return request
     except X1Error as exc:
+        if element.tag == REQUEST_MESSAGE:
+            _salvage(element, seen)
         return MessageError(index, message_type, exc.code, exc.description, seen.admf, seen.ne,
                             seen.transaction)  # fmt: skip
 
@@ -102,13 +106,29 @@ def _xsi_type(element: etree._Element) -> str:
     """The request type named by ``xsi:type`` (without "Request"), or "" when it names no X1
     request. The value is a QName resolved against the element's namespace declarations."""
     value = (element.get(XSI_TYPE) or "").strip()
-    if not value:
-        raise schema_error("x1RequestMessage has no xsi:type")
     prefix, colon, name = value.rpartition(":")
     namespace = element.nsmap.get(prefix if colon else None)
     if namespace != X1_NS or not name.endswith("Request"):
         return ""
     return name[: -len("Request")]
+
+
+def _salvage(element: etree._Element, seen: _Seen) -> None:
+    """Header fields a failed message still has, wherever they are among its children, so that
+    its ErrorResponse carries the transaction ID the ADMF will look for."""
+
+    def read(local: str, check: Callable[[str | None, str], str]) -> str:
+        found = element.find(x1(local))
+        if found is None or len(found):
+            return ""
+        try:
+            return check(found.text, local)
+        except X1Error:
+            return ""  # not readable: the answer carries it empty
+
+    seen.admf = seen.admf or read("admfIdentifier", values.token)
+    seen.ne = seen.ne or read("neIdentifier", values.token)
+    seen.transaction = seen.transaction or read("x1TransactionId", values.uuid_text)
 
 
 def _header(seq: Children, seen: _Seen) -> Header:

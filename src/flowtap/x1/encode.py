@@ -61,8 +61,12 @@ def encode_top_level_error(response: model.TopLevelErrorResponse) -> bytes:
     return _serialize(root)
 
 
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
 def _serialize(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    # lxml's own declaration uses single quotes; this one reads as the standard's examples do.
+    return _DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
 def _leaf(parent: etree._Element, local: str, text: str) -> etree._Element:

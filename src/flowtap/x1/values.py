@@ -94,14 +94,17 @@ def parse_datetime(value: str | None, name: str) -> datetime:
     micro = (fraction or ".0")[1:].ljust(6, "0")
     try:
         stamp = datetime.fromisoformat(f"{base}.{micro}{'+00:00' if zone == 'Z' else zone}")
-    except ValueError:
+        # Overflows at the ends of the calendar (0001-01-01T00:00+01:00 is in year 0 in UTC).
+        return stamp.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise schema_error(f"{name} is not a valid date-time") from None
-    return stamp.astimezone(UTC)
 
 
 def format_datetime(value: datetime) -> str:
-    """``2017-10-06T18:46:21.247432Z``: UTC, six fraction digits, as ETSI's examples."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2017-10-06T18:46:21.247432Z``: UTC, six fraction digits, as ETSI's examples (and four
+    year digits always: strftime's %Y drops the leading zeros of years before 1000)."""
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    return text + "Z"
 
 
 def ipv4_address(value: str | None, name: str) -> ipaddress.IPv4Address:

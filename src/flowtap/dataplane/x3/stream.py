@@ -4,7 +4,9 @@ The stream is PDUs back to back with no other framing (fact sheet §3.3): read 1
 wait for header length + payload length in total. The 12-byte prefix is checked as soon as it
 is complete, so a bad version or an absurd length is refused before anything is buffered for
 it; the bounds are the receiver's (the lengths are 32-bit fields). After an error the stream
-cannot be resynchronised: the decoder stays failed and the caller closes the connection.
+cannot be resynchronised: the decoder stays failed and the caller closes the connection. PDUs
+completed before the error are still delivered: a call that completes some and then meets the
+error returns them and leaves the error in :attr:`error`, raised by the next call.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class X3StreamDecoder:
         self._failed: X3Error | None = None
 
     @property
+    def error(self) -> X3Error | None:
+        """Why the stream failed, or None while it is good."""
+        return self._failed
+
+    @property
     def buffered(self) -> int:
         """Bytes received that do not yet make a whole PDU."""
         return len(self._buffer)
@@ -35,8 +42,8 @@ class X3StreamDecoder:
         """The PDUs completed by ``data``, in order.
 
         Raises:
-            X3Error: a bad version, PDU type or attribute, or a length beyond the bounds; also
-                on every later call.
+            X3Error: a bad version, PDU type or attribute, or a length beyond the bounds, met
+                before any PDU of this call was complete; and on every call after a failure.
         """
         if self._failed is not None:
             raise self._failed
@@ -63,9 +70,10 @@ class X3StreamDecoder:
         except X3Error as exc:
             self._failed = exc
             buffer.clear()
-            raise
-        finally:
-            # One compaction per feed, not per PDU: a chunk holding many PDUs stays linear.
-            if pos:
-                del buffer[:pos]
+            if not pdus:
+                raise
+            return pdus
+        # One compaction per feed, not per PDU: a chunk holding many PDUs stays linear.
+        if pos:
+            del buffer[:pos]
         return pdus

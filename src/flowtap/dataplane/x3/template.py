@@ -5,9 +5,9 @@ correlation ID, the two attribute headers) is bound once; per packet only the pa
 payload format, direction, sequence number (attribute 8) and timestamp (attribute 9) change.
 
 Measured (``bench/x3_encode.py``): packing the whole 60-byte header with one precompiled
-``Struct.pack`` is faster than copying a header template and patching it with two
-``pack_into`` calls, because each ``pack_into`` pays its own call and bounds check; so the
-template keeps the fixed values as arguments rather than as bytes.
+``Struct.pack`` of plain-int arguments is faster than copying a header template into the
+batch and patching it with two ``pack_into`` calls (each pays its own call and bounds check),
+so the template keeps the fixed values as bound arguments rather than as bytes.
 
 The sequence number belongs to the connection, not the task (fact sheet §3.3: per connection,
 increasing, restarting after a reconnect), so the caller passes it; it wraps after 0xffffffff.
@@ -19,15 +19,12 @@ import struct
 import uuid
 from typing import Final
 
-from flowtap.dataplane.x3.pdu import VERSION, PduType
 from flowtap.errors import X3Error
 
 HEADER_LENGTH: Final = 60  # 40 fixed + sequence number (4 + 4) + timestamp (4 + 8)
 _HEADER: Final = struct.Struct("!HHIIHH16s8sHHIHHII")
 # Payload format by the IP version nibble: 5 IPv4 packet, 6 IPv6 packet, 0 not IP.
 _FORMAT_OF_VERSION: Final = (0, 0, 0, 0, 5, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-_NS: Final = 1_000_000_000
-MAX_PAYLOAD: Final = 0xFFFFFFFF
 
 
 def correlation_bytes(correlation_id: int) -> bytes:
@@ -54,10 +51,13 @@ class X3Template:
     def header(self, payload_length: int, payload_format: int, direction: int, sequence: int,
                timestamp_ns: int) -> bytes:  # fmt: skip
         """The 60-byte header of one PDU (for writers that send header and payload apart)."""
-        seconds, nanoseconds = divmod(timestamp_ns, _NS)
-        return self._pack(VERSION, PduType.X3, HEADER_LENGTH, payload_length, payload_format,
-                          direction, self._xid, self._correlation, 8, 4, sequence & 0xFFFFFFFF,
-                          9, 8, seconds & 0xFFFFFFFF, nanoseconds)  # fmt: skip
+        seconds, nanoseconds = divmod(timestamp_ns, 1_000_000_000)
+        # Literals, not the named constants (VERSION, PduType.X3, HEADER_LENGTH, attribute
+        # types 8 and 9 with their sizes): an IntEnum argument costs a global lookup and an
+        # __index__ call each. tests/x3 compares the bytes with the generic encoder's.
+        return self._pack(5, 2, 60, payload_length, payload_format, direction, self._xid,
+                          self._correlation, 8, 4, sequence & 0xFFFFFFFF, 9, 8,
+                          seconds & 0xFFFFFFFF, nanoseconds)  # fmt: skip
 
     def append_to(self, out: bytearray, packet: bytes | memoryview, direction: int,
                   sequence: int, timestamp_ns: int) -> None:  # fmt: skip
@@ -70,10 +70,10 @@ class X3Template:
         fmt = _FORMAT_OF_VERSION[packet[0] >> 4] if packet else 0
         if not fmt:
             raise X3Error("payload is not an IPv4 or IPv6 packet")
-        seconds, nanoseconds = divmod(timestamp_ns, _NS)
-        out += self._pack(VERSION, PduType.X3, HEADER_LENGTH, len(packet), fmt, direction,
-                          self._xid, self._correlation, 8, 4, sequence & 0xFFFFFFFF, 9, 8,
-                          seconds & 0xFFFFFFFF, nanoseconds)  # fmt: skip
+        seconds, nanoseconds = divmod(timestamp_ns, 1_000_000_000)
+        out += self._pack(5, 2, 60, len(packet), fmt, direction, self._xid, self._correlation,
+                          8, 4, sequence & 0xFFFFFFFF, 9, 8, seconds & 0xFFFFFFFF,
+                          nanoseconds)  # fmt: skip
         out += packet
 
     def pdu(self, packet: bytes | memoryview, direction: int, sequence: int,
