@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flowtap.dataplane.x3.pdu import Pdu, PduType, keepalive, keepalive_ack
@@ -24,7 +25,9 @@ class Connection:
 
 class X3Receiver:
     def __init__(self, ca: Authority, server: Issued, *, host: str = "127.0.0.1",
-                 port: int = 0, answer_keepalives: bool = True) -> None:  # fmt: skip
+                 port: int = 0, answer_keepalives: bool = True,
+                 on_pdu: Callable[[Pdu, float], None] | None = None) -> None:  # fmt: skip
+        self.on_pdu = on_pdu  # called with each PDU and its arrival (time.monotonic())
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(server.cert, server.key)
         self.context.load_verify_locations(cafile=str(ca.cert_path))
@@ -92,7 +95,10 @@ class X3Receiver:
                 break
             if not data:
                 break
+            now = time.monotonic()
             for pdu in decoder.feed(data):
+                if self.on_pdu is not None:
+                    self.on_pdu(pdu, now)
                 with self._lock:
                     conn.pdus.append(pdu)
                 if pdu.pdu_type == PduType.KEEPALIVE and self.answer_keepalives:
