@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
 from flowtap.config import model
 from flowtap.errors import CommitFailed
+from flowtap.x1 import service as service_module
 from flowtap.x1.service import MAX_BODY, X1Service
 from tests.x1.pki import Authority, Issued
 
@@ -241,3 +243,29 @@ async def test_commits_move_and_remove_the_listener(bench: Bench) -> None:
     assert bench.service.port is None
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
+
+
+async def test_slow_clients_are_cut_off(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that never finishes its handshake, or its request, is closed at the deadline
+    (the defaults are 10 s and 90 s; shortened here)."""
+    monkeypatch.setattr(service_module, "HANDSHAKE_TIMEOUT", 0.3)
+    monkeypatch.setattr(service_module, "REQUEST_TIMEOUT", 0.3)
+    admf = bench.ca.issue("admf-1")
+
+    def silent_tcp() -> bytes:
+        with socket.create_connection(("127.0.0.1", bench.port), timeout=10) as plain:
+            return plain.recv(100)  # b"": closed without a word
+
+    def half_a_head() -> bytes:
+        context = bench.client(admf)
+        with socket.create_connection(("127.0.0.1", bench.port), timeout=10) as plain, \
+                context.wrap_socket(plain, server_hostname="127.0.0.1") as tls:  # fmt: skip
+            tls.sendall(b"POST /X1/NE HTTP/1.1\r\nHost: ne\r\n")
+            return tls.recv(100)
+
+    started = time.monotonic()
+    assert await asyncio.to_thread(silent_tcp) == b""
+    assert await asyncio.to_thread(half_a_head) == b""
+    assert time.monotonic() - started < 9  # neither waited for the socket's own timeout
+    assert [r.reason for r in bench.audit if r.result == "refused"] == [
+        "TLS handshake: no handshake within 0.3 s"]
