@@ -37,7 +37,8 @@ def test_warnings_asked_for_are_still_shown(tmp_path: Path) -> None:
 
 
 
-TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-collector", "flowtap-audit", "flowtap-cli"]
+TOOLS = ["flowtapd", "flowtap-dtcp", "flowtap-x1", "flowtap-collector", "flowtap-audit",
+         "flowtap-cli"]
 SCRIPTS = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())[
     "project"]["scripts"]
 

@@ -28,9 +28,9 @@ ALLOWED: dict[str, set[str]] = {
     "netconf": {"errors", "config", "auth", "sshd"},
     "dtcp": {"errors", "config", "auth", "audit", "intercept", "sshd"},
     # netconf: only its hardened XML parser (netconf.xmlparse), which X1 requests go through too
-    "x1": {"errors", "netconf"},
+    "x1": {"errors", "config", "auth", "audit", "intercept", "sshd", "netconf"},
     "tools": {"errors", "config", "auth", "audit", "intercept", "sshd", "dataplane", "netconf",
-              "dtcp", "console", "about"},
+              "dtcp", "x1", "console", "about"},
     "app": {"*"},
     "cli": {"*"},
     "__main__": {"*"},

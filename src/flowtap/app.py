@@ -11,6 +11,7 @@ import secrets
 import signal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -39,6 +40,9 @@ from flowtap.netconf import flowtap_state
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.service import NetconfService
 from flowtap.netconf.session_ops import install_notifier
+from flowtap.x1.crash_audit import tasks_ended_by_crash
+from flowtap.x1.service import X1Service
+from flowtap.x1.tasking import Tasking
 
 LOG = logging.getLogger(__name__)
 SYSTEM_NS = "urn:flowtap:yang:system"
@@ -52,6 +56,12 @@ def factory_default_path() -> Path:
     if packaged.is_file():
         return packaged
     return Path(__file__).resolve().parents[2] / "netconf" / "factory-default.xml"
+
+
+def intercepts_ended_by_crash(fd: int, end: int, last: dict[str, Any]) -> list[AuditRecord]:
+    """The LI audit log's ``recover`` callback: the DTCP criteria and the X1 tasks that were
+    tapping when the previous writer died (LI-10)."""
+    return [*criteria_ended_by_crash(fd, end, last), *tasks_ended_by_crash(fd, end, last)]
 
 
 class Appliance:
@@ -83,6 +93,8 @@ class Appliance:
         self.li_audit = LiAudit(None)
         self.registry: Registry | None = None
         self.dtcp: DtcpService | None = None
+        self.x1: X1Service | None = None
+        self.x1_tasking: Tasking | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.gc_policy = GcPolicy()  # no collector pause of 100 ms at 10,000s of criteria
 
@@ -99,7 +111,7 @@ class Appliance:
         if running is None:
             running = self._initial_config()
         try:
-            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG, criteria_ended_by_crash)
+            self.audit_log = AuditLog.open(self.state_dir / AUDIT_LOG, intercepts_ended_by_crash)
         except (AuditError, OSError) as exc:
             raise BootError(f"LI audit log: {exc}") from None
         self.li_audit = LiAudit(self.audit_log)
@@ -124,6 +136,15 @@ class Appliance:
             tuning=self.dtcp_tuning,
         )  # fmt: skip
         self.txn.add_hook(self.dtcp)
+        # X1 (ETSI TS 103 221-1): a second tasking front-end on the same registry; its tasks'
+        # copies are X3 PDUs the capture workers send over TLS with the X1 certificate, and
+        # X1 reporting reads each destination's state from the dataplane
+        self.x1_tasking = Tasking(self.registry, self.li_audit.submit, self._ne_identifier,
+                                  self.dataplane)  # fmt: skip
+        self.x1 = X1Service(config=lambda: self.txn.config, handle=self.x1_tasking.handle,
+                            audit=self.li_audit.submit,
+                            on_tls=self.dataplane.set_x3_tls)  # fmt: skip
+        self.txn.add_hook(self.x1)
         registry, dtcp = self.registry, self.dtcp
         # the one path by which criteria end with flow-tap (stop, restart, removal)
         self.flow_tap.on_stop.append(registry.dataplane_stopped)
@@ -144,6 +165,11 @@ class Appliance:
             raise BootError(f"configuration refused at boot: {exc.message}") from None
         self.datastores.candidate = etree.fromstring(etree.tostring(self.txn.running))
         self.gc_policy.start()
+
+    def _ne_identifier(self) -> str | None:
+        """The configured ``services flow-tap x1 ne-identifier`` (None without x1)."""
+        settings = self.x1.settings if self.x1 is not None else None
+        return settings.ne_identifier if settings is not None else None
 
     def _log_commit(self, diff: Diff, principal: Principal | None) -> None:
         oplog.commit(self.schema, diff.number, principal, diff.origin, diff.comment, diff.old,
@@ -188,6 +214,8 @@ class Appliance:
         await self.gc_policy.stop()
         if self.dtcp is not None:
             await self.dtcp.stop()
+        if self.x1 is not None:
+            await self.x1.stop()
         if self.netconf is not None:
             self.netconf.close()
         await self.ctx.xpath_pool.close()  # a request in a worker ends now, not at its deadline
@@ -197,6 +225,8 @@ class Appliance:
             self.registry.clear("service stopped")  # recorded: criteria do not survive
             await self.registry.publisher.close()
         await asyncio.to_thread(self.dataplane.stop)
+        if self.x1_tasking is not None:
+            await self.x1_tasking.drain()
         await self.li_audit.drain()
         if self.audit_log is not None:
             await self.audit_log.close()

@@ -38,7 +38,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +133,20 @@ def _check_seal(line: bytes) -> dict[str, Any]:
     if hashlib.sha256(body).hexdigest() != digest:
         raise ValueError("line hash mismatch (edited)")
     return obj
+
+
+def lines_backwards(fd: int, end: int) -> Iterator[bytes]:
+    """Complete lines of the log before ``end``, last first, read in 64 KiB steps (for the
+    ``recover`` callbacks, which replay a crashed writer's records newest first)."""
+    pos, tail = end, b""
+    while pos > 0:
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        lines = (os.pread(fd, step, pos) + tail).split(b"\n")
+        tail = lines[0]  # may continue in the previous chunk
+        yield from (line for line in reversed(lines[1:]) if line)
+    if tail:
+        yield tail
 
 
 def _line_hash(line: bytes) -> str:

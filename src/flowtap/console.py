@@ -40,6 +40,10 @@ def dtcp() -> int:
     return _run("flowtap.tools.dtcp_cli")
 
 
+def x1() -> int:
+    return _run("flowtap.tools.x1_cli")
+
+
 def collector() -> int:
     return _run("flowtap.tools.collector")
 

@@ -96,12 +96,25 @@ class Interface:
 
 
 @dataclass(frozen=True, slots=True)
+class X1Service:
+    """``services flow-tap x1``: the ETSI X1 HTTPS listener and its TLS material."""
+
+    address: str | None
+    port: int
+    ne_identifier: str
+    certificate_file: str
+    private_key_file: str
+    client_ca_file: str
+
+
+@dataclass(frozen=True, slots=True)
 class FlowTapService:
     interface: str | None = None
     tunnel_interface: str | None = None
     criteria_limit: int = DEFAULT_CRITERIA_LIMIT  # limits criteria: all control sources
     criteria_per_source_limit: int = DEFAULT_CRITERIA_PER_SOURCE_LIMIT
     capture_workers: int | None = None  # None: one per online CPU
+    x1: X1Service | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,4 +361,18 @@ def _flow_tap(services: etree._Element | None) -> FlowTapService | None:
         criteria_per_source_limit=_int(ft, "limits/criteria-per-source", v,
                                        DEFAULT_CRITERIA_PER_SOURCE_LIMIT),
         capture_workers=None if workers is None else int(workers),
+        x1=_x1(ft.find(_q(v, "x1"))),
+    )  # fmt: skip
+
+
+def _x1(x1: etree._Element | None) -> X1Service | None:
+    if x1 is None:
+        return None
+    v = NS_SERVICES
+    return X1Service(
+        address=_text(x1, "address", v), port=_int(x1, "port", v, 8443),
+        ne_identifier=_text(x1, "ne-identifier", v) or "",
+        certificate_file=_text(x1, "certificate-file", v) or "",
+        private_key_file=_text(x1, "private-key-file", v) or "",
+        client_ca_file=_text(x1, "client-ca-file", v) or "",
     )  # fmt: skip

@@ -18,12 +18,14 @@ Operations (appliance -> worker):
 ``("sink", Outer, fd)``           a content destination socket
 ``("unsink", Outer)``             forget one (no criterion uses it any more)
 ``("up", Upsert)``                install or replace a criterion
+``("x3tls", (cert, key, ca))``    the TLS files of X3 connections (None: X3 is off)
 ``("rm", criteria_id)``           remove one
 ``("stop",)``                     exit after acknowledging
 
 Replies (worker -> appliance): ``("ready", pid)`` once, then ``("ack", batch)`` for each batch.
 Events on a second socket pair: ``("limit", criteria_id)`` when a packet or byte limit stopped a
-criterion's copies.
+criterion's copies; ``("x3", (address, port, up, why))`` when the worker's TLS connection to an
+X3 destination comes up or goes down (``why``: the reason it is down).
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ _local = threading.local()  # each receiving thread's MAX_MESSAGE buffer
 
 
 @dataclass(frozen=True, slots=True)
+class X3Route:
+    """Where and how an X3 criterion's copies go (``intercept.criteria.X3``, as a worker needs
+    it): each PDU's fixed fields, and the TLS peers."""
+
+    xid: bytes  # 16
+    correlation: bytes  # 8
+    direction: int
+    peers: tuple[tuple[str, int], ...]
+
+    def __reduce__(self) -> tuple[type[X3Route], tuple[object, ...]]:
+        return X3Route, (self.xid, self.correlation, self.direction, self.peers)
+
+
+@dataclass(frozen=True, slots=True)
 class Upsert:
     """A criterion as a worker needs it."""
 
@@ -64,12 +80,13 @@ class Upsert:
     packet_limit: int | None
     byte_limit: int | None
     shim: bytes = b""  # what goes before the packet in every copy (encap.shim), made at ADD
+    x3: X3Route | None = None  # X3 delivery (then ``outers`` is empty)
 
     def __reduce__(self) -> tuple[type[Upsert], tuple[object, ...]]:
         # pickled as its constructor's arguments: a slotted dataclass's default pickling calls
         # dataclasses.fields() on every object, most of a worker's cost per ADD
         return Upsert, (self.criteria_id, self.slot, self.fresh, self.match, self.outers,
-                        self.packet_limit, self.byte_limit, self.shim)  # fmt: skip
+                        self.packet_limit, self.byte_limit, self.shim, self.x3)  # fmt: skip
 
 
 def pair() -> tuple[socket.socket, socket.socket]:

@@ -48,8 +48,9 @@ from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.sender import Sink, validate
 from flowtap.dataplane.slab import Slab, SlabSpec
 from flowtap.dataplane.workers import Batch, WorkerPool
+from flowtap.dataplane.x3.delivery import X3Delivery, x3_route
 from flowtap.errors import CaptureError
-from flowtap.intercept.criteria import Criterion
+from flowtap.intercept.criteria import X3, ContentDestination, Criterion
 
 LOG = logging.getLogger(__name__)
 LimitHook = Callable[[int], None]
@@ -123,6 +124,7 @@ class Dataplane:
         self._prefilter_failed = False
         self._pool: WorkerPool | None = None
         self._slab: Slab | None = None
+        self.x3 = X3Delivery()  # TLS files and the workers' link states
 
     # ---- capture interfaces (commit hook: prepare / commit / abort) ----
 
@@ -255,14 +257,41 @@ class Dataplane:
 
     # ---- criteria ----
 
-    @staticmethod
-    def check(criterion: Criterion) -> None:
-        """Raise ValueError for a criterion no socket could serve (TTL 0, >2 destinations);
-        the intercept registry asks before it accepts one (``CriteriaSink.check``)."""
+    def check(self, criterion: Criterion) -> None:
+        """Raise ValueError for a criterion no socket could serve (TTL 0, >2 destinations, X3
+        without TLS files); the intercept registry asks before it accepts one
+        (``CriteriaSink.check``)."""
         if not 1 <= len(criterion.destinations) <= 2:
             raise ValueError("a criterion needs one or two content destinations")
+        if isinstance(criterion.delivery, X3):
+            self.x3.check(criterion)
+            return
         for cd in criterion.destinations:
             validate(Outer.of(cd))
+
+    def set_x3_tls(self, files: tuple[str, str, str] | None) -> None:
+        """The TLS files (certificate, key, CAs) of X3 connections, checked by the caller;
+        None: X3 is off (criteria installed keep their links until removed)."""
+        with self._lock:
+            self.x3.files = files
+            if self._pool is not None:
+                self._pool.run([(("x3tls", files), ())])
+
+    def destination_state(self, address: str, port: int) -> tuple[bool, int, int]:
+        """(every worker's link is up, PDUs sent, PDUs dropped) of an X3 destination."""
+        with self._lock:
+            users = [cid for cid, c in self._criteria.items() if isinstance(c.delivery, X3)
+                     and any((cd.dest_address, cd.dest_port) == (address, port)
+                             for cd in c.destinations)]  # fmt: skip
+            counters = self.counters()
+            sent = sum(counters[cid].sent for cid in users if cid in counters)
+            dropped = sum(counters[cid].dropped for cid in users if cid in counters)
+            return self.x3.connected(address, port, self.workers), sent, dropped
+
+    def destination_problem(self, address: str, port: int) -> str | None:
+        """Why the X3 connection to a destination is down, as the workers last saw it (None:
+        none of them has seen it down, or none has tried yet)."""
+        return self.x3.problem(address, port)
 
     def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
         """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids
@@ -449,7 +478,8 @@ class Dataplane:
         if self._slab is None:
             self._slab = Slab(SlabSpec(self.workers, FIRST_CAPACITY))
         pool = WorkerPool(self.workers, cpus=None if self._cpu is None else [self._cpu],
-                          on_limit=self._limit_reached, state=self._state)
+                          on_limit=self._limit_reached, state=self._state,
+                          on_x3=self.x3.link_changed)
         pool.start()
         self._pool = pool
         pool.slab = self._slab
@@ -488,7 +518,7 @@ class Dataplane:
         opened: list[Outer] = []
         try:
             for c in upserts:
-                for cd in c.destinations:
+                for cd in _udp_destinations(c):
                     o = Outer.of(cd)
                     if o not in self._sockets:
                         self._sockets[o] = Sink.open_socket(o)
@@ -525,7 +555,7 @@ class Dataplane:
         if (old is None or old.match != c.match or _limits(old) != _limits(c)
                 or old.delivery != c.delivery):
             return False
-        return old.destinations == c.destinations or (
+        return old.destinations == c.destinations or (not isinstance(c.delivery, X3) and
             [Outer.of(cd) for cd in old.destinations] == [Outer.of(cd) for cd in c.destinations])
 
     def _upsert(self, c: Criterion) -> control.Upsert:
@@ -535,7 +565,7 @@ class Dataplane:
             self._slots[c.criteria_id] = slot
             assert self._slab is not None
             self._slab.zero(self._slab.spec.carry, slot)  # a reused slot's old carry
-            for cd in c.destinations:
+            for cd in _udp_destinations(c):
                 o = Outer.of(cd)
                 self._users[o] = self._users.get(o, 0) + 1
         else:
@@ -543,9 +573,9 @@ class Dataplane:
             if _limits(old) != _limits(c):  # new limits: what retired workers saw is moot
                 assert self._slab is not None
                 self._slab.clear_limited(self._slab.spec.carry, self._slots[c.criteria_id])
-            for cd in old.destinations:
+            for cd in _udp_destinations(old):
                 self._users[Outer.of(cd)] -= 1
-            for cd in c.destinations:
+            for cd in _udp_destinations(c):
                 o = Outer.of(cd)
                 self._users[o] = self._users.get(o, 0) + 1
         self._criteria[c.criteria_id] = c
@@ -560,7 +590,7 @@ class Dataplane:
         """Outers no criterion uses once ``gone`` are removed (their sockets go after the
         workers dropped theirs)."""
         for cid in gone:
-            for cd in self._criteria[cid].destinations:
+            for cd in _udp_destinations(self._criteria[cid]):
                 self._users[Outer.of(cd)] -= 1
         unused = [o for o, n in self._users.items() if n <= 0]
         for o in unused:
@@ -573,6 +603,7 @@ class Dataplane:
         ops: list[tuple[control.Op, Sequence[int]]] = [
             (("slab", self._slab.spec), (self._slab.fd,))]
         ops += [(("sink", o), (s.fileno(),)) for o, s in self._sockets.items()]
+        ops.append((("x3tls", self.x3.files), ()))
         rings = self._capture.rings[worker] if worker < len(self._capture.rings) else ()
         ops.append((("rings", tuple((r.ring_id, r.iface.name) for r in rings),
                      self._capture.inet6), tuple(r.fd for r in rings)))
@@ -591,9 +622,18 @@ class Dataplane:
 
 
 def _upsert_op(c: Criterion, slot: int, fresh: bool) -> control.Upsert:
+    if isinstance(c.delivery, X3):
+        return control.Upsert(c.criteria_id, slot, fresh, c.match, (), *_limits(c),
+                              x3=x3_route(c.delivery, c.destinations))
     return control.Upsert(c.criteria_id, slot, fresh, c.match,
                           tuple(Outer.of(cd) for cd in c.destinations), *_limits(c),
                           shim(c.delivery))
+
+
+def _udp_destinations(c: Criterion) -> tuple[ContentDestination, ...]:
+    """The destinations that are UDP sockets of this process (an X3 criterion's are TLS peers
+    the workers connect to)."""
+    return () if isinstance(c.delivery, X3) else c.destinations
 
 
 def _limits(c: Criterion) -> tuple[int | None, int | None]:

@@ -39,6 +39,7 @@ from flowtap.intercept.criteria import Match
 P = TypeVar("P")
 SRC_FIELD, DST_FIELD, PROTO_FIELD, SPORT_FIELD = range(4)  # positions in a FlowKey
 UDP = 17
+TCP = 6
 
 Bucket = dict[int, Rule[P]]  # criteria id -> its compiled rule
 
@@ -85,8 +86,8 @@ class _Side(Generic[P]):
 class _VersionIndex(Generic[P]):
     """The rules of one IP version that apply to the interface."""
 
-    __slots__ = ("_cache", "dst", "error_sinks", "excluded_sources", "filed", "generation",
-                 "src", "version")
+    __slots__ = ("_cache", "dst", "error_sinks", "excluded_sources", "excluded_tcp", "filed",
+                 "generation", "src", "version")
 
     def __init__(self, version: int) -> None:
         self.version = version
@@ -96,6 +97,7 @@ class _VersionIndex(Generic[P]):
         self.filed: dict[int, tuple[_Side[P], tuple[Prefix, ...]]] = {}
         self.excluded_sources: frozenset[tuple[int, int]] = frozenset()
         self.error_sinks: frozenset[int] = frozenset()
+        self.excluded_tcp: frozenset[tuple[int, int]] = frozenset()
         self.generation = 0
         self._cache: dict[FlowKey, tuple[int, tuple[P, ...]]] = {}
 
@@ -119,9 +121,11 @@ class _VersionIndex(Generic[P]):
         self.generation += 1
 
     def set_exclusions(self, excluded_sources: frozenset[tuple[int, int]],
-                       error_sinks: frozenset[int]) -> None:
+                       error_sinks: frozenset[int],
+                       excluded_tcp: frozenset[tuple[int, int]] = frozenset()) -> None:
         self.excluded_sources = excluded_sources
         self.error_sinks = error_sinks
+        self.excluded_tcp = excluded_tcp
         self.generation += 1
 
     def lookup(self, flow: FlowKey) -> tuple[P, ...]:
@@ -137,8 +141,11 @@ class _VersionIndex(Generic[P]):
 
     def _lookup(self, flow: FlowKey) -> tuple[P, ...]:
         src, dst = flow[SRC_FIELD], flow[DST_FIELD]
-        if flow[PROTO_FIELD] == UDP and (src, flow[SPORT_FIELD]) in self.excluded_sources:
+        protocol = flow[PROTO_FIELD]
+        if protocol == UDP and (src, flow[SPORT_FIELD]) in self.excluded_sources:
             return ()  # one of our own copies coming back in
+        if protocol == TCP and (src, flow[SPORT_FIELD]) in self.excluded_tcp:
+            return ()  # an X3 destination's segments to us (a criterion on it would feed back)
         if dst in self.error_sinks and is_icmp_error(self.version, flow):
             return ()  # an ICMP error about one of our copies
         found: dict[int, Rule[P]] = {}
@@ -191,14 +198,19 @@ class MatchIndex(Generic[P]):
             index.remove(key)
 
     def set_exclusions(self, excluded_sources: Iterable[tuple[int, int, int]],
-                       error_sinks: Iterable[tuple[int, int]]) -> None:
+                       error_sinks: Iterable[tuple[int, int]],
+                       excluded_tcp: Iterable[tuple[int, int, int]] = ()) -> None:
         """Replace what is never matched: ``(version, address, udp_port)`` of our own copies'
-        outer source, and ``(version, address)`` where ICMP errors about our copies would go."""
+        outer source, ``(version, address)`` where ICMP errors about our copies would go, and
+        ``(version, address, tcp_port)`` of X3 destinations (their segments to us would feed a
+        criterion matching them back)."""
         excluded = set(excluded_sources)
         sinks = set(error_sinks)
+        tcp = set(excluded_tcp)
         for version, index in self._versions.items():
             index.set_exclusions(frozenset((a, p) for v, a, p in excluded if v == version),
-                                 frozenset(a for v, a in sinks if v == version))
+                                 frozenset(a for v, a in sinks if v == version),
+                                 frozenset((a, p) for v, a, p in tcp if v == version))
 
     def lookup(self, version: int, flow: FlowKey) -> tuple[P, ...]:
         """Payloads of every rule matching ``flow`` (a packet of ``version``), ordered by key."""

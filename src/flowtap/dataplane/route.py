@@ -25,6 +25,8 @@ from flowtap.dataplane.slab import BYTES, LAST_NS, LIMITED, PACKETS, SENT, Slab
 # (see resolve): version/IHL, TOS and total length; fragment field; protocol; source and
 # destination; source and destination ports
 V4_PORTS = struct.Struct("!I2xHxB2xQI")
+# what the packet walk calls per copy: the packet's address, its length, the route's owner token
+Appends = tuple[Callable[[int], None], Callable[[int], None], Callable[[object], None]]
 
 
 class Route:
@@ -34,9 +36,11 @@ class Route:
                  "held_bytes", "held_sent", "limited", "outers", "packet_limit", "peers", "sinks",
                  "slot")
 
-    def __init__(self, up: control.Upsert, sinks: tuple[Sink, ...]) -> None:
+    def __init__(self, up: control.Upsert, sinks: tuple[Sink, ...],
+                 appends: tuple[Appends, ...] | None = None) -> None:
         """``sinks``: plain ones for a criterion without header (``up.shim``), framed ones of
-        that header's size otherwise."""
+        that header's size otherwise; or, for X3 (``up.x3``), no sinks but the appends of its
+        destinations' outboxes (:meth:`flowtap.dataplane.x3.links.X3Links.install`)."""
         self.criteria_id = up.criteria_id
         self.slot = up.slot
         self.outers = up.outers
@@ -45,14 +49,16 @@ class Route:
         # buffer lives as long as the route; a route goes only after its copies were sent)
         self.header = ctypes.create_string_buffer(up.shim, len(up.shim)) if up.shim else None
         # each sink's pending-copy lists' appends, bound once: the packet walk calls them
-        if self.header is None:
+        if appends is not None:
+            self.appends = appends
+        elif self.header is None:
             self.appends = tuple((s.addresses.append, s.lengths.append, s.owners.append)
                                  for s in sinks)
         else:
             address = ctypes.addressof(self.header)
             self.appends = tuple((s.addresses.append, s.lengths.append, _owner_and_header(
                 s, address)) for s in sinks)
-        self.fanout = len(sinks)
+        self.fanout = len(self.appends)
         self.packet_limit = up.packet_limit
         self.byte_limit = up.byte_limit
         self.limited = up.packet_limit is not None or up.byte_limit is not None

@@ -54,6 +54,8 @@ from flowtap.dataplane.slab import (
     Slab,
     SlabSpec,
 )
+from flowtap.dataplane.x3.link import TICK as X3_TICK
+from flowtap.dataplane.x3.links import X3Links
 
 LOG = logging.getLogger(__name__)
 _TIMED = frozenset({"up", "rm", "rings", "stop"})  # operations that apply at an instant
@@ -80,6 +82,7 @@ class Worker:
         self.sinks: dict[Outer, Sink] = {}
         # the same sockets' framed sinks, for criteria whose copies carry a header (jmirror)
         self.framed: dict[tuple[Outer, int], Sink] = {}
+        self.x3 = X3Links(self._x3_state)  # X3 destinations' outboxes and TLS links
         self.retired: list[Ring] = []
         self.pending: tuple[int, list[control.Op], int] | None = None  # batch, ops, since (ns)
         self.applied = 0
@@ -138,6 +141,8 @@ class Worker:
                 sinks_changed = True
             elif kind == "slab":
                 self._slab(op[1], op[2])
+            elif kind == "x3tls":
+                self.x3.configure(op[1])
             elif kind == "stop":
                 self.stopping = True
         if sinks_changed:
@@ -148,7 +153,12 @@ class Worker:
         control.send(self.ctl, ("ack", batch))
 
     def _upsert(self, up: control.Upsert) -> None:
-        if up.shim:
+        if up.x3 is not None:
+            links = len(self.x3.outboxes)
+            route = Route(up, (), self.x3.install(up.criteria_id, up.x3))
+            if len(self.x3.outboxes) != links:
+                self._exclusions()
+        elif up.shim:
             route = Route(up, tuple(self._framed(o, len(up.shim)) for o in up.outers))
         else:
             route = Route(up, tuple(self.sinks[o] for o in up.outers))
@@ -177,6 +187,8 @@ class Worker:
         if self.matches.pop(criteria_id, None) is None:
             return
         route = self.routes.pop(criteria_id)
+        if criteria_id in self.x3:
+            self._failed([route.base] * self.x3.remove(criteria_id))
         if self.slab is not None:
             # the slot is freed once every worker let go of it: a criterion taking it next must
             # not see this one's counts in our region (its limit reads every region)
@@ -224,7 +236,7 @@ class Worker:
         excluded = [(o.version, _address(o.source), o.source_port) for o in self.sinks]
         sinks = [(o.version, _address(o.source)) for o in self.sinks]
         for index in self.indexes.values():
-            index.set_exclusions(excluded, sinks)
+            index.set_exclusions(excluded, sinks, self.x3.exclusions())
 
     # ---- packets ----------------------------------------------------------------------
 
@@ -253,8 +265,10 @@ class Worker:
                     else:  # a block is being filled: it is handed over within RETIRE_MS
                         poller.poll(1)
                     continue
+                # links progress (handshakes, keepalives, a backlog) with or without packets
+                x3_busy = self.x3.pump() if self.x3.outboxes else False
                 if not busy:
-                    for fd, _ev in poller.poll(200):
+                    for fd, _ev in poller.poll(int(X3_TICK * 1000) if x3_busy else 200):
                         if fd == self.ctl.fileno():
                             self.take_batch()
                             break
@@ -269,6 +283,8 @@ class Worker:
             for s in self.framed.values():
                 if s.addresses:
                     self._failed(s.flush())
+        if self.x3.outboxes:
+            self._failed(self.x3.flush())
 
     def _drain(self, ring: Ring) -> bool:
         """Process every block user space owns; True if there was any.
@@ -378,6 +394,10 @@ class Worker:
             ring.release(off)
             did = True
         return did
+
+    def _x3_state(self, address: str, port: int, up: bool, why: str) -> None:
+        with contextlib.suppress(OSError):  # the appliance is going away
+            control.send(self.events, ("x3", (address, port, up, why)))
 
     def _failed(self, owners: list[object]) -> None:
         if self.slab is None:

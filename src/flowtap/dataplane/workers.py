@@ -32,6 +32,7 @@ ACK_TIMEOUT = 30.0
 Batch = Sequence[tuple[control.Op, Sequence[int]]]
 StateFn = Callable[[int], Batch]
 EventHook = Callable[[int], None]
+X3Hook = Callable[[int, str, int, bool, str], None]  # worker, X3 address, port, up, why
 
 
 @dataclass(slots=True)
@@ -47,7 +48,7 @@ class WorkerPool:
     time (the dataplane's lock)."""
 
     def __init__(self, count: int, *, cpus: Sequence[int] | None, on_limit: EventHook,
-                 state: StateFn) -> None:
+                 state: StateFn, on_x3: X3Hook | None = None) -> None:
         """Args:
             count: number of workers.
             cpus: pin worker i to ``cpus[i % len(cpus)]`` (None: no pinning).
@@ -58,6 +59,7 @@ class WorkerPool:
         self.count = count
         self._cpus = tuple(cpus) if cpus else ()
         self._on_limit = on_limit
+        self._on_x3 = on_x3
         self._state = state
         self._handles: list[_Handle] = []
         self._batch = 0
@@ -286,7 +288,8 @@ class WorkerPool:
         return [h.process.pid for h in self._handles]
 
     def _relay(self) -> None:
-        """Deliver the workers' limit events to ``on_limit`` (event thread)."""
+        """Deliver the workers' limit events to ``on_limit`` and X3 link changes to ``on_x3``
+        (event thread)."""
         dead: set[int] = set()
         while not self._closing:
             handles = [h for h in self._handles if h.events.fileno() not in dead]
@@ -313,3 +316,6 @@ class WorkerPool:
                         self._on_limit(value)
                     except Exception:
                         LOG.exception("on_limit hook failed")
+                elif kind == "x3" and self._on_x3 is not None:
+                    address, port, up, why = value
+                    self._on_x3(h.index, address, port, up, why)

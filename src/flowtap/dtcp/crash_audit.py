@@ -35,14 +35,11 @@ any.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from typing import Any
 
-from flowtap.audit import AuditRecord
+from flowtap.audit import AuditRecord, lines_backwards
 
 UNCLEAN_STOP = "unclean stop"
-_CHUNK = 64 * 1024
 _OPEN = b'"event":"open"'
 _REMOVE = b'"event":"dtcp-remove"'
 _ADD = b'"method":"ADD"'
@@ -59,7 +56,7 @@ def criteria_ended_by_crash(fd: int, end: int, last: dict[str, Any]) -> list[Aud
     ended: set[tuple[str, int]] = set()
     live: list[dict[str, Any]] = []
     newest: dict[str, Any] | None = None  # the dead writer's last record
-    for line in _lines_backwards(fd, end):
+    for line in lines_backwards(fd, end):
         if _OPEN in line:
             break
         if newest is None and _UNCLEAN not in line:  # not one of an interrupted recovery
@@ -112,16 +109,3 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None  # not ours to judge: ``flowtap-audit verify`` reports a damaged line
     return record if isinstance(record, dict) else None
-
-
-def _lines_backwards(fd: int, end: int) -> Iterator[bytes]:
-    """Complete lines of the file before ``end``, last first, read in 64 KiB steps."""
-    pos, tail = end, b""
-    while pos > 0:
-        step = min(_CHUNK, pos)
-        pos -= step
-        lines = (os.pread(fd, step, pos) + tail).split(b"\n")
-        tail = lines[0]  # may continue in the previous chunk
-        yield from (line for line in reversed(lines[1:]) if line)
-    if tail:
-        yield tail

@@ -148,9 +148,36 @@ class Jmirror:
         return Jmirror, (self.intercept_id, self.session_id, self.session_given)
 
 
-Delivery = Classic | Jmirror
+@dataclass(frozen=True, slots=True)
+class X3:
+    """ETSI TS 103 221-2 xCC PDUs (LI-HANDOVER.md §3) over TLS: the criterion's destinations are
+    the TLS peers (``ContentDestination.dest_address``/``dest_port``; the source fields and the
+    TTL are unused), each PDU carries ``xid``, ``correlation_id`` and ``direction`` and the
+    packet from its IP header. An X1 task is one criterion per direction it matches."""
+
+    xid: bytes  # the task's XID, 16 bytes
+    correlation_id: int  # 0 .. 2**64 - 1
+    direction: int  # X3_TO_TARGET, X3_FROM_TARGET, or X3_UNKNOWN (a task without an address)
+
+    def __post_init__(self) -> None:
+        if len(self.xid) != 16:
+            raise ValueError("an XID has 16 bytes")
+        if not 0 <= self.correlation_id < 2**64:
+            raise ValueError("a correlation ID has 64 bits")
+        if self.direction not in (X3_UNKNOWN, X3_TO_TARGET, X3_FROM_TARGET):
+            raise ValueError("an X3 direction is 1 (unknown), 2 (to the target) or 3 (from it)")
+
+    def __reduce__(self) -> tuple[type[X3], tuple[bytes, int, int]]:
+        return X3, (self.xid, self.correlation_id, self.direction)
+
+
+Delivery = Classic | Jmirror | X3
 """The form a criterion's copies take on the wire: each form is one class, so that new ones
-(X3 PDUs) join as classes the dataplane dispatches on, not as flags."""
+join as classes the dataplane dispatches on, not as flags."""
+
+X3_UNKNOWN = 1  # TS 103 221-2 payload direction: unknown (the task names no address, only ports)
+X3_TO_TARGET = 2  # sent to (received by) the target
+X3_FROM_TARGET = 3  # sent from the target
 
 CLASSIC = Classic()
 JMIRROR_MAX_INTERCEPT_ID = 2**30 - 1

@@ -1,4 +1,5 @@
-"""The listening sockets of one SSH service, moved by commits without a gap.
+"""The listening sockets of one service (SSH: NETCONF, DTCP; HTTPS: X1), moved by commits
+without a gap.
 
 A service listens on a set of endpoints, one listener per (address, port); the address ``""``
 is every address (IPv4 and IPv6). A commit diffs the old set against the new one: unchanged
@@ -23,13 +24,12 @@ import errno
 import ipaddress
 import logging
 import os
-from collections.abc import Iterable
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-
-import asyncssh
+from typing import Protocol
 
 from flowtap.errors import CommitFailed
-from flowtap.sshd.server import SshServer
 
 LOG = logging.getLogger(__name__)
 OPERATOR_LOG = logging.getLogger("flowtap.operator")  # flowtap.oplog's, named: sshd is below it
@@ -59,11 +59,26 @@ def _overlap(a: Endpoint, b: Endpoint) -> bool:
     return a[1] == b[1] != 0 and (_covers(a[0], b[0]) or _covers(b[0], a[0]))
 
 
+class Listener(Protocol):
+    """What a bind returns: an asyncssh acceptor or an asyncio server."""
+
+    @property
+    def sockets(self) -> Sequence[socket.socket]: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+# listens on (address or None for every address, port); raises OSError
+Binder = Callable[[str | None, int], Awaitable[Listener]]
+
+
 @dataclass
 class Move:
     """A prepared change: listeners bound for it, and endpoints it closes when committed."""
 
-    opened: dict[Endpoint, asyncssh.SSHAcceptor] = field(default_factory=dict)
+    opened: dict[Endpoint, Listener] = field(default_factory=dict)
     removed: frozenset[Endpoint] = frozenset()
 
 
@@ -71,13 +86,13 @@ class ListenerSet:
     _all: list[ListenerSet] = []  # every service's set in this process (see the module doc)
 
     def __init__(
-        self, server: SshServer, service: str, path: str, *, confidential: bool = False
+        self, bind: Binder, service: str, path: str, *, confidential: bool = False
     ) -> None:
-        self.server = server
+        self._bind_to = bind
         self._moves_log = LOG if confidential else OPERATOR_LOG
         self._service = service  # for messages: "NETCONF", "DTCP"
         self._path = path  # the configuration node a bind failure points at
-        self._open: dict[Endpoint, asyncssh.SSHAcceptor] = {}
+        self._open: dict[Endpoint, Listener] = {}
         self._prepared: frozenset[Endpoint] = frozenset()
         ListenerSet._all.append(self)
 
@@ -85,11 +100,11 @@ class ListenerSet:
         return any(_overlap(endpoint, theirs) for other in ListenerSet._all if other is not self
                    for theirs in (*other._open, *other._prepared))  # fmt: skip
 
-    async def _bind(self, endpoint: Endpoint) -> asyncssh.SSHAcceptor:
+    async def _bind(self, endpoint: Endpoint) -> Listener:
         if self._held_elsewhere(endpoint):
             raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
         address, port = endpoint
-        return await self.server.bind(address or None, port)
+        return await self._bind_to(address or None, port)
 
     @property
     def endpoints(self) -> frozenset[Endpoint]:

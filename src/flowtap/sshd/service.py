@@ -87,7 +87,7 @@ class SshService:
             authenticator=authenticator, admit=self.gate.admit, authorize=self._authorize,
             on_auth=on_auth, login_timeout=login_timeout,
         )  # fmt: skip
-        self.listeners = ListenerSet(self.server, label, path, confidential=confidential)
+        self.listeners = ListenerSet(self.server.bind, label, path, confidential=confidential)
 
     @property
     def port(self) -> int | None:

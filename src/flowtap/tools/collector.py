@@ -12,6 +12,10 @@ classic copy starts with an IPv4 or IPv6 header (0x45-0x6f). The header is strip
 holds the packet), and its intercept and session IDs are counted in the summary
 (``jmirror``), printed per copy with ``--print-ids``, or split into files with
 ``--split intercept``.
+
+With ``--x3`` (and ``--cert``/``--key``/``--ca``) it is an X3 destination instead: TLS on the
+TCP ports, ETSI TS 103 221-2 PDUs, the packets written with their XID and direction counted
+(:mod:`flowtap.tools.x3_collector`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections import Counter
@@ -30,6 +35,7 @@ from typing import BinaryIO
 
 from flowtap.about import add_version, plain
 from flowtap.dataplane.encap import is_jmirror, split_jmirror
+from flowtap.tools import x3_collector
 from flowtap.tools.pcap import PcapWriter
 
 SPLITS = ("none", "dport", "sport", "source", "intercept")
@@ -183,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-c", "--count", type=int, default=None, help="stop after N copies")
     ap.add_argument("-t", "--duration", type=float, default=None, help="stop after S seconds")
     ap.add_argument("--flush", action="store_true", help="flush the pcap after every packet")
+    ap.add_argument("--x3", action="store_true",
+                    help="receive ETSI X3 (TS 103 221-2) over mutual TLS on the TCP ports "
+                         "instead of UDP copies; needs --cert, --key and --ca")
+    ap.add_argument("--cert", help="--x3: this receiver's PEM certificate (chain)")
+    ap.add_argument("--key", help="--x3: its PEM private key")
+    ap.add_argument("--ca", help="--x3: PEM CA certificates the senders' must chain to")
     a = ap.parse_args(argv)
+    if a.x3:
+        return _main_x3(a)
     try:
         socks = [_open(a.listen, p) for p in a.port]
     except OSError as exc:
@@ -198,6 +212,39 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         out.close()
         for s in socks:
+            s.close()
+    print(json.dumps({**tally.summary(), "files": out.files()}), flush=True)
+    return 0
+
+
+def _main_x3(a: argparse.Namespace) -> int:
+    if not (a.cert and a.key and a.ca):
+        print("flowtap-collector: --x3 needs --cert, --key and --ca", file=sys.stderr)
+        return 2
+    try:
+        context = x3_collector.server_context(a.cert, a.key, a.ca)
+        listeners = [socket.create_server((a.listen, p), family=socket.AF_INET6 if ":" in a.listen
+                                          else socket.AF_INET, reuse_port=True) for p in a.port]
+    except (OSError, ssl.SSLError) as exc:
+        print(f"flowtap-collector: {exc}", file=sys.stderr)
+        return 1
+    out = Output(a.write, a.split)
+    if a.split == "none":
+        out.writer("")
+
+    def writer_for(source: tuple[str, int], dport: int, xid: str) -> PcapWriter:
+        if out.split == "intercept":
+            return out.writer(x3_collector.xid_key(xid))
+        return out.writer(out.key(source, dport, None))
+
+    print(json.dumps({"listening": [s.getsockname()[1] for s in listeners], "x3": True}),
+          flush=True)
+    collector = x3_collector.X3Collector(listeners, context, writer_for, a.flush, a.print_ids)
+    try:
+        tally = collector.serve(a.count, a.duration)
+    finally:
+        out.close()
+        for s in listeners:
             s.close()
     print(json.dumps({**tally.summary(), "files": out.files()}), flush=True)
     return 0

@@ -1,0 +1,53 @@
+"""The appliance's side of X3 delivery: the TLS files the workers use, what an X3 criterion
+needs to be served, and the state of every worker's link to each destination."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+
+from flowtap.dataplane.control import X3Route
+from flowtap.dataplane.x3.template import correlation_bytes
+from flowtap.intercept.criteria import X3, ContentDestination, Criterion
+
+
+def x3_route(delivery: X3, destinations: tuple[ContentDestination, ...]) -> X3Route:
+    return X3Route(delivery.xid, correlation_bytes(delivery.correlation_id), delivery.direction,
+                   tuple((cd.dest_address, cd.dest_port) for cd in destinations))  # fmt: skip
+
+
+class X3Delivery:
+    def __init__(self) -> None:
+        self.files: tuple[str, str, str] | None = None  # certificate, key, CAs
+        self._lock = threading.Lock()  # link changes arrive on the pool's event thread
+        self._up: dict[tuple[str, int], dict[int, tuple[bool, str]]] = {}
+
+    def check(self, criterion: Criterion) -> None:
+        """Raises ValueError when the criterion's X3 copies could not be delivered."""
+        if self.files is None:
+            raise ValueError("X3 delivery needs the TLS files of services flow-tap x1")
+        for cd in criterion.destinations:
+            try:
+                ipaddress.ip_address(cd.dest_address)
+            except ValueError:
+                raise ValueError(f"an X3 destination is an IP address, not "
+                                 f"{cd.dest_address!r}") from None  # fmt: skip
+            if not 1 <= cd.dest_port <= 65535:
+                raise ValueError("an X3 destination's TCP port is 1-65535")
+
+    def link_changed(self, worker: int, address: str, port: int, up: bool, why: str) -> None:
+        """A worker's link to ``(address, port)`` came up or went down (event thread)."""
+        with self._lock:
+            self._up.setdefault((address, port), {})[worker] = (up, why)
+
+    def connected(self, address: str, port: int, workers: int) -> bool:
+        """Whether every worker has its link to the destination up."""
+        with self._lock:
+            states = self._up.get((address, port), {})
+            return len(states) >= workers and all(up for up, _ in states.values())
+
+    def problem(self, address: str, port: int) -> str | None:
+        """Why a worker's link to the destination is down (the first such worker's reason)."""
+        with self._lock:
+            states = self._up.get((address, port), {})
+            return next((why or "down" for up, why in states.values() if not up), None)
