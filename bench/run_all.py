@@ -34,6 +34,8 @@ SCRIPTS = [
     # the first; `bench/dataplane.py --workers 2` measures that (README, Performance)
     ("dataplane.py", ["--workers", "1"]),
     ("tap_latency.py", []),
+    ("x1_tasking.py", []),
+    ("x3_delivery.py", []),
     ("hostile_soak.py", ["--cap", "45"]),
 ]
 

@@ -181,7 +181,20 @@ def main() -> int:
     print(f"  GetTaskDetails {res['get_task_details_per_s']:.0f}/s; ActivateTask+DeactivateTask "
           f"{res['activate_deactivate_pairs_per_s']:.0f} pairs/s")
     if a.json:
-        a.json.write_text(json.dumps(res, indent=2) + "\n")
+        rows = [
+            {"metric": "X1 ActivateTask answer -> first X3 PDU, destination connected "
+                       "(p50/p99/max)",
+             "value": f"{c['p50']:.1f} / {c['p99']:.1f} / {c['max']:.1f} ms (n={c['n']}, "
+                      f"{c['without_pdu']} without a PDU)"},
+            {"metric": "the same, first task on a destination (connect + TLS after the answer)",
+             "value": f"{f['p50']:.1f} / {f['p99']:.1f} / {f['max']:.1f} ms (n={f['n']})"},
+            {"metric": "X1 GetTaskDetails on one HTTPS connection",
+             "value": f"{res['get_task_details_per_s']:.0f}/s"},
+            {"metric": "X1 ActivateTask + DeactivateTask pairs on one HTTPS connection",
+             "value": f"{res['activate_deactivate_pairs_per_s']:.0f}/s"},
+        ]
+        a.json.write_text(json.dumps({"title": "X1 tasking (bench/x1_tasking.py)", "rows": rows,
+                                      "raw": res}, indent=2) + "\n")
     return 0
 
 

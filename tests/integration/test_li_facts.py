@@ -195,8 +195,11 @@ ERROR_PATHS = {
     "Unsupported element {local!r} in <get-flow-tap-information>": "names-only-the-rpc",
     # ... and only a caller who may read flow-tap-state gets past access-denied to this one
     "This server runs no flow-tap service": "li-readers-only",
+    # the X1 TLS files are read only when services flow-tap x1 changes, which only a flow-tap
+    # user can do (test_x1_tasking.py::test_x1_tls_files_fail_only_the_commit_that_changes_x1)
+    "services flow-tap x1 {leaf}: {detail}": "li-editors-only",
 }
-NOT_RUN_AS_NON_LI = {"netconf-port", "names-only-the-rpc", "li-readers-only"}
+NOT_RUN_AS_NON_LI = {"netconf-port", "names-only-the-rpc", "li-readers-only", "li-editors-only"}
 REPO = Path(__file__).resolve().parents[2]
 
 

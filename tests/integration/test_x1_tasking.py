@@ -23,7 +23,7 @@ import pytest
 from flowtap.tools.x1_cli import main as x1_main
 from flowtap.tools.x1_client import X1Client, X1ClientError, parse_target
 from flowtap.x1.encode import encode_request
-from tests.flowtapd import SVC, Flowtapd, TestUser, free_port
+from tests.flowtapd import NC, SVC, SYS, Flowtapd, TestUser, free_port
 from tests.integration.dtcp_support import FLOW_TAP, LI_CLASSES
 from tests.x1.pki import Authority, Issued
 
@@ -294,3 +294,38 @@ def test_the_command_line_client(site: Site, capsys: pytest.CaptureFixture[str])
     assert x1_main(["--url", common[1], "ping"]) == 2  # no certificate given
     closed = [common[0], f"https://127.0.0.1:{free_port()}/X1/NE", *common[2:]]
     assert x1_main([*closed, "ping"]) == 2  # nothing listens there
+
+
+def test_x1_tls_files_fail_only_the_commit_that_changes_x1(tmp_path: Path) -> None:
+    """An X1 certificate that cannot be used fails the commit that configures it, with the leaf
+    named; files that go bad later never fail a commit of someone else's (who must not learn
+    that X1 exists): they are read only when the x1 settings change."""
+    from ncclient.operations import RPCError
+
+    ca = Authority(tmp_path, "x1-files")
+    users = {**USERS, "op": TestUser("op", "op-pw-1", "super-user")}  # all but LI
+    server = Flowtapd(tmp_path / "state", free_port(), users)
+    server.extra_classes = LI_CLASSES
+    server.start()
+    try:
+        good = ca.issue(NE, server=True, client=True)
+        x1 = x1_config(good, ca, free_port()).replace(str(good.key), str(tmp_path / "gone.key"))
+        with server.connect("admin") as m:
+            m.edit_config(target="candidate", config=f'<config xmlns="{NC}">{x1}</config>')
+            with pytest.raises(RPCError) as refused:
+                m.commit()
+            assert "x1 private-key-file" in str(refused.value)
+            assert "gone.key: no such file" in str(refused.value)
+            m.discard_changes()
+            m.edit_config(target="candidate",
+                          config=f'<config xmlns="{NC}">{x1_config(good, ca, free_port())}'
+                                 "</config>")  # fmt: skip
+            m.commit()
+        good.key.unlink()  # the running X1 listener keeps the material it read
+        with server.connect("op") as m:
+            m.edit_config(target="candidate", config=(
+                f'<config xmlns="{NC}"><system xmlns="{SYS}"><host-name>r2</host-name>'
+                "</system></config>"))
+            m.commit()  # no word of x1
+    finally:
+        server.stop()
