@@ -8,7 +8,8 @@ error reply echoing the offending header.
 
 No request may hold the event loop for a time that grows with the table (issue 13): DELETE and
 REFRESH apply their change ``SLICE`` criteria at a time and yield between slices, and a LIST
-reply is a lazy sequence of pieces the session renders and writes slice by slice. What others
+reply is a lazy sequence of pieces the session renders and writes slice by slice. Between two
+slices the other sessions' short requests go first (:mod:`flowtap.dtcp.right_of_way`). What others
 see meanwhile is what they would see had the request arrived a moment later: a criterion
 deleted, expired or cleared between two slices is skipped (``Registry.holds``) and not counted;
 a LIST shows the criteria selected when it arrived, with their counters read at that moment.
@@ -94,6 +95,7 @@ class RequestContext:
     peer: str
     session: str
     config: Callable[[], Config]
+    give_way: Callable[[], Awaitable[None]]  # before each slice of an O(N) request
 
     def record(
         self, method: str | None, result: str, *, reason: str | None = None,
@@ -177,7 +179,8 @@ async def delete(
         return refused(ctx, request, ident, note, error)
     targets: list[Entry] = []
     epoch = None
-    async for part in _slices([e for e in found if params.static or not e.criterion.static]):
+    kept = [e for e in found if params.static or not e.criterion.static]
+    async for part in _slices(kept, ctx.give_way):
         held = [e for e in part if registry.holds(e)]
         targets += held
         changed = registry.delete(held)
@@ -203,7 +206,7 @@ async def refresh(
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
     saved = []
-    async for part in _slices(found):
+    async for part in _slices(found, ctx.give_way):
         saved += registry.refresh(part, params.timeouts)
     reply = count_reply(request.version, ident.seq, len(saved), datetime.now())
     record = ctx.record(
@@ -264,10 +267,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def _slices(entries: Sequence[Entry]) -> AsyncIterator[Sequence[Entry]]:
-    """``entries`` ``SLICE`` at a time, with a turn of the event loop between two slices."""
+async def _slices(entries: Sequence[Entry], give_way: Callable[[], Awaitable[None]]
+                  ) -> AsyncIterator[Sequence[Entry]]:  # fmt: skip
+    """``entries`` ``SLICE`` at a time; between two slices, other sessions' short requests go
+    first (``give_way``) and the event loop turns."""
     for start in range(0, len(entries), SLICE):
         if start:
+            await give_way()
             await asyncio.sleep(0)
         yield entries[start : start + SLICE]
 

@@ -26,7 +26,10 @@ requests are undone and each gets ``500 Server Internal Error`` (fail closed).
 
 Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessions run: between
 two such messages of a batch, between the slices of their work (``methods.SLICE``) and between
-the pieces of a LIST reply, which is rendered piece by piece as the channel drains.
+the pieces of a LIST reply, which is rendered piece by piece as the channel drains. There, and
+between the turns of a pipeline, a session with much in progress lets the sessions with little
+go first (:mod:`flowtap.dtcp.right_of_way`): each batch is registered there from handled to
+answered.
 
 The channel closes after the login class's ``idle-timeout`` (else ``idle_timeout``) without a
 message, ``message_timeout`` after a
@@ -60,6 +63,7 @@ from flowtap.dtcp.methods import (
 )
 from flowtap.dtcp.replies import decode_error_reply
 from flowtap.dtcp.replying import ReplyStage
+from flowtap.dtcp.right_of_way import RightOfWay
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
 from flowtap.intercept.registry import Registry
@@ -82,6 +86,7 @@ class SessionHost(Protocol):
     registry: Registry
     audit: LiAudit
     tuning: DtcpTuning
+    right_of_way: RightOfWay
 
     def config(self) -> Config: ...
 
@@ -125,7 +130,9 @@ class DtcpSession:
         self._drain = drain
         self._close = close
         self._decoder = MessageDecoder()
-        self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config)
+        self._right_of_way = host.right_of_way
+        self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config,
+                                   self._give_way)  # fmt: skip
         self._replies = ReplyStage(session_id, host.registry.publisher, self._send,
                                    self._send_in_pieces)
         self._errors = 0
@@ -156,27 +163,43 @@ class DtcpSession:
             self.closing = True
             self._close()
 
+    async def _give_way(self) -> None:
+        await self._right_of_way.give_way(self.session_id)
+
     async def _process(self, items: Sequence[Request | DecodeError]) -> None:
+        bulk = any(isinstance(i, Request) and i.method in BULK_METHODS for i in items)
+        answered = self._right_of_way.started(self.session_id, len(items), bulk=bulk)
+        try:
+            await self._give_way()  # a pipeline's next batch lets light sessions go first
+            outcomes, close = await self._handle_all(items)
+            records = [self.host.audit.submit(o.record) for o in outcomes]
+        except BaseException:
+            answered()
+            raise
+        streaming = any(o.reply is not None and not isinstance(o.reply, bytes) for o in outcomes)
+        await self._replies.submit(outcomes, records, answered, settle=close or streaming)
+        if close:
+            self.close()
+
+    async def _handle_all(self, items: Sequence[Request | DecodeError]
+                          ) -> tuple[list[Outcome], bool]:  # fmt: skip
+        """Handle ``items`` in order, up to the one after which the channel closes; their
+        outcomes, and whether to close."""
         outcomes: list[Outcome] = []
-        close = False
         turn = time.perf_counter()
-        for item in items:  # in order; stop at the message after which the channel closes
+        for item in items:
             outcome = await self._handle(item)
             outcomes.append(outcome)
             if ((isinstance(item, Request) and item.method in BULK_METHODS)
                     or time.perf_counter() - turn > TURN):
                 # ten pipelined LISTs, or a window of 64 ADDs: others run in between
+                await self._give_way()
                 await asyncio.sleep(0)
                 turn = time.perf_counter()
             self._errors = self._errors + 1 if outcome.status in PROTOCOL_ERRORS else 0
             if outcome.close or self._errors >= self.host.tuning.max_consecutive_errors:
-                close = True
-                break
-        records = [self.host.audit.submit(o.record) for o in outcomes]
-        streaming = any(o.reply is not None and not isinstance(o.reply, bytes) for o in outcomes)
-        await self._replies.submit(outcomes, records, settle=close or streaming)
-        if close:
-            self.close()
+                return outcomes, True
+        return outcomes, False
 
     async def _send(self, replies: list[bytes]) -> None:
         if replies:
@@ -200,6 +223,7 @@ class DtcpSession:
                 return False
             self._write(piece)
             await self._drain()
+            await self._give_way()
             await asyncio.sleep(0)
 
     async def _handle(self, item: Request | DecodeError) -> Outcome:
