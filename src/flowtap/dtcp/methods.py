@@ -63,11 +63,14 @@ from flowtap.intercept.registry import Entry, Registry
 
 BULK_METHODS = frozenset({"LIST", "DELETE", "REFRESH"})
 """Methods whose work grows with the criteria they select."""
-SLICE = 64
-"""Criteria per slice of an O(N) request: a few milliseconds of work between two turns of the
-event loop. A request of another session needs several turns (SSH, channel, audit, reply), each
-of which may wait for one slice: with 256 a NOOP took 0.2-0.5 s during big LISTs on a loaded
-2-core machine, with 64 under 0.25 s (bench/dtcp_bulk_fairness.py)."""
+SLICE = 32
+"""Criteria per slice of a DELETE or REFRESH: about a millisecond of work between two turns of
+the event loop. A request of another session needs several turns (SSH, channel, audit, reply),
+each of which may wait for one slice: with 256 a NOOP took 0.2-0.5 s during big LISTs on a loaded
+2-core machine, with 64 still tens of milliseconds (bench/dtcp_bulk_fairness.py)."""
+LIST_SLICE = 16
+"""LIST rows rendered per piece; the session writes as many pieces at once as it renders in a
+turn (``right_of_way.TURN``), so the turn, not the piece, bounds what others wait for."""
 
 
 @dataclass(slots=True)
@@ -234,7 +237,7 @@ async def list_(
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
     rows = ([ListEntry(e.criterion, e.peer, stats) for e, stats in part]
-            for part in registry.stats_slices(found, bool(params.flags & Flag.STATS), SLICE))
+            for part in registry.stats_slices(found, bool(params.flags & Flag.STATS), LIST_SLICE))
     reply = list_reply_parts(request.version, ident.seq, rows, len(found), params.flags,
                              datetime.now())  # fmt: skip
     record = ctx.record(

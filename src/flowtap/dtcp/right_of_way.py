@@ -24,6 +24,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+TURN = 0.001
+"""Seconds one session's work (a pipelined batch, a LIST reply) may hold the event loop before
+other sessions get a turn: another agency's ADD needs several turns of the loop, each of which
+may wait this long (bench/dtcp_bulk_fairness.py)."""
 LIGHT = 4
 """Requests in progress up to which a session goes first: a mediation device that adds one
 criterion at a time, or a few, rather than a pipeline."""

@@ -26,10 +26,10 @@ requests are undone and each gets ``500 Server Internal Error`` (fail closed).
 
 Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessions run: between
 two such messages of a batch, between the slices of their work (``methods.SLICE``) and between
-the pieces of a LIST reply, which is rendered piece by piece as the channel drains. There, and
-between the turns of a pipeline, a session with much in progress lets the sessions with little
-go first (:mod:`flowtap.dtcp.right_of_way`): each batch is registered there from handled to
-answered.
+the turns of writing a LIST reply, which is rendered piece by piece as the channel drains.
+There, and between the turns of a pipeline, a session with much in progress lets the sessions
+with little go first (:mod:`flowtap.dtcp.right_of_way`): each batch is registered there from
+handled to answered.
 
 The channel closes after the login class's ``idle-timeout`` (else ``idle_timeout``) without a
 message, ``message_timeout`` after a
@@ -63,7 +63,7 @@ from flowtap.dtcp.methods import (
 )
 from flowtap.dtcp.replies import decode_error_reply
 from flowtap.dtcp.replying import ReplyStage
-from flowtap.dtcp.right_of_way import RightOfWay
+from flowtap.dtcp.right_of_way import TURN, RightOfWay
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
 from flowtap.intercept.registry import Registry
@@ -74,11 +74,6 @@ LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
 """Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
 them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
-TURN = 0.001
-"""Seconds a batch of requests may hold the event loop before other sessions get a turn: a
-pipelining peer hands over 64 ADDs at once, ~16 ms of work here, and another agency's ADD
-needs several turns of the loop (bench/dtcp_bulk_fairness.py)."""
-
 
 class SessionHost(Protocol):
     """What the DTCP service shares with its sessions."""
@@ -207,24 +202,31 @@ class DtcpSession:
             await self._drain()
 
     async def _send_in_pieces(self, pieces: Iterator[bytes]) -> bool:
-        """A long reply (LIST): each piece is rendered when asked for, so other sessions run
-        between two of them; ``drain`` also stops a client that does not read from piling up
-        the whole reply in memory. False when rendering failed (a bug): half a reply cannot
-        be taken back, so the channel is closed."""
-        while True:
+        """A long reply (LIST): each piece is rendered when asked for; what one turn
+        (``TURN``) renders is written at once, then other sessions run; ``drain`` also stops
+        a client that does not read from piling up the whole reply in memory. False when
+        rendering failed (a bug): half a reply cannot be taken back, so the channel is
+        closed."""
+        ended = False
+        while not ended:
+            turn = time.perf_counter()
+            rendered: list[bytes] = []
             try:
-                piece = next(pieces)
+                while time.perf_counter() - turn < TURN:
+                    rendered.append(next(pieces))
             except StopIteration:
-                return True
+                ended = True
             except Exception as exc:  # never the request's values in the log: the type only
                 LOG.error("%s: internal error while writing a reply: %s", self.session_id,
                           type(exc).__name__)  # fmt: skip
                 self.close()
                 return False
-            self._write(piece)
+            self._write(b"".join(rendered))
             await self._drain()
-            await self._give_way()
-            await asyncio.sleep(0)
+            if not ended:
+                await self._give_way()
+                await asyncio.sleep(0)
+        return True
 
     async def _handle(self, item: Request | DecodeError) -> Outcome:
         ctx = self._ctx

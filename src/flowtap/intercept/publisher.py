@@ -42,8 +42,9 @@ from flowtap.intercept.sink import CriteriaSink
 
 LOG = logging.getLogger(__name__)
 _SAMPLES = 1024
-BATCH = 64  # changes per run: bounds what another lane's change waits behind (a run of 64
-# holds the event loop ~2 ms on this machine; 512 held it ~15 ms, bench/dtcp_bulk_fairness.py)
+BATCH = 32  # changes per run: bounds the run in flight another lane's change waits behind (a
+# run of 64 held the event loop 2-5 ms on this machine, 512 ~15 ms; a turn should last about
+# 1 ms, dtcp.right_of_way.TURN; bench/dtcp_bulk_fairness.py)
 
 
 @dataclass(slots=True)
