@@ -221,8 +221,9 @@ class DtcpSession:
                           type(exc).__name__)  # fmt: skip
                 self.close()
                 return False
-            self._write(b"".join(rendered))
-            await self._drain()
+            if rendered:
+                self._write(b"".join(rendered))
+                await self._drain()
             if not ended:
                 await self._give_way()
                 await asyncio.sleep(0)
