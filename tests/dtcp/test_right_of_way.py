@@ -16,6 +16,8 @@ from flowtap.audit import AuditLog
 from flowtap.auth.principal import Principal
 from flowtap.config.model import HMAC_STRICT, Config
 from flowtap.dtcp.auditing import LiAudit
+from flowtap.dtcp.message import MessageDecoder, Request
+from flowtap.dtcp.methods import grows_with_table
 from flowtap.dtcp.right_of_way import RightOfWay
 from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
@@ -65,6 +67,21 @@ async def test_a_light_batch_never_answered_holds_a_heavy_session_only_max_wait(
     way.started("b", 0, bulk=False)  # never answered (a peer that does not read)
     await asyncio.wait_for(way.give_way("a"), 60)
     assert way.given_way == 1
+
+
+@pytest.mark.parametrize(("method", "criteria_id", "bulk"), [
+    ("LIST", None, True), ("DELETE", "*", True), ("REFRESH", "1-100", True),
+    ("DELETE", "1,2,3,4,5", True), ("LIST", "!7", True),
+    ("DELETE", "5", False), ("REFRESH", "1,2,3,4", False), ("LIST", "9", False),
+    ("DELETE", "x", False),  # refused at once
+    ("ADD", None, False), ("NOOP", None, False),
+])  # fmt: skip
+def test_a_request_is_bulk_unless_it_names_a_few_criteria(method: str, criteria_id: str | None,
+                                                           bulk: bool) -> None:  # fmt: skip
+    fields = [] if criteria_id is None else [("Criteria-ID", criteria_id)]
+    (request,) = MessageDecoder().feed(build_request(method, fields, seq=1, csource_id="md1"))
+    assert isinstance(request, Request)
+    assert grows_with_table(request) is bulk
 
 
 # ---- two sessions ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from flowtap.config.model import Config
 from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auditing import render_criterion, render_request
 from flowtap.dtcp.fields import RequestIdentity, parse_delete, parse_list, parse_noop, parse_refresh
-from flowtap.dtcp.filters import CriteriaSelector
+from flowtap.dtcp.filters import CriteriaSelector, parse_criteria_selector
 from flowtap.dtcp.headers import INPUT_INTERFACE
 from flowtap.dtcp.message import Request
 from flowtap.dtcp.replies import (
@@ -53,6 +53,7 @@ from flowtap.dtcp.status import DtcpRequestError, reason_phrase
 from flowtap.errors import (
     DestinationLimitError,
     DtcpError,
+    FlowtapError,
     InterceptError,
     InterceptLimitError,
     UnknownInterceptError,
@@ -63,6 +64,8 @@ from flowtap.intercept.registry import Entry, Registry
 
 BULK_METHODS = frozenset({"LIST", "DELETE", "REFRESH"})
 """Methods whose work grows with the criteria they select."""
+FEW = 4
+"""Criteria named one by one up to which a LIST, DELETE or REFRESH is a short request."""
 SLICE = 32
 """Criteria per slice of a DELETE or REFRESH: about a millisecond of work between two turns of
 the event loop. A request of another session needs several turns (SSH, channel, audit, reply),
@@ -268,6 +271,22 @@ HANDLERS: dict[str, Handler] = {
     "LIST": list_,
     "NOOP": noop,
 }
+
+
+def grows_with_table(request: Request) -> bool:
+    """Whether ``request``'s work may grow with the criteria table: a LIST, DELETE or REFRESH,
+    unless it names at most ``FEW`` criteria one by one (a mediation device deleting the
+    criterion it added is not bulk work)."""
+    if request.method not in BULK_METHODS:
+        return False
+    raw = request.headers.get("criteria-id")
+    if raw is None:
+        return True
+    try:
+        selector = parse_criteria_selector(raw)
+    except (ValueError, FlowtapError):
+        return False  # refused at once
+    return not (selector.only_listed and len(selector.listed_ids) <= FEW)
 
 
 async def _slices(entries: Sequence[Entry], give_way: Callable[[], Awaitable[None]]

@@ -7,7 +7,8 @@ another agency's single ADD waits behind a slice of that work, and ten such wait
 milliseconds. So a session doing much gives way to the sessions doing little:
 
 - A session is *light* while it has at most ``LIGHT`` requests handled and not yet answered,
-  none of them a bulk request (LIST, DELETE, REFRESH: their work grows with the table).
+  none of them a bulk request (a LIST, DELETE or REFRESH that does not name a few criteria one
+  by one: its work grows with the table, ``methods.grows_with_table``).
 - Before each slice of bulk work (a piece of a LIST reply, a slice of a DELETE or REFRESH) and
   before each turn's worth of a pipeline, a session that is not light waits until the batches
   that light sessions have in progress at that moment are answered; later batches do not hold

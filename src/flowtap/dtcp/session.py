@@ -58,6 +58,7 @@ from flowtap.dtcp.methods import (
     HANDLERS,
     Outcome,
     RequestContext,
+    grows_with_table,
     refused,
     status_line,
 )
@@ -162,7 +163,7 @@ class DtcpSession:
         await self._right_of_way.give_way(self.session_id)
 
     async def _process(self, items: Sequence[Request | DecodeError]) -> None:
-        bulk = any(isinstance(i, Request) and i.method in BULK_METHODS for i in items)
+        bulk = any(isinstance(i, Request) and grows_with_table(i) for i in items)
         answered = self._right_of_way.started(self.session_id, len(items), bulk=bulk)
         try:
             await self._give_way()  # a pipeline's next batch lets light sessions go first
