@@ -61,12 +61,17 @@ async def test_heavy_sessions_do_not_wait_for_each_other_and_a_bulk_request_is_h
     assert way.is_light("a") and way.is_light("b")
 
 
-async def test_a_light_batch_never_answered_holds_a_heavy_session_only_max_wait() -> None:
+async def test_a_light_batch_never_answered_holds_a_heavy_session_once_for_max_wait() -> None:
     way = RightOfWay(light=0, max_wait=0.01)
     way.started("a", 1, bulk=False)
     way.started("b", 0, bulk=False)  # never answered (a peer that does not read)
     await asyncio.wait_for(way.give_way("a"), 60)
     assert way.given_way == 1
+    await way.give_way("a")  # the stale batch holds no one again
+    assert way.given_way == 1
+    way.started("b", 0, bulk=False)  # a new batch of b has the right of way again
+    await asyncio.wait_for(way.give_way("a"), 60)
+    assert way.given_way == 2
 
 
 @pytest.mark.parametrize(("method", "criteria_id", "bulk"), [

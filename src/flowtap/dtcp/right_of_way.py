@@ -12,8 +12,9 @@ milliseconds. So a session doing much gives way to the sessions doing little:
 - Before each slice of bulk work (a piece of a LIST reply, a slice of a DELETE or REFRESH) and
   before each turn's worth of a pipeline, a session that is not light waits until the batches
   that light sessions have in progress at that moment are answered; later batches do not hold
-  it again for the same slice, and it never waits longer than ``MAX_WAIT`` for one slice: a
-  light session cannot stop a heavy one, only go before it.
+  it again for the same slice, and it never waits longer than ``MAX_WAIT`` for one slice. A
+  batch still unanswered after such a wait (its client does not read its replies) holds no
+  one again: a light session cannot stop a heavy one, only go before it.
 - Light sessions never wait here, and heavy ones do not wait for each other (they take turns
   as before).
 
@@ -41,12 +42,13 @@ never reads its replies can hold a heavy one back."""
 class _Work:
     """One batch of requests of a session, from handled to answered."""
 
-    __slots__ = ("done", "requests", "session")
+    __slots__ = ("done", "requests", "session", "stale")
 
     def __init__(self, session: str, requests: int, done: asyncio.Future[None]) -> None:
         self.session = session
         self.requests = requests
         self.done = done
+        self.stale = False  # made someone wait ``max_wait`` in vain: holds no one again
 
 
 class RightOfWay:
@@ -89,8 +91,10 @@ class RightOfWay:
         ``session`` is light itself or none is in progress); at most ``max_wait``."""
         if self.is_light(session):
             return
-        ahead = [w.done for w in self._works
-                 if w.session != session and self.is_light(w.session)]  # fmt: skip
+        ahead = [w for w in self._works
+                 if w.session != session and not w.stale and self.is_light(w.session)]
         if ahead:
             self.given_way += 1
-            await asyncio.wait(ahead, timeout=self.max_wait)
+            await asyncio.wait([w.done for w in ahead], timeout=self.max_wait)
+            for work in ahead:
+                work.stale = not work.done.done()
