@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"errors", "config", "audit"},
     "intercept": {"errors"},
     "sshd": {"errors", "config", "auth"},
-    "dataplane": {"errors", "config", "intercept"},
+    "dataplane": {"errors", "config", "intercept", "gc_policy"},  # the capture workers
     "netconf": {"errors", "config", "auth", "sshd"},
     "dtcp": {"errors", "config", "auth", "audit", "intercept", "sshd"},
     # netconf: only its hardened XML parser (netconf.xmlparse), which X1 requests go through too

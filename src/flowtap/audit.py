@@ -61,7 +61,7 @@ INLINE_SYNC = 0.001
 """A group whose write and ``fdatasync`` took less than this many seconds has the next done on
 the event loop: handing it to the writer thread and back costs two thread wake-ups and GIL
 hand-overs, more than a fast disk's fdatasync, on the path of every DTCP reply; a millisecond
-holds the loop no longer than a turn of request handling (``flowtap.dtcp.session.TURN``)."""
+holds the loop no longer than a turn of request handling (``flowtap.dtcp.right_of_way.TURN``)."""
 
 Recover = Callable[[int, int, dict[str, Any]], Sequence["AuditRecord"]]
 """``(fd, end, last record)`` of a log whose writer did not close it -> records to append first."""

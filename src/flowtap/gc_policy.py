@@ -16,6 +16,11 @@ frozen while still alive); to bound that, every ``RECLAIM_EVERY`` seconds everyt
 unfrozen and collected once: the old pause, at a known and rare rate, logged at DEBUG with its
 length. Measured: freezing every 0.1 s through that benchmark, a reclaim after 20 s found 27
 unreachable objects among 270,599 frozen ones, so an hour between reclaims costs little memory.
+
+Capture workers hold the whole table too (their match indexes), in processes of their own
+without an event loop: each calls :meth:`GcPolicy.tick` after every control batch it applies.
+Unfrozen, a worker's full collection took 110-120 ms at 15,000 criteria, and every ADD's 200
+OK waits for every worker's acknowledgement.
 """
 
 from __future__ import annotations

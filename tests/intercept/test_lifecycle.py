@@ -244,3 +244,23 @@ async def test_the_service_stopping_is_a_clear_with_its_own_reason(registry: Reg
     entry = live(registry)
     assert registry.clear("service stopped") == 1
     assert watch.removed == [("a", entry.criteria_id, "service stopped")] and watch.clears == 1
+
+
+async def test_a_refresh_the_dataplane_cannot_see_publishes_nothing(registry: Registry) -> None:
+    """Issue 15 item 6: a REFRESH * of the total or idle timeout of 10,000 criteria must not
+    queue 10,000 moot changes in front of other agencies' ADDs; one that changes a packet or
+    byte limit, and its undo, still reach the dataplane."""
+    entry = live(registry, timeouts=Timeouts(total=100, packets=100))
+    await installed(registry)
+    runs = registry.publisher.stats.runs
+    registry.refresh([entry], Timeouts(total=50, idle=20))
+    assert registry.publisher.pending() == 0
+    await installed(registry)
+    assert registry.publisher.stats.runs == runs
+    saved = registry.refresh([entry], Timeouts(packets=10))
+    assert registry.publisher.pending() == 1
+    await installed(registry)
+    registry.unrefresh(saved)
+    assert registry.publisher.pending() == 1  # the limit of 100 goes back to the dataplane
+    assert await installed(registry) == {entry.key}
+    assert registry.snapshot()[0].timeouts == Timeouts(packets=100)

@@ -165,6 +165,31 @@ async def test_a_flood_in_one_lane_delays_another_lane_by_one_bounded_run() -> N
         await publisher.close()
 
 
+async def test_a_lane_with_one_change_shares_its_run_with_one_change_of_a_flood() -> None:
+    """Issue 15 item 6: the run that carries agency c's one change carries one of agency b's
+    thousand, not a full batch of them (a run's cost grows with its size); with both lanes
+    busy, they share runs equally."""
+    sink = TableSink()
+    publisher = Publisher(sink, batch=50)
+    try:
+        sink.release.clear()
+        publisher.upsert(crit(1))
+        assert await asyncio.to_thread(sink.entered.wait, 5)  # a run is in flight
+        for key in range(1000, 2000):
+            publisher.upsert(crit(key, source="b"))
+        publisher.upsert(crit(7, source="c"))
+        for key in range(3000, 3100):
+            publisher.upsert(crit(key, source="d"))
+        sink.release.set()
+        await publisher.flush("c")
+        assert sink.calls[1] == ([7, 1000, 3000], [])
+        await publisher.flush()
+        assert sink.calls[2] == ([*range(1001, 1026), *range(3001, 3026)], [])
+        assert len(sink.table) == 1102
+    finally:
+        await publisher.close()
+
+
 async def test_flush_of_a_lane_with_nothing_pending_returns_at_once(rig: Rig) -> None:
     rig.sink.release.clear()
     rig.publisher.upsert(crit(1))

@@ -56,6 +56,7 @@ from flowtap.dataplane.slab import (
 )
 from flowtap.dataplane.x3.link import TICK as X3_TICK
 from flowtap.dataplane.x3.links import X3Links
+from flowtap.gc_policy import GcPolicy
 
 LOG = logging.getLogger(__name__)
 _TIMED = frozenset({"up", "rm", "rings", "stop"})  # operations that apply at an instant
@@ -87,6 +88,9 @@ class Worker:
         self.pending: tuple[int, list[control.Op], int] | None = None  # batch, ops, since (ns)
         self.applied = 0
         self.stopping = False
+        # a worker's index is the whole table again: without freezing it, a full collection
+        # of 15,000 criteria held a worker, so every ADD's acknowledgement, 110-120 ms
+        self.collector = GcPolicy()
 
     # ---- control ----------------------------------------------------------------------
 
@@ -151,6 +155,7 @@ class Worker:
         if self.slab is not None:
             self.slab.words[self.slab.header(self.me) + H_APPLIED] = batch
         control.send(self.ctl, ("ack", batch))
+        self.collector.tick()  # what the batch installed is long-lived: freeze it (O(1))
 
     def _upsert(self, up: control.Upsert) -> None:
         if up.x3 is not None:

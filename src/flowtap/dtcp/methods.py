@@ -8,7 +8,8 @@ error reply echoing the offending header.
 
 No request may hold the event loop for a time that grows with the table (issue 13): DELETE and
 REFRESH apply their change ``SLICE`` criteria at a time and yield between slices, and a LIST
-reply is a lazy sequence of pieces the session renders and writes slice by slice. What others
+reply is a lazy sequence of pieces the session renders and writes slice by slice. Between two
+slices the other sessions' short requests go first (:mod:`flowtap.dtcp.right_of_way`). What others
 see meanwhile is what they would see had the request arrived a moment later: a criterion
 deleted, expired or cleared between two slices is skipped (``Registry.holds``) and not counted;
 a LIST shows the criteria selected when it arrived, with their counters read at that moment.
@@ -37,7 +38,7 @@ from flowtap.config.model import Config
 from flowtap.dtcp.add_fields import parse_add
 from flowtap.dtcp.auditing import render_criterion, render_request
 from flowtap.dtcp.fields import RequestIdentity, parse_delete, parse_list, parse_noop, parse_refresh
-from flowtap.dtcp.filters import CriteriaSelector
+from flowtap.dtcp.filters import CriteriaSelector, parse_criteria_selector
 from flowtap.dtcp.headers import INPUT_INTERFACE
 from flowtap.dtcp.message import Request
 from flowtap.dtcp.replies import (
@@ -52,6 +53,7 @@ from flowtap.dtcp.status import DtcpRequestError, reason_phrase
 from flowtap.errors import (
     DestinationLimitError,
     DtcpError,
+    FlowtapError,
     InterceptError,
     InterceptLimitError,
     UnknownInterceptError,
@@ -62,11 +64,16 @@ from flowtap.intercept.registry import Entry, Registry
 
 BULK_METHODS = frozenset({"LIST", "DELETE", "REFRESH"})
 """Methods whose work grows with the criteria they select."""
-SLICE = 64
-"""Criteria per slice of an O(N) request: a few milliseconds of work between two turns of the
-event loop. A request of another session needs several turns (SSH, channel, audit, reply), each
-of which may wait for one slice: with 256 a NOOP took 0.2-0.5 s during big LISTs on a loaded
-2-core machine, with 64 under 0.25 s (bench/dtcp_bulk_fairness.py)."""
+FEW = 4
+"""Criteria named one by one up to which a LIST, DELETE or REFRESH is a short request."""
+SLICE = 32
+"""Criteria per slice of a DELETE or REFRESH: about a millisecond of work between two turns of
+the event loop. A request of another session needs several turns (SSH, channel, audit, reply),
+each of which may wait for one slice: with 256 a NOOP took 0.2-0.5 s during big LISTs on a loaded
+2-core machine, with 64 still tens of milliseconds (bench/dtcp_bulk_fairness.py)."""
+LIST_SLICE = 16
+"""LIST rows rendered per piece; the session writes as many pieces at once as it renders in a
+turn (``right_of_way.TURN``), so the turn, not the piece, bounds what others wait for."""
 
 
 @dataclass(slots=True)
@@ -94,6 +101,7 @@ class RequestContext:
     peer: str
     session: str
     config: Callable[[], Config]
+    give_way: Callable[[], Awaitable[None]]  # before each slice of an O(N) request
 
     def record(
         self, method: str | None, result: str, *, reason: str | None = None,
@@ -177,7 +185,8 @@ async def delete(
         return refused(ctx, request, ident, note, error)
     targets: list[Entry] = []
     epoch = None
-    async for part in _slices([e for e in found if params.static or not e.criterion.static]):
+    kept = [e for e in found if params.static or not e.criterion.static]
+    async for part in _slices(kept, ctx.give_way):
         held = [e for e in part if registry.holds(e)]
         targets += held
         changed = registry.delete(held)
@@ -203,7 +212,7 @@ async def refresh(
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
     saved = []
-    async for part in _slices(found):
+    async for part in _slices(found, ctx.give_way):
         saved += registry.refresh(part, params.timeouts)
     reply = count_reply(request.version, ident.seq, len(saved), datetime.now())
     record = ctx.record(
@@ -231,7 +240,7 @@ async def list_(
     except DtcpError as error:
         return refused(ctx, request, ident, note, error)
     rows = ([ListEntry(e.criterion, e.peer, stats) for e, stats in part]
-            for part in registry.stats_slices(found, bool(params.flags & Flag.STATS), SLICE))
+            for part in registry.stats_slices(found, bool(params.flags & Flag.STATS), LIST_SLICE))
     reply = list_reply_parts(request.version, ident.seq, rows, len(found), params.flags,
                              datetime.now())  # fmt: skip
     record = ctx.record(
@@ -264,10 +273,29 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def _slices(entries: Sequence[Entry]) -> AsyncIterator[Sequence[Entry]]:
-    """``entries`` ``SLICE`` at a time, with a turn of the event loop between two slices."""
+def grows_with_table(request: Request) -> bool:
+    """Whether ``request``'s work may grow with the criteria table: a LIST, DELETE or REFRESH,
+    unless it names at most ``FEW`` criteria one by one (a mediation device deleting the
+    criterion it added is not bulk work)."""
+    if request.method not in BULK_METHODS:
+        return False
+    raw = request.headers.get("criteria-id")
+    if raw is None:
+        return True
+    try:
+        selector = parse_criteria_selector(raw)
+    except (ValueError, FlowtapError):
+        return False  # refused at once
+    return not (selector.only_listed and len(selector.listed_ids) <= FEW)
+
+
+async def _slices(entries: Sequence[Entry], give_way: Callable[[], Awaitable[None]]
+                  ) -> AsyncIterator[Sequence[Entry]]:  # fmt: skip
+    """``entries`` ``SLICE`` at a time; between two slices, other sessions' short requests go
+    first (``give_way``) and the event loop turns."""
     for start in range(0, len(entries), SLICE):
         if start:
+            await give_way()
             await asyncio.sleep(0)
         yield entries[start : start + SLICE]
 

@@ -40,6 +40,7 @@ MAX_IN_FLIGHT = 8  # handled batches awaiting their replies before the channel s
 class _Batch:
     outcomes: list[Outcome]
     records: list[asyncio.Future[None]]  # the audit log's answer for each outcome
+    answered: Callable[[], None]  # told once the batch's replies are written (or never will be)
 
 
 def _durable(batch: _Batch) -> bool:
@@ -66,10 +67,11 @@ class ReplyStage:
         self._dead = False  # the channel cannot be written: changes are still settled
 
     async def submit(self, outcomes: Sequence[Outcome], records: Sequence[asyncio.Future[None]],
-                     *, settle: bool = False) -> None:
-        """Queue a handled batch; returns when the channel may handle the next one (at once,
-        unless ``settle`` asks for this batch to be answered first, or too many wait)."""
-        self._queue.append(_Batch(list(outcomes), list(records)))
+                     answered: Callable[[], None], *, settle: bool = False) -> None:
+        """Queue a handled batch; ``answered`` is called once its replies are written (or the
+        batch is settled without them). Returns when the channel may handle the next one (at
+        once, unless ``settle`` asks for this batch to be answered first, or too many wait)."""
+        self._queue.append(_Batch(list(outcomes), list(records), answered))
         self._settled.clear()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -94,10 +96,16 @@ class ReplyStage:
                 ready = [self._queue.popleft()]
                 while self._queue and _durable(self._queue[0]):
                     ready.append(self._queue.popleft())  # the same fsync made it durable
-                await self._settle([o for b in ready for o in b.outcomes])
+                try:
+                    await self._settle([o for b in ready for o in b.outcomes])
+                finally:
+                    for batch in ready:
+                        batch.answered()
                 if len(self._queue) < MAX_IN_FLIGHT:
                     self._room.set()
         finally:
+            for batch in self._queue:  # only after a bug: nothing is answered any more
+                batch.answered()
             self._task = None
             self._room.set()
             self._settled.set()
@@ -117,6 +125,13 @@ class ReplyStage:
         """The audit log failed: settle every queued batch together (module docstring)."""
         batches = list(self._queue)
         self._queue.clear()
+        try:
+            await self._settle_failed(batches)
+        finally:
+            for batch in batches:
+                batch.answered()
+
+    async def _settle_failed(self, batches: list[_Batch]) -> None:
         outcomes = [o for b in batches for o in b.outcomes]
         results = await asyncio.gather(*(r for b in batches for r in b.records),
                                        return_exceptions=True)

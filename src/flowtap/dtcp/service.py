@@ -39,6 +39,7 @@ from flowtap.auth.authenticator import Authenticator
 from flowtap.auth.principal import Principal
 from flowtap.config import model
 from flowtap.dtcp.auditing import LiAudit
+from flowtap.dtcp.right_of_way import RightOfWay
 from flowtap.dtcp.session import DtcpSession
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import AuditError
@@ -82,6 +83,7 @@ class DtcpService:
         self.registry = registry
         self.audit = audit
         self.tuning = tuning
+        self.right_of_way = RightOfWay()
         self._config = config
         defaults = model.DtcpService()
         self.ssh = SshService(

@@ -26,7 +26,10 @@ requests are undone and each gets ``500 Server Internal Error`` (fail closed).
 
 Requests whose cost grows with the table (LIST, DELETE, REFRESH) let other sessions run: between
 two such messages of a batch, between the slices of their work (``methods.SLICE``) and between
-the pieces of a LIST reply, which is rendered piece by piece as the channel drains.
+the turns of writing a LIST reply, which is rendered piece by piece as the channel drains.
+There, and between the turns of a pipeline, a session with much in progress lets the sessions
+with little go first (:mod:`flowtap.dtcp.right_of_way`): each batch is registered there from
+handled to answered.
 
 The channel closes after the login class's ``idle-timeout`` (else ``idle_timeout``) without a
 message, ``message_timeout`` after a
@@ -55,11 +58,13 @@ from flowtap.dtcp.methods import (
     HANDLERS,
     Outcome,
     RequestContext,
+    grows_with_table,
     refused,
     status_line,
 )
 from flowtap.dtcp.replies import decode_error_reply
 from flowtap.dtcp.replying import ReplyStage
+from flowtap.dtcp.right_of_way import TURN, RightOfWay
 from flowtap.dtcp.tuning import DtcpTuning
 from flowtap.errors import DtcpError
 from flowtap.intercept.registry import Registry
@@ -70,11 +75,6 @@ LOG = logging.getLogger(__name__)
 PROTOCOL_ERRORS = frozenset({400, 497, 501, 505})
 """Statuses of a client that does not speak DTCP (or not with us); ``max_consecutive_errors`` of
 them in a row close the channel. Refusals of well-formed requests (43x, 550, 551, 901) do not."""
-TURN = 0.001
-"""Seconds a batch of requests may hold the event loop before other sessions get a turn: a
-pipelining peer hands over 64 ADDs at once, ~16 ms of work here, and another agency's ADD
-needs several turns of the loop (bench/dtcp_bulk_fairness.py)."""
-
 
 class SessionHost(Protocol):
     """What the DTCP service shares with its sessions."""
@@ -82,6 +82,7 @@ class SessionHost(Protocol):
     registry: Registry
     audit: LiAudit
     tuning: DtcpTuning
+    right_of_way: RightOfWay
 
     def config(self) -> Config: ...
 
@@ -125,7 +126,9 @@ class DtcpSession:
         self._drain = drain
         self._close = close
         self._decoder = MessageDecoder()
-        self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config)
+        self._right_of_way = host.right_of_way
+        self._ctx = RequestContext(host.registry, principal, peer, session_id, host.config,
+                                   self._give_way)  # fmt: skip
         self._replies = ReplyStage(session_id, host.registry.publisher, self._send,
                                    self._send_in_pieces)
         self._errors = 0
@@ -156,27 +159,43 @@ class DtcpSession:
             self.closing = True
             self._close()
 
+    async def _give_way(self) -> None:
+        await self._right_of_way.give_way(self.session_id)
+
     async def _process(self, items: Sequence[Request | DecodeError]) -> None:
+        bulk = any(isinstance(i, Request) and grows_with_table(i) for i in items)
+        answered = self._right_of_way.started(self.session_id, len(items), bulk=bulk)
+        try:
+            await self._give_way()  # a pipeline's next batch lets light sessions go first
+            outcomes, close = await self._handle_all(items)
+            records = [self.host.audit.submit(o.record) for o in outcomes]
+        except BaseException:
+            answered()
+            raise
+        streaming = any(o.reply is not None and not isinstance(o.reply, bytes) for o in outcomes)
+        await self._replies.submit(outcomes, records, answered, settle=close or streaming)
+        if close:
+            self.close()
+
+    async def _handle_all(self, items: Sequence[Request | DecodeError]
+                          ) -> tuple[list[Outcome], bool]:  # fmt: skip
+        """Handle ``items`` in order, up to the one after which the channel closes; their
+        outcomes, and whether to close."""
         outcomes: list[Outcome] = []
-        close = False
         turn = time.perf_counter()
-        for item in items:  # in order; stop at the message after which the channel closes
+        for item in items:
             outcome = await self._handle(item)
             outcomes.append(outcome)
             if ((isinstance(item, Request) and item.method in BULK_METHODS)
                     or time.perf_counter() - turn > TURN):
                 # ten pipelined LISTs, or a window of 64 ADDs: others run in between
+                await self._give_way()
                 await asyncio.sleep(0)
                 turn = time.perf_counter()
             self._errors = self._errors + 1 if outcome.status in PROTOCOL_ERRORS else 0
             if outcome.close or self._errors >= self.host.tuning.max_consecutive_errors:
-                close = True
-                break
-        records = [self.host.audit.submit(o.record) for o in outcomes]
-        streaming = any(o.reply is not None and not isinstance(o.reply, bytes) for o in outcomes)
-        await self._replies.submit(outcomes, records, settle=close or streaming)
-        if close:
-            self.close()
+                return outcomes, True
+        return outcomes, False
 
     async def _send(self, replies: list[bytes]) -> None:
         if replies:
@@ -184,23 +203,32 @@ class DtcpSession:
             await self._drain()
 
     async def _send_in_pieces(self, pieces: Iterator[bytes]) -> bool:
-        """A long reply (LIST): each piece is rendered when asked for, so other sessions run
-        between two of them; ``drain`` also stops a client that does not read from piling up
-        the whole reply in memory. False when rendering failed (a bug): half a reply cannot
-        be taken back, so the channel is closed."""
-        while True:
+        """A long reply (LIST): each piece is rendered when asked for; what one turn
+        (``TURN``) renders is written at once, then other sessions run; ``drain`` also stops
+        a client that does not read from piling up the whole reply in memory. False when
+        rendering failed (a bug): half a reply cannot be taken back, so the channel is
+        closed."""
+        ended = False
+        while not ended:
+            turn = time.perf_counter()
+            rendered: list[bytes] = []
             try:
-                piece = next(pieces)
+                while time.perf_counter() - turn < TURN:
+                    rendered.append(next(pieces))
             except StopIteration:
-                return True
+                ended = True
             except Exception as exc:  # never the request's values in the log: the type only
                 LOG.error("%s: internal error while writing a reply: %s", self.session_id,
                           type(exc).__name__)  # fmt: skip
                 self.close()
                 return False
-            self._write(piece)
-            await self._drain()
-            await asyncio.sleep(0)
+            if rendered:
+                self._write(b"".join(rendered))
+                await self._drain()
+            if not ended:
+                await self._give_way()
+                await asyncio.sleep(0)
+        return True
 
     async def _handle(self, item: Request | DecodeError) -> Outcome:
         ctx = self._ctx

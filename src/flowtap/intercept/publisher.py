@@ -9,9 +9,10 @@ removal of a key never installed cancels out), and a run hands a delta to the da
 (``flowtap.dataplane.Dataplane`` applies it incrementally: time proportional to the delta).
 
 Runs happen in one worker thread, at most one in flight; changes that arrive meanwhile go in the
-next run. A run takes at most ``batch`` changes, shared round-robin among the lanes that have
-some, so one agency's flood of thousands of ADDs delays another agency's ADD by one bounded run,
-not by the whole flood (issue 15: no head-of-line blocking).
+next run. A run takes at most ``batch`` changes; when several lanes have some, it takes an equal
+number from each, as many as the lane with the fewest has: one agency's flood of thousands of
+ADDs delays another agency's ADD by the run in flight and a run of one change per lane, not by
+the flood nor by a full ``batch`` of it (issue 15: no head-of-line blocking).
 
 :meth:`flush` is how the 200 OK waits for "live": it returns when every change of the lane
 noted before the call is in the dataplane (or was rejected). The latency from a change to the end
@@ -41,8 +42,9 @@ from flowtap.intercept.sink import CriteriaSink
 
 LOG = logging.getLogger(__name__)
 _SAMPLES = 1024
-BATCH = 64  # changes per run: bounds what another lane's change waits behind (a run of 64
-# holds the event loop ~2 ms on this machine; 512 held it ~15 ms, bench/dtcp_bulk_fairness.py)
+BATCH = 32  # changes per run: bounds the run in flight another lane's change waits behind (a
+# run of 64 held the event loop 2-5 ms on this machine, 512 ~15 ms; a turn should last about
+# 1 ms, dtcp.right_of_way.TURN; bench/dtcp_bulk_fairness.py)
 
 
 @dataclass(slots=True)
@@ -174,20 +176,21 @@ class Publisher:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _take(self) -> dict[int, Criterion | None]:
-        """At most ``batch`` pending changes, round-robin over the lanes (oldest first in each)."""
+        """The next run's changes (oldest first in each lane): with one lane pending, up to
+        ``batch`` of its changes; with several, as many of each lane's as the lane with the
+        fewest has (at most an equal part of ``batch``), so a lane with one change pending
+        goes in a run that carries one change of each other lane, not ``batch`` of a flood."""
         delta: dict[int, Criterion | None] = {}
         self._flying_lanes = {}
-        while self._pending and len(delta) < self.batch:
-            share = max(1, (self.batch - len(delta)) // len(self._pending))
-            for lane in list(self._pending):
-                changes = self._pending[lane]
-                for key in list(itertools.islice(changes, share)):
-                    delta[key] = changes.pop(key)
-                    self._flying_lanes[key] = lane
-                if not changes:
-                    del self._pending[lane]
-                if len(delta) >= self.batch:
-                    break
+        fewest = min(len(changes) for changes in self._pending.values())
+        share = max(1, min(fewest, self.batch // len(self._pending)))
+        for lane in list(self._pending):
+            changes = self._pending[lane]
+            for key in list(itertools.islice(changes, share)):
+                delta[key] = changes.pop(key)
+                self._flying_lanes[key] = lane
+            if not changes:
+                del self._pending[lane]
         return delta
 
     async def _run(self) -> None:

@@ -179,6 +179,7 @@ class Registry(CriteriaTable):
         counters = self.sink.counters() if targets and (timeouts.packets or timeouts.bytes) else {}
         saved = []
         for entry in targets:
+            before = entry.published
             saved.append(_Saved(entry, tuple(getattr(entry, a) for a in _TIMING)))
             c = counters.get(entry.key)
             self._set_timeouts(entry, timeouts, {"packets": c.packets if c else 0,
@@ -188,17 +189,18 @@ class Registry(CriteriaTable):
             entry.last_refresh = datetime.now()
             entry.version += 1
             if entry.active:
-                self._publish(entry)
+                self._publish(entry, unless_same_as=before)
                 self._schedule(entry)
         return saved
 
     def unrefresh(self, saved: Sequence[_Saved]) -> None:
         for item in reversed(saved):
+            before = item.entry.published
             for attribute, value in zip(_TIMING, item.state, strict=True):
                 setattr(item.entry, attribute, value)
             item.entry.version += 1
             if item.entry.active and item.entry.key in self._by_key:
-                self._publish(item.entry)
+                self._publish(item.entry, unless_same_as=before)
                 self._schedule(item.entry)
 
     def expire_by_limit(self, key: int) -> None:
@@ -238,14 +240,18 @@ class Registry(CriteriaTable):
             self.publisher.remove(entry.key, entry.source)
         entry.version += 1
 
-    def _publish(self, entry: Entry) -> None:
+    def _publish(self, entry: Entry, unless_same_as: Criterion | None = None) -> None:
         """Hand the live ``entry`` to the publisher as the dataplane must see it: keyed by
-        ``Entry.key``, with its packet and byte limits on the dataplane's counters."""
+        ``Entry.key``, with its packet and byte limits on the dataplane's counters. A refresh
+        passes what the publisher holds (``unless_same_as``): a REFRESH of the total or idle
+        timeout changes nothing the dataplane sees, and 10,000 such upserts would keep the
+        publisher and the capture workers busy in front of other agencies' ADDs."""
         entry.published = dataclasses.replace(
             entry.criterion, criteria_id=entry.key,
             timeouts=Timeouts(packets=entry.packet_limit, bytes=entry.byte_limit),
         )  # fmt: skip
-        self.publisher.upsert(entry.published)
+        if unless_same_as is None or entry.published != unless_same_as:
+            self.publisher.upsert(entry.published)
 
     def _set_timeouts(
         self, entry: Entry, given: Timeouts, counted: dict[str, int], initial: bool = False
