@@ -25,7 +25,6 @@ and none that arrives after the 200 OK does; an ADD taps every packet arriving a
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import mmap
 import os
@@ -37,11 +36,11 @@ import time
 from collections.abc import Iterable
 
 from flowtap.dataplane import control
-from flowtap.dataplane.encap import MAX_INNER, Outer
+from flowtap.dataplane.encap import MAX_INNER
 from flowtap.dataplane.index import MatchIndex
+from flowtap.dataplane.outputs import Outputs
 from flowtap.dataplane.ring import CaptureInterface, Ring
 from flowtap.dataplane.route import V4_PORTS, Memo, Route, commit, over, resolve
-from flowtap.dataplane.sender import Sink
 from flowtap.dataplane.slab import (
     BYTES,
     DROPPED,
@@ -55,7 +54,6 @@ from flowtap.dataplane.slab import (
     SlabSpec,
 )
 from flowtap.dataplane.x3.link import TICK as X3_TICK
-from flowtap.dataplane.x3.links import X3Links
 from flowtap.gc_policy import GcPolicy
 
 LOG = logging.getLogger(__name__)
@@ -80,10 +78,9 @@ class Worker:
         self.routes: dict[int, Route] = {}
         # per interface: the packet walk's memo (route.resolve); every batch empties it
         self.memos: dict[str, Memo] = {}
-        self.sinks: dict[Outer, Sink] = {}
-        # the same sockets' framed sinks, for criteria whose copies carry a header (jmirror)
-        self.framed: dict[tuple[Outer, int], Sink] = {}
-        self.x3 = X3Links(self._x3_state)  # X3 destinations' outboxes and TLS links
+        self.out = Outputs(self._x3_state)  # content destination sockets, X3 links
+        self.sinks = self.out.sinks
+        self.x3 = self.out.x3
         self.retired: list[Ring] = []
         self.pending: tuple[int, list[control.Op], int] | None = None  # batch, ops, since (ns)
         self.applied = 0
@@ -128,17 +125,10 @@ class Worker:
             elif kind == "rm":
                 self._remove(op[1])
             elif kind == "sink":
-                outer, fd = op[1], op[2]
-                family = socket.AF_INET6 if outer.version == 6 else socket.AF_INET
-                self.sinks[outer] = Sink(outer, socket.socket(family, socket.SOCK_DGRAM,
-                                                              fileno=fd))
+                self.out.add_sink(op[1], op[2])
                 sinks_changed = True
             elif kind == "unsink":
-                gone = self.sinks.pop(op[1], None)
-                if gone is not None:
-                    gone.close()
-                for key in [k for k in self.framed if k[0] == op[1]]:
-                    del self.framed[key]  # its socket was the plain sink's, just closed
+                self.out.remove_sink(op[1])
                 sinks_changed = True
             elif kind == "rings":
                 self._rings(op[1], op[2])
@@ -158,15 +148,9 @@ class Worker:
         self.collector.tick()  # what the batch installed is long-lived: freeze it (O(1))
 
     def _upsert(self, up: control.Upsert) -> None:
-        if up.x3 is not None:
-            links = len(self.x3.outboxes)
-            route = Route(up, (), self.x3.install(up.criteria_id, up.x3))
-            if len(self.x3.outboxes) != links:
-                self._exclusions()
-        elif up.shim:
-            route = Route(up, tuple(self._framed(o, len(up.shim)) for o in up.outers))
-        else:
-            route = Route(up, tuple(self.sinks[o] for o in up.outers))
+        route, new_destination = self.out.route(up)
+        if new_destination:
+            self._exclusions()
         before = self.matches.get(up.criteria_id)
         if self.slab is not None:
             if up.fresh:
@@ -179,14 +163,6 @@ class Worker:
         self.routes[up.criteria_id] = route
         for index in self.indexes.values():
             index.add(up.criteria_id, up.match, route)
-
-    def _framed(self, outer: Outer, header_size: int) -> Sink:
-        """The framed sink of ``outer``'s socket for headers of ``header_size`` bytes."""
-        sink = self.framed.get((outer, header_size))
-        if sink is None:
-            sink = Sink(outer, self.sinks[outer].sock, header_size=header_size)
-            self.framed[outer, header_size] = sink
-        return sink
 
     def _remove(self, criteria_id: int) -> None:
         if self.matches.pop(criteria_id, None) is None:
@@ -238,10 +214,9 @@ class Worker:
 
     def _exclusions(self) -> None:
         """Our own copies (and ICMP errors about them) are never tapped."""
-        excluded = [(o.version, _address(o.source), o.source_port) for o in self.sinks]
-        sinks = [(o.version, _address(o.source)) for o in self.sinks]
+        excluded, error_sinks, tcp = self.out.exclusions()
         for index in self.indexes.values():
-            index.set_exclusions(excluded, sinks, self.x3.exclusions())
+            index.set_exclusions(excluded, error_sinks, tcp)
 
     # ---- packets ----------------------------------------------------------------------
 
@@ -281,15 +256,7 @@ class Worker:
     def _flush_all(self) -> None:
         """Send every queued copy (a block's copies go out together, before it is released:
         they point into it)."""
-        for s in self.sinks.values():
-            if s.addresses:
-                self._failed(s.flush())
-        if self.framed:
-            for s in self.framed.values():
-                if s.addresses:
-                    self._failed(s.flush())
-        if self.x3.outboxes:
-            self._failed(self.x3.flush())
+        self._failed(self.out.flush())
 
     def _drain(self, ring: Ring) -> bool:
         """Process every block user space owns; True if there was any.
@@ -417,10 +384,6 @@ class Worker:
 def control_event(events: socket.socket, criteria_id: int) -> None:
     with contextlib.suppress(OSError):  # the appliance is going away
         control.send(events, ("limit", criteria_id))
-
-
-def _address(text: str) -> int:
-    return int(ipaddress.ip_address(text))
 
 
 def main(argv: list[str]) -> int:
