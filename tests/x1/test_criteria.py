@@ -136,6 +136,10 @@ async def rig() -> AsyncIterator[Rig]:
     await registry.publisher.close()
 
 
+async def _no_one_waits() -> None:
+    """DTCP's right of way (dtcp/right_of_way.py): no other session here to give way to."""
+
+
 def dtcp_request(method: str, user: str, *fields: tuple[str, str]) -> Request:
     (request,) = MessageDecoder().feed(build_request(method, fields, seq=1, csource_id=user))
     assert isinstance(request, Request)
@@ -149,7 +153,8 @@ async def test_dtcp_list_and_delete_of_the_same_user_never_touch_x1_criteria(rig
                          model.ActivateTask(header(user), task(uuid.uuid4(), [did])))
     assert [a.code for a in got] == [None, None] and len(rig.registry) == 2
     assert owner(user) != user and " " in owner(user)  # a Csource-ID has no whitespace
-    ctx = RequestContext(rig.registry, principal(user), "192.0.2.1", "dtcp-1", Config)
+    ctx = RequestContext(rig.registry, principal(user), "192.0.2.1", "dtcp-1", Config,
+                         give_way=_no_one_waits)  # fmt: skip
     for method, fields in (("LIST", (("Flags", "Both"),)), ("DELETE", (("Criteria-ID", "*"),))):
         request = dtcp_request(method, user, *fields)
         handler = list_ if method == "LIST" else delete
