@@ -220,9 +220,19 @@ class X3Link:
             self.sent += sequence - self._sequence
             self._sequence = sequence
             tls.write(out)
-            self._cipher += self._out.read()
             self._last_traffic = self._clock()
-            self._send_cipher()
+            self._send_fresh(self._out.read())
+
+    def _send_fresh(self, data: bytes) -> None:
+        """Send newly encrypted bytes (nothing older waits: see :meth:`_write`), keeping what
+        the kernel does not take; one copy less than going through :attr:`_cipher`."""
+        assert self._sock is not None and not self._cipher
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self._cipher += memoryview(data)[sent:]
 
     def _send_cipher(self) -> None:
         if not self._cipher or self._sock is None:
