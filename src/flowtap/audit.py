@@ -149,6 +149,16 @@ def lines_backwards(fd: int, end: int) -> Iterator[bytes]:
         yield tail
 
 
+def parse_line(line: bytes) -> dict[str, Any] | None:
+    """One record of the log as a dict, or None for a line that is not one (a ``recover``
+    callback skips it: ``flowtap-audit verify`` is what reports a damaged line)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 

@@ -34,10 +34,9 @@ any.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flowtap.audit import AuditRecord, lines_backwards
+from flowtap.audit import AuditRecord, lines_backwards, parse_line
 
 UNCLEAN_STOP = "unclean stop"
 _OPEN = b'"event":"open"'
@@ -60,13 +59,13 @@ def criteria_ended_by_crash(fd: int, end: int, last: dict[str, Any]) -> list[Aud
         if _OPEN in line:
             break
         if newest is None and _UNCLEAN not in line:  # not one of an interrupted recovery
-            newest = _parse(line)
+            newest = parse_line(line)
         if _REMOVE in line:
-            record = _parse(line)
+            record = parse_line(line)
             if record is not None:
                 ended.update(_keys(record))
         elif _OK in line and (_ADD in line or _DELETE in line):
-            record = _parse(line)
+            record = parse_line(line)
             if record is None or record.get("event") != "dtcp":
                 continue
             keys = _keys(record)
@@ -102,10 +101,3 @@ def _keys(record: dict[str, Any]) -> list[tuple[str, int]]:
         return [(principal, int(i)) for i in ids.split(",") if i.strip().isdigit()]
     return []
 
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None  # not ours to judge: ``flowtap-audit verify`` reports a damaged line
-    return record if isinstance(record, dict) else None

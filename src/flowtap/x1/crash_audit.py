@@ -19,10 +19,9 @@ to an earlier task with the same XID).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flowtap.audit import AuditRecord, lines_backwards
+from flowtap.audit import AuditRecord, lines_backwards, parse_line
 
 UNCLEAN_STOP = "unclean stop"
 ENDED_EVENT = "x1-task-ended"
@@ -44,10 +43,10 @@ def tasks_ended_by_crash(fd: int, end: int, last: dict[str, Any]) -> list[AuditR
         if _OPEN in line:
             break
         if newest is None and _UNCLEAN not in line:
-            newest = _parse(line)
+            newest = parse_line(line)
         if _ENDED not in line and not (_X1 in line and b'"result":"OK"' in line):
             continue
-        record = _parse(line)
+        record = parse_line(line)
         if record is None:
             continue
         method = record.get("method")
@@ -83,10 +82,3 @@ def _keys(record: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     return [(principal, xid) for xid in ids.split(",") if xid]
 
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None  # not ours to judge: ``flowtap-audit verify`` reports a damaged line
-    return record if isinstance(record, dict) else None
