@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import socket
-import ssl
 import sys
 import tempfile
 import threading
@@ -41,6 +40,7 @@ import dataplane as dpb  # bench/dataplane.py: topology, pacer, trials
 from flowtap.dataplane import Dataplane, ffi
 from flowtap.intercept.criteria import X3, X3_TO_TARGET, ContentDestination, Criterion
 from flowtap.tools.netns import Topology, unique_prefix
+from flowtap.tools.x3_collector import server_context
 
 MDF, X3_PORT = "198.18.3.2", 47300
 XID = uuid.UUID("5d2b3c1e-0a4f-4e7b-8c9d-1f2e3a4b5c6d")
@@ -52,10 +52,7 @@ class CountingReceiver:
 
     def __init__(self, topo: Topology, ca: Authority) -> None:
         server = ca.issue("mdf", server=True)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(server.cert, server.key)
-        self.context.load_verify_locations(cafile=str(ca.cert_path))
-        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context = server_context(str(server.cert), str(server.key), str(ca.cert_path))
         with ffi.netns(topo.ns("med")):
             self.listener = socket.create_server((MDF, X3_PORT), reuse_port=True)
         self.bytes = 0

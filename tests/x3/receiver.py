@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from flowtap.dataplane.x3.pdu import Pdu, PduType, keepalive, keepalive_ack
 from flowtap.dataplane.x3.stream import X3StreamDecoder
+from flowtap.tools.x3_collector import server_context
 from tests.x1.pki import Authority, Issued
 
 
@@ -28,10 +29,7 @@ class X3Receiver:
                  port: int = 0, answer_keepalives: bool = True,
                  on_pdu: Callable[[Pdu, float], None] | None = None) -> None:  # fmt: skip
         self.on_pdu = on_pdu  # called with each PDU and its arrival (time.monotonic())
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(server.cert, server.key)
-        self.context.load_verify_locations(cafile=str(ca.cert_path))
-        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context = server_context(str(server.cert), str(server.key), str(ca.cert_path))
         self.answer_keepalives = answer_keepalives
         self.reading = threading.Event()
         self.reading.set()
