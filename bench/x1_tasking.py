@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.live_support import BYSTANDER, CAPTURE, CD_ADDRESS, TARGET, LiveRig
-from tests.x1.pki import Authority
+from tests.x1.pki import Authority, x1_element
 from tests.x3.receiver import X3Receiver
 
 from flowtap.dataplane import ffi
@@ -120,10 +120,7 @@ def main() -> int:
         work = Path(tmp)
         ca = Authority(work, "bench")
         ne, admf = ca.issue(NE, server=True, client=True), ca.issue("md1")
-        x1 = (f"<x1><address>127.0.0.1</address><port>{X1_PORT}</port>"
-              f"<ne-identifier>{NE}</ne-identifier><certificate-file>{ne.cert}</certificate-file>"
-              f"<private-key-file>{ne.key}</private-key-file>"
-              f"<client-ca-file>{ca.cert_path}</client-ca-file></x1>")  # fmt: skip
+        x1 = x1_element(ne, ca, X1_PORT, NE)
         rig = LiveRig(work, unique_prefix("ftx1b"))
         rig.server.extra_config = CAPTURE.format(limits=x1)
         with rig:

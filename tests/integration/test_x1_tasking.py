@@ -25,7 +25,7 @@ from flowtap.tools.x1_client import X1Client, X1ClientError, parse_target
 from flowtap.x1.encode import encode_request
 from tests.flowtapd import NC, SVC, SYS, Flowtapd, TestUser, free_port
 from tests.integration.dtcp_support import FLOW_TAP, LI_CLASSES
-from tests.x1.pki import Authority, Issued
+from tests.x1.pki import Authority, Issued, x1_element
 
 NE = "ne-test-1"
 USERS = {
@@ -57,12 +57,7 @@ class Site:
 
 
 def x1_config(server: Issued, ca: Authority, port: int) -> str:
-    flow_tap = FLOW_TAP.replace(
-        "</flow-tap>",
-        f"<x1><address>127.0.0.1</address><port>{port}</port><ne-identifier>{NE}</ne-identifier>"
-        f"<certificate-file>{server.cert}</certificate-file>"
-        f"<private-key-file>{server.key}</private-key-file>"
-        f"<client-ca-file>{ca.cert_path}</client-ca-file></x1></flow-tap>")
+    flow_tap = FLOW_TAP.replace("</flow-tap>", x1_element(server, ca, port, NE) + "</flow-tap>")
     assert SVC in flow_tap and "<x1>" in flow_tap
     return flow_tap
 

@@ -28,7 +28,7 @@ from flowtap.tools.x1_client import X1Client, parse_target
 from tests.dataplane.netns_helpers import send
 from tests.integration.dtcp_support import audit_records
 from tests.integration.live_support import CAPTURE, CD_ADDRESS, PORT, TARGET, LiveRig
-from tests.x1.pki import Authority
+from tests.x1.pki import Authority, x1_element
 from tests.x3.receiver import X3Receiver
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
@@ -51,10 +51,7 @@ def test_an_x1_task_delivers_x3_until_it_is_deactivated(
     monkeypatch.setenv("FLOWTAP_TEST_LOG", "INFO")
     ca = Authority(tmp_path, "lab")
     ne, admf = ca.issue(NE, server=True, client=True), ca.issue("md1")
-    x1 = (f"<x1><address>127.0.0.1</address><port>{X1_PORT}</port>"
-          f"<ne-identifier>{NE}</ne-identifier><certificate-file>{ne.cert}</certificate-file>"
-          f"<private-key-file>{ne.key}</private-key-file>"
-          f"<client-ca-file>{ca.cert_path}</client-ca-file></x1>")  # fmt: skip
+    x1 = x1_element(ne, ca, X1_PORT, NE)
     xid, did = uuid.uuid4(), uuid.uuid4()
     rig = LiveRig(tmp_path, unique_prefix("ftx13"))
     rig.server.extra_config = CAPTURE.format(limits=x1)

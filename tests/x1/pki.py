@@ -72,3 +72,13 @@ class Authority:
                                                serialization.NoEncryption()))  # fmt: skip
         key_path.chmod(0o600)
         return Issued(cert_path, key_path)
+
+
+def x1_element(ne: Issued, ca: Authority, port: int, ne_identifier: str,
+               address: str = "127.0.0.1") -> str:  # fmt: skip
+    """``services flow-tap x1`` (the element inside ``<flow-tap>``) with this PKI's files."""
+    return (f"<x1><address>{address}</address><port>{port}</port>"
+            f"<ne-identifier>{ne_identifier}</ne-identifier>"
+            f"<certificate-file>{ne.cert}</certificate-file>"
+            f"<private-key-file>{ne.key}</private-key-file>"
+            f"<client-ca-file>{ca.cert_path}</client-ca-file></x1>")  # fmt: skip
