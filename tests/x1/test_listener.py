@@ -117,7 +117,8 @@ async def test_other_paths_methods_and_media_types_are_refused_before_the_body(
 
 
 async def test_a_handshake_without_or_with_a_foreign_certificate_fails(bench: Bench) -> None:
-    foreign = Authority(bench.directory / "..", "foreign").issue("admf-1")
+    (bench.directory / "foreign").mkdir()
+    foreign = Authority(bench.directory / "foreign", "foreign").issue("admf-1")
     for who in (None, foreign):
         with pytest.raises((ssl.SSLError, ConnectionError)):
             await asyncio.to_thread(bench.post, who)
