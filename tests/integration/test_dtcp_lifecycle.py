@@ -7,7 +7,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-from tests.flowtapd import NC, SVC, SYS, Flowtapd
+from tests.flowtapd import NC, SVC, SYS, Flowtapd, free_port
 from tests.integration.dtcp_support import (
     FLOW_TAP,
     add_fields,
@@ -42,7 +42,7 @@ async def test_listener_follows_the_configuration(tmp_path: Path) -> None:
         assert listening(server.dtcp_port)
         async with md(server) as client:
             kept = (await client.add(add_fields())).criteria_id
-            first_port, server.dtcp_port = server.dtcp_port, server.dtcp_port + 1
+            first_port, server.dtcp_port = server.dtcp_port, free_port()
             await apply(server, dtcp_edit(port=server.dtcp_port))  # rebind: channels carry on
             assert listening(server.dtcp_port) and not listening(first_port)
             assert (await client.noop()).status == 200
