@@ -278,7 +278,7 @@ class Dataplane:
                 self._pool.run([(("x3tls", files), ())])
 
     def destination_state(self, address: str, port: int) -> tuple[bool, int, int]:
-        """(every worker's link is up, PDUs sent, PDUs dropped) of an X3 destination."""
+        """(its link is up, PDUs sent, PDUs dropped) of an X3 destination."""
         with self._lock:
             users = [cid for cid, c in self._criteria.items() if isinstance(c.delivery, X3)
                      and any((cd.dest_address, cd.dest_port) == (address, port)
@@ -289,9 +289,9 @@ class Dataplane:
             return self.x3.connected(address, port, self.workers), sent, dropped
 
     def destination_problem(self, address: str, port: int) -> str | None:
-        """Why the X3 connection to a destination is down, as the workers last saw it (None:
-        none of them has seen it down, or none has tried yet)."""
-        return self.x3.problem(address, port)
+        """Why the X3 connection to a destination is down, as its worker last saw it (None:
+        it is up, or it has not been tried yet)."""
+        return self.x3.problem(address, port, self.workers)
 
     def apply(self, upserts: Sequence[Criterion], removals: Collection[int]) -> None:
         """Install or replace ``upserts`` by ``criteria_id`` and remove the ``removals`` ids

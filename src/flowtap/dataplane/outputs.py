@@ -17,18 +17,18 @@ from flowtap.dataplane import control
 from flowtap.dataplane.encap import Outer
 from flowtap.dataplane.route import Route
 from flowtap.dataplane.sender import Sink
-from flowtap.dataplane.x3.links import StateEvent, X3Links
+from flowtap.dataplane.x3.links import DropEvent, StateEvent, X3Links
 
 # (version, address, port) of excluded sources; (version, address) of ICMP error sinks
 Exclusions = tuple[list[tuple[int, int, int]], list[tuple[int, int]], list[tuple[int, int, int]]]
 
 
 class Outputs:
-    def __init__(self, on_x3_state: StateEvent) -> None:
+    def __init__(self, on_x3_state: StateEvent, on_x3_dropped: DropEvent) -> None:
         self.sinks: dict[Outer, Sink] = {}
         # the same sockets' framed sinks, for criteria whose copies carry a header (jmirror)
         self.framed: dict[tuple[Outer, int], Sink] = {}
-        self.x3 = X3Links(on_x3_state)  # X3 destinations' outboxes and TLS links
+        self.x3 = X3Links(on_x3_state, on_x3_dropped)  # X3 outboxes, TLS links, relays
 
     def add_sink(self, outer: Outer, fd: int) -> None:
         family = socket.AF_INET6 if outer.version == 6 else socket.AF_INET
@@ -70,7 +70,7 @@ class Outputs:
             for s in self.framed.values():
                 if s.addresses:
                     failed += s.flush()
-        if self.x3.outboxes:
+        if self.x3.active:
             failed += self.x3.flush()
         return failed
 

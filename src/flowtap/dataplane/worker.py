@@ -78,7 +78,7 @@ class Worker:
         self.routes: dict[int, Route] = {}
         # per interface: the packet walk's memo (route.resolve); every batch empties it
         self.memos: dict[str, Memo] = {}
-        self.out = Outputs(self._x3_state)  # content destination sockets, X3 links
+        self.out = Outputs(self._x3_state, self._x3_dropped)  # destination sockets, X3 links
         self.sinks = self.out.sinks
         self.x3 = self.out.x3
         self.retired: list[Ring] = []
@@ -228,6 +228,8 @@ class Worker:
             self.retired = []
             poller = select.poll()
             poller.register(self.ctl.fileno(), select.POLLIN)
+            if self.x3.inbox is not None:  # copies other workers relay to our X3 links
+                poller.register(self.x3.inbox.sock.fileno(), select.POLLIN)
             rings = self.rings
             for r in rings:
                 poller.register(r.fd, select.POLLIN | select.POLLERR)
@@ -252,6 +254,7 @@ class Worker:
                         if fd == self.ctl.fileno():
                             self.take_batch()
                             break
+                        self.x3.pump()  # the inbox: relayed copies
 
     def _flush_all(self) -> None:
         """Send every queued copy (a block's copies go out together, before it is released:
@@ -371,6 +374,12 @@ class Worker:
         with contextlib.suppress(OSError):  # the appliance is going away
             control.send(self.events, ("x3", (address, port, up, why)))
 
+    def _x3_dropped(self, criteria_ids: list[int]) -> None:
+        """Relayed copies this worker's links could not take: counted as dropped here (the
+        relaying worker counted them sent)."""
+        routes = self.routes
+        self._failed([routes[c].base for c in criteria_ids if c in routes])
+
     def _failed(self, owners: list[object]) -> None:
         if self.slab is None:
             return
@@ -387,7 +396,9 @@ def control_event(events: socket.socket, criteria_id: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m flowtap.dataplane.worker CTL_FD EVENTS_FD INDEX [CPU]``."""
+    """``python -m flowtap.dataplane.worker CTL_FD EVENTS_FD INDEX [CPU|-] [INBOXES]``;
+    ``INBOXES``: this worker's X3 relay inbox, then every worker's sending end, comma-separated
+    (:mod:`flowtap.dataplane.x3.relay`)."""
     ctl_fd, events_fd, me = int(argv[0]), int(argv[1]), int(argv[2])
     if len(argv) > 3 and argv[3] != "-":
         os.sched_setaffinity(0, {int(argv[3])})
@@ -396,6 +407,9 @@ def main(argv: list[str]) -> int:
     ctl = socket.socket(fileno=ctl_fd)
     events = socket.socket(fileno=events_fd)
     worker = Worker(me, ctl, events)
+    if len(argv) > 4:
+        inbox, *owners = (socket.socket(fileno=int(fd)) for fd in argv[4].split(","))
+        worker.x3.relay(me, inbox, owners)
     try:
         worker.run()
     except EOFError:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from flowtap.dataplane import control
 from flowtap.dataplane.slab import H_ANNOUNCED, Slab
+from flowtap.dataplane.x3 import relay
 from flowtap.errors import CaptureError
 
 LOG = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class WorkerPool:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # run_async callers
         self._loop: asyncio.AbstractEventLoop | None = None  # watching the control sockets
         self.restarts = 0
+        # each worker's X3 relay inbox (receiving, sending end), kept across restarts
+        self._inboxes: list[tuple[socket.socket, socket.socket]] = []
 
     @property
     def started(self) -> bool:
@@ -83,6 +86,8 @@ class WorkerPool:
             CaptureError: a worker could not start.
         """
         self._closing = False
+        if self.count > 1 and not self._inboxes:
+            self._inboxes = relay.inboxes(self.count)
         self._handles = [self._spawn(i) for i in range(self.count)]
         self._events_thread = threading.Thread(target=self._relay, name="flowtap-dp-events",
                                                daemon=True)
@@ -94,9 +99,13 @@ class WorkerPool:
         cpu = str(self._cpus[index % len(self._cpus)]) if self._cpus else "-"
         args = [sys.executable, "-m", "flowtap.dataplane.worker", str(ctl_child.fileno()),
                 str(events_child.fileno()), str(index), cpu]
+        fds = [ctl_child.fileno(), events_child.fileno()]
+        if self._inboxes:
+            inbox = [self._inboxes[index][0].fileno(), *(s.fileno() for _, s in self._inboxes)]
+            args.append(",".join(map(str, inbox)))
+            fds += inbox
         try:
-            process = subprocess.Popen(args, pass_fds=(ctl_child.fileno(), events_child.fileno()),
-                                       stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(args, pass_fds=fds, stdin=subprocess.DEVNULL)
         finally:
             ctl_child.close()
             events_child.close()
@@ -255,6 +264,10 @@ class WorkerPool:
         for h in self._handles:
             h.events.close()
         self._handles = []
+        for pair in self._inboxes:
+            for end in pair:
+                end.close()
+        self._inboxes = []
         if loop is not None and self._waiters:  # nobody is left to acknowledge: waiters go on
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(self._settle)

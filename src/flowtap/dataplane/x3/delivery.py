@@ -1,5 +1,6 @@
 """The appliance's side of X3 delivery: the TLS files the workers use, what an X3 criterion
-needs to be served, and the state of every worker's link to each destination."""
+needs to be served, and the state of each destination's link (kept by the worker that owns
+the destination, :func:`~flowtap.dataplane.x3.relay.owner_of`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ipaddress
 import threading
 
 from flowtap.dataplane.control import X3Route
+from flowtap.dataplane.x3.relay import owner_of
 from flowtap.dataplane.x3.template import correlation_bytes
 from flowtap.intercept.criteria import X3, ContentDestination, Criterion
 
@@ -41,13 +43,13 @@ class X3Delivery:
             self._up.setdefault((address, port), {})[worker] = (up, why)
 
     def connected(self, address: str, port: int, workers: int) -> bool:
-        """Whether every worker has its link to the destination up."""
+        """Whether the link to the destination is up (of ``workers``, its owner's)."""
         with self._lock:
-            states = self._up.get((address, port), {})
-            return len(states) >= workers and all(up for up, _ in states.values())
+            state = self._up.get((address, port), {}).get(owner_of((address, port), workers))
+            return state is not None and state[0]
 
-    def problem(self, address: str, port: int) -> str | None:
-        """Why a worker's link to the destination is down (the first such worker's reason)."""
+    def problem(self, address: str, port: int, workers: int) -> str | None:
+        """Why the link to the destination is down (None: up, or not tried yet)."""
         with self._lock:
-            states = self._up.get((address, port), {})
-            return next((why or "down" for up, why in states.values() if not up), None)
+            state = self._up.get((address, port), {}).get(owner_of((address, port), workers))
+            return None if state is None or state[0] else state[1] or "down"

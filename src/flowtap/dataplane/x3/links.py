@@ -1,11 +1,14 @@
-"""A capture worker's X3 side: its links (one per destination) and each X3 route's copy queues.
+"""A capture worker's X3 side: the links it keeps (one per destination it owns), the relays to
+the owners of the others (:mod:`flowtap.dataplane.x3.relay`), and each X3 route's copy queues.
 
 The packet walk queues an X3 copy exactly as a classic one, by three appends (address and
 length of the packet in the ring, the route's counter base) to an :class:`X3Copies`; when the
 ring block is done (:meth:`X3Copies.flush`, before the block goes back to the kernel) each copy
 is taken out of the ring into its link's backlog with the route's PDU template and direction,
 and the link sends what it can. A link exists while a route uses its destination; the worker
-reports each change of its state to the appliance (``("x3", (address, port, up))``).
+reports each change of its state to the appliance (``("x3", (address, port, up))``). A copy for
+a destination another worker owns goes the same way into a relay outbox instead, and the owner
+takes it from its inbox into the link.
 """
 
 from __future__ import annotations
@@ -13,46 +16,31 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import logging
+import socket
 import ssl
 import time
 import uuid
 from collections.abc import Callable
 
 from flowtap.dataplane.control import X3Route
+from flowtap.dataplane.x3.copies import Appends, CopyQueue, Kind, Peer
 from flowtap.dataplane.x3.link import X3Link, client_context
+from flowtap.dataplane.x3.relay import RelayInbox, RelayOutbox, owner_of
 from flowtap.dataplane.x3.template import X3Template
 
 LOG = logging.getLogger(__name__)
-Peer = tuple[str, int]
 StateEvent = Callable[[str, int, bool, str], None]  # address, port, up, why (when down)
-Kind = tuple[int, X3Template, int]  # criteria ID, PDU template, direction
-Appends = tuple[Callable[[int], None], Callable[[int], None], Callable[[object], None]]
+DropEvent = Callable[[list[int]], None]  # criteria IDs of relayed copies dropped, one per copy
 
 
-class X3Outbox:
-    """The copies the packet walk queued for one destination during a ring block, and the link
-    that carries them. Every X3 route to the destination appends to the same lists, each copy
-    with its route's kind (criteria ID, template, direction), so a block costs one flush per
-    destination, not one per route."""
+class X3Outbox(CopyQueue):
+    """The copies queued for a destination this worker owns, and the link that carries them."""
 
-    __slots__ = ("addresses", "kinds", "lengths", "link", "owners")
+    __slots__ = ("link",)
 
     def __init__(self, link: X3Link | None) -> None:
+        super().__init__()
         self.link = link  # None: no TLS configured; every copy is dropped (and counted)
-        self.addresses: list[int] = []
-        self.lengths: list[int] = []
-        self.owners: list[object] = []
-        self.kinds: list[Kind] = []
-
-    def appends(self, kind: Kind) -> Appends:
-        """The packet walk's three appends for a route of ``kind``."""
-        put_owner, put_kind = self.owners.append, self.kinds.append
-
-        def owner_and_kind(owner: object) -> None:
-            put_owner(owner)
-            put_kind(kind)
-
-        return self.addresses.append, self.lengths.append, owner_and_kind
 
     def flush(self) -> list[object]:
         """Move the queued copies out of the ring into the link; the owners of those that did
@@ -69,22 +57,35 @@ class X3Outbox:
                 if not queue(cid, template, direction, string_at(address, length), now):
                     failed.append(owner)
             link.pump()
-        self.addresses.clear()
-        self.lengths.clear()
-        self.owners.clear()
-        self.kinds.clear()
+        self.clear()
         return failed
 
 
 class X3Links:
-    """The worker's X3 outboxes and links by destination, shared by every route to it."""
+    """The worker's X3 outboxes and links by destination, shared by every route to it: a link
+    for each destination this worker owns, a relay outbox for each other one."""
 
-    def __init__(self, on_state: StateEvent) -> None:
+    def __init__(self, on_state: StateEvent, on_dropped: DropEvent = lambda cids: None) -> None:
         self._on_state = on_state
+        self._on_dropped = on_dropped
         self.context: ssl.SSLContext | None = None
         self.outboxes: dict[Peer, X3Outbox] = {}
+        self.relayed: dict[Peer, RelayOutbox] = {}
+        self.me = 0
+        self.inbox: RelayInbox | None = None  # ours (None: a single worker owns everything)
+        self._owners: list[socket.socket] = []  # every worker's inbox, sending end
         self._users: dict[Peer, int] = {}
         self._routes: dict[int, tuple[Peer, ...]] = {}  # criteria ID -> its destinations
+        self._kinds: dict[int, Kind] = {}
+        self._links: dict[Peer, X3Link | None] = {}  # the owned destinations' links
+
+    def relay(self, me: int, inbox: socket.socket, owners: list[socket.socket]) -> None:
+        """Worker ``me`` of ``len(owners)``: its inbox, and every worker's (to relay to)."""
+        self.me, self.inbox, self._owners = me, RelayInbox(inbox), owners
+
+    @property
+    def active(self) -> bool:
+        return bool(self.outboxes or self.relayed)
 
     def configure(self, files: tuple[str, str, str] | None) -> None:
         """New TLS files (certificate, key, CAs), used from each link's next connection."""
@@ -111,6 +112,7 @@ class X3Links:
         for peer in self._routes.pop(criteria_id, ()):
             self._release(peer)
         self._routes[criteria_id] = route.peers
+        self._kinds[criteria_id] = kind
         return appends
 
     def remove(self, criteria_id: int) -> int:
@@ -118,11 +120,12 @@ class X3Links:
         is on the wire before this returns (:meth:`X3Link.settle`). Returns how many copies
         were taken out."""
         gone = 0
+        self._kinds.pop(criteria_id, None)
         for peer in self._routes.pop(criteria_id, ()):
-            link = self.outboxes[peer].link
-            if link is not None:
-                gone += link.purge(criteria_id)
-                link.settle()
+            outbox = self.outboxes.get(peer)  # a relayed one was flushed before the removal
+            if outbox is not None and outbox.link is not None:
+                gone += outbox.link.purge(criteria_id)
+                outbox.link.settle()
             self._release(peer)
         return gone
 
@@ -135,10 +138,20 @@ class X3Links:
         for outbox in self.outboxes.values():
             if outbox.addresses:
                 failed += outbox.flush()
+        if self.relayed:
+            now = time.time_ns()
+            for relayed in self.relayed.values():
+                if relayed.addresses:
+                    failed += relayed.flush(now)
         return failed
 
     def pump(self) -> bool:
-        """One step of every link; whether one has work no packet will prompt."""
+        """Take what other workers relayed, then one step of every link; whether one has work
+        no packet will prompt."""
+        if self.inbox is not None:
+            dropped, _took = self.inbox.take(self._links, self._kind_of)
+            if dropped:
+                self._on_dropped(dropped)
         busy = False
         for outbox in self.outboxes.values():
             if outbox.link is not None:
@@ -150,32 +163,50 @@ class X3Links:
         """(IP version, address, port) of every destination: its packets to us (TCP ACKs,
         keepalives) are never tapped, or a criterion matching it would feed back."""
         return [(6 if ":" in a else 4, int(ipaddress.ip_address(a)), p)
-                for a, p in self.outboxes]  # fmt: skip
+                for a, p in (*self.outboxes, *self.relayed)]  # fmt: skip
 
     def close(self) -> None:
         for outbox in self.outboxes.values():
             if outbox.link is not None:
                 outbox.link.close()
         self.outboxes.clear()
+        self.relayed.clear()
+        self._links.clear()
         self._users.clear()
         self._routes.clear()
+        self._kinds.clear()
 
-    def _take(self, peer: Peer) -> X3Outbox:
-        outbox = self.outboxes.get(peer)
-        if outbox is None:
-            link = None
-            if self.context is not None:
-                address, port = peer
-                link = X3Link(peer, self.context,
-                              lambda up, why: self._on_state(address, port, up, why))  # fmt: skip
-            outbox = self.outboxes[peer] = X3Outbox(link)
+    def _kind_of(self, criteria_id: int, peer: Peer) -> Kind | None:
+        """The kind of a relayed copy's criterion, if it still goes to ``peer``."""
+        if peer in self._routes.get(criteria_id, ()):
+            return self._kinds.get(criteria_id)
+        return None
+
+    def _take(self, peer: Peer) -> X3Outbox | RelayOutbox:
         self._users[peer] = self._users.get(peer, 0) + 1
-        return outbox
+        outbox = self.outboxes.get(peer) or self.relayed.get(peer)
+        if outbox is not None:
+            return outbox
+        owner = owner_of(peer, len(self._owners))
+        if self._owners and owner != self.me:
+            relayed = self.relayed[peer] = RelayOutbox(peer, self._owners[owner])
+            return relayed
+        link = None
+        if self.context is not None:
+            address, port = peer
+            link = X3Link(peer, self.context,
+                          lambda up, why: self._on_state(address, port, up, why))  # fmt: skip
+        self._links[peer] = link
+        owned = self.outboxes[peer] = X3Outbox(link)
+        return owned
 
     def _release(self, peer: Peer) -> None:
         self._users[peer] -= 1
         if self._users[peer] <= 0:
             del self._users[peer]
+            if self.relayed.pop(peer, None) is not None:
+                return
+            self._links.pop(peer, None)
             outbox = self.outboxes.pop(peer)
             if outbox.link is not None:
                 outbox.link.close()
