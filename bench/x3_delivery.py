@@ -1,17 +1,22 @@
 """X3 delivery rate against classic UDP delivery, side by side in one run (issue 18 figures).
 
 Builds the dataplane benchmark's namespaces (bench/dataplane.py: trafgen/pacer in ``snd`` on
-CPU0 with the router's forwarding, the capture worker on CPU1) and measures, for the same
-64-byte (and 1414-byte) traffic all matching one criterion, the highest paced rate at which
-every packet is forwarded and every copy delivered:
+CPU0 with the router's forwarding, capture on CPU1) and measures, for the same 64-byte (and
+1414-byte) traffic all matching one criterion (one flow), the highest paced rate at which every
+packet is forwarded and every copy delivered:
 
-  classic   copies as outer IPv4/UDP datagrams to 198.18.3.2:47000 (counted at med0, where a
-            socket that never reads takes them, so no ICMP error comes back)
-  x3        the same criterion with X3 delivery: xCC PDUs over TLS (mutual, a throwaway CA) to
-            a receiver in ``med`` that counts the PDUs it decrypts
+  classic     one capture worker on CPU1; copies as outer IPv4/UDP datagrams to
+              198.18.3.2:47000 (counted at med0, where a socket that never reads takes them,
+              so no ICMP error comes back)
+  x3          the same worker, the same criterion with X3 delivery: xCC PDUs over TLS (mutual,
+              a throwaway CA) to a receiver in ``med`` that counts the PDUs it decrypts
+  x3 relayed  two capture workers, both on CPU1, and a destination owned by the worker the
+              flow does *not* land on: every copy crosses the relay to the worker that keeps
+              the destination's one connection (flowtap.dataplane.x3.relay), the dearest case
+              of the one-connection rule on this two-CPU machine
 
-The two alternate within each bisection step, so both see the same machine. Also: the X3
-PDUs' bytes per copied packet and the TLS overhead. Prints a table; ``--json FILE`` too.
+The forms alternate within each bisection step, so all see the same machine. Prints a table;
+``--json FILE`` too.
 
 Usage: sudo .venv/bin/python bench/x3_delivery.py [--quick] [--steps N] [--json FILE]
 """
@@ -28,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ from tests.x1.pki import Authority
 
 import dataplane as dpb  # bench/dataplane.py: topology, pacer, trials
 from flowtap.dataplane import Dataplane, ffi
+from flowtap.dataplane.x3.relay import owner_of
 from flowtap.intercept.criteria import X3, X3_TO_TARGET, ContentDestination, Criterion
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.x3_collector import server_context
@@ -50,20 +57,21 @@ HEADER = 60  # an xCC PDU's header with sequence number and timestamp
 class CountingReceiver:
     """A TLS X3 receiver that counts bytes (every PDU of a run has the same size)."""
 
-    def __init__(self, topo: Topology, ca: Authority) -> None:
+    def __init__(self, topo: Topology, ca: Authority, ports: tuple[int, ...]) -> None:
         server = ca.issue("mdf", server=True)
         self.context = server_context(str(server.cert), str(server.key), str(ca.cert_path))
         with ffi.netns(topo.ns("med")):
-            self.listener = socket.create_server((MDF, X3_PORT), reuse_port=True)
+            self.listeners = [socket.create_server((MDF, p), reuse_port=True) for p in ports]
         self.bytes = 0
         self._lock = threading.Lock()
         self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        for listener in self.listeners:
+            threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         while not self._stop:
             try:
-                plain, _ = self.listener.accept()
+                plain, _ = listener.accept()
                 conn = self.context.wrap_socket(plain, server_side=True)
             except OSError:
                 continue
@@ -86,15 +94,46 @@ class CountingReceiver:
 
     def close(self) -> None:
         self._stop = True
-        self.listener.close()
+        for listener in self.listeners:
+            listener.close()
 
 
-def criterion(x3: bool) -> Criterion:
+@dataclass(frozen=True)
+class Form:
+    workers: int
+    x3_port: int | None  # None: classic
+
+    def options(self) -> dict[str, Any]:
+        return {"workers": self.workers, "cpu": dpb.TAP_CPU}
+
+
+def criterion(x3_port: int | None) -> Criterion:
     match = dpb.one_criterion()[0].match
-    if not x3:
+    if x3_port is None:
         return Criterion(1, "bench", match, (dpb.CD,))
-    destination = ContentDestination("did", MDF, X3_PORT, "", 0)
+    destination = ContentDestination("did", MDF, x3_port, "", 0)
     return Criterion(1, "bench", match, (destination,), delivery=X3(XID.bytes, 1, X3_TO_TARGET))
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def flow_worker(b: dpb.Bench, topo: Topology) -> int:
+    """Which of two capture workers the benchmark's one flow lands on (the one that works)."""
+    dp = Dataplane(workers=2, cpu=dpb.TAP_CPU)
+    try:
+        with ffi.netns(topo.ns("rtr")):
+            dp.start(dpb.IFACES, inet6=False)
+            dp.set_criteria([criterion(None)])
+        pids = dp.worker_pids()
+        before = [cpu_ticks(p) for p in pids]
+        b.paced(dpb.SIZES["64B"], 50_000)
+        work = [cpu_ticks(p) - t for p, t in zip(pids, before, strict=True)]
+    finally:
+        dp.stop()
+    return work.index(max(work))
 
 
 def trial(b: dpb.Bench, size: int, rate: float, receiver: CountingReceiver | None
@@ -113,37 +152,38 @@ def trial(b: dpb.Bench, size: int, rate: float, receiver: CountingReceiver | Non
 
 
 def lossless(b: dpb.Bench, topo: Topology, size: int, lo: float, hi: float, steps: int,
-             files: tuple[str, str, str], receiver: CountingReceiver
+             files: tuple[str, str, str], receiver: CountingReceiver, forms: dict[str, Form]
              ) -> dict[str, float]:  # fmt: skip
-    """Both forms' highest lossless rate, bisected side by side (one tap each, alternating)."""
-    best = {"classic": 0.0, "x3": 0.0}
-    bounds = {"classic": [lo, hi], "x3": [lo, hi]}
+    """Every form's highest lossless rate, bisected side by side (one tap each, alternating)."""
+    best = dict.fromkeys(forms, 0.0)
+    bounds = {name: [lo, hi] for name in forms}
     for _ in range(steps):
-        for form in ("classic", "x3"):
-            low, high = bounds[form]
+        for name, form in forms.items():
+            low, high = bounds[name]
             rate = (low + high) / 2
-            dp = Dataplane(**b.dp_options)
+            dp = Dataplane(**form.options())
             try:
                 with ffi.netns(topo.ns("rtr")):
                     dp.start(dpb.IFACES, inet6=False)
-                    if form == "x3":
+                    if form.x3_port is not None:
                         dp.set_x3_tls(files)
-                    dp.set_criteria([criterion(form == "x3")])
+                    dp.set_criteria([criterion(form.x3_port)])
                 deadline = time.monotonic() + 10
-                while form == "x3" and not dp.destination_state(MDF, X3_PORT)[0]:
+                while form.x3_port is not None and not dp.destination_state(MDF,
+                                                                            form.x3_port)[0]:
                     if time.monotonic() > deadline:
-                        raise RuntimeError("the X3 links did not come up")
+                        raise RuntimeError("the X3 link did not come up")
                     time.sleep(0.05)
                 time.sleep(0.2)
-                rx = receiver if form == "x3" else None
+                rx = receiver if form.x3_port is not None else None
                 ok, achieved = trial(b, size, rate, rx)
                 ok = ok or trial(b, size, rate, rx)[0]  # a loss must repeat
             finally:
                 dp.stop()
             if ok:
-                best[form], bounds[form][0] = max(best[form], achieved), rate
+                best[name], bounds[name][0] = max(best[name], achieved), rate
             else:
-                bounds[form][1] = rate
+                bounds[name][1] = rate
     return best
 
 
@@ -175,30 +215,38 @@ def main() -> int:
             ca = Authority(work, "bench")
             ne = ca.issue("ne-1")
             files = (str(ne.cert), str(ne.key), str(ca.cert_path))
-            receiver = CountingReceiver(topo, ca)
+            b = dpb.Bench(topo, work, 1.0, a.trial, a.max_wait)
+            flow_on = flow_worker(b, topo)
+            relayed_port = next(p for p in range(X3_PORT + 1, X3_PORT + 100)
+                                if owner_of((MDF, p), 2) != flow_on)  # fmt: skip
+            forms = {"classic": Form(1, None), "x3": Form(1, X3_PORT),
+                     "x3_relayed": Form(2, relayed_port)}  # fmt: skip
+            receiver = CountingReceiver(topo, ca, (X3_PORT, relayed_port))
             with ffi.netns(topo.ns("med")):  # takes the classic copies without ICMP errors
                 sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 sink.bind(("198.18.3.2", 47000))
-            b = dpb.Bench(topo, work, 1.0, a.trial, a.max_wait)
             fwd64 = dpb.median([b.saturate(46)["fwd_pps"] for _ in range(2)])
             res["forwarding_no_tap_64B_pps"] = fwd64
             for label, size in dpb.SIZES.items():
-                res[label] = lossless(b, topo, size, 0.1 * fwd64, 1.2 * fwd64, a.steps, files,
-                                      receiver)  # fmt: skip
-                res[label]["ratio"] = (res[label]["x3"] / res[label]["classic"]
-                                       if res[label]["classic"] else float("nan"))  # fmt: skip
+                res[label] = r = lossless(b, topo, size, 0.1 * fwd64, 1.2 * fwd64, a.steps,
+                                          files, receiver, forms)  # fmt: skip
+                r["ratio"] = r["x3"] / r["classic"] if r["classic"] else float("nan")
+                r["relayed_ratio"] = (r["x3_relayed"] / r["classic"] if r["classic"]
+                                      else float("nan"))  # fmt: skip
             receiver.close()
             sink.close()
         finally:
             topo.down()
     res["bench_seconds"] = time.monotonic() - started
     print("X3 over TLS vs classic UDP delivery, lossless paced rate, one criterion, all "
-          "matching, one capture worker on CPU1 (same run, alternating)")
+          "matching, capture on CPU1 (same run, alternating); relayed: 2 workers on CPU1, every "
+          "copy relayed to the worker that owns the destination's connection")
     for label in dpb.SIZES:
         r = res[label]
         print(f"  {label:6s} classic {r['classic']:>9,.0f} pps   X3 {r['x3']:>9,.0f} pps   "
-              f"X3/classic {r['ratio']:.2f}")
+              f"X3/classic {r['ratio']:.2f}   X3 relayed {r['x3_relayed']:>9,.0f} pps   "
+              f"relayed/classic {r['relayed_ratio']:.2f}")
     print(f"  no-tap forwarding 64B {fwd64:,.0f} pps; {res['bench_seconds']:.0f} s")
     if a.json:
         rows: list[dict[str, object]] = [
@@ -207,6 +255,12 @@ def main() -> int:
              "value": f"{res[label]['classic']:,.0f} / {res[label]['x3']:,.0f} "
                       f"(X3/classic {res[label]['ratio']:.2f})",
              "target": "X3/classic >= 0.9"} for label in dpb.SIZES]
+        rows += [
+            {"metric": f"lossless delivery {label}, X3 with every copy relayed between two "
+                       "workers sharing CPU1 to the owner of the one connection (pps)",
+             "value": f"{res[label]['x3_relayed']:,.0f} "
+                      f"(relayed/classic {res[label]['relayed_ratio']:.2f})",
+             "target": "reported"} for label in dpb.SIZES]
         rows.append({"metric": "no-tap forwarding 64 B (this run)", "value": f"{fwd64:,.0f} pps"})
         a.json.write_text(json.dumps({"title": "X3 delivery against classic (bench/x3_delivery.py)",
                                       "rows": rows, "raw": res}, indent=2) + "\n")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import uuid
 
 import pytest
 
 from flowtap.dataplane.x3 import pdu
 from flowtap.dataplane.x3.pdu import Attribute, AttributeType, Direction, Pdu, PduType
-from flowtap.dataplane.x3.template import X3Template, correlation_bytes
+from flowtap.dataplane.x3.template import X3Template, correlation_bytes, encode_backlog
 from flowtap.errors import X3Error
 
 XID = uuid.UUID("29f28e1c-f230-486a-a860-f5a784ab9172")
@@ -78,6 +79,26 @@ def test_append_to_batches_pdus_back_to_back():
         template.append_to(out, INNER4, 3, sequence, TS_NS)
     size = len(XCC_VECTOR)
     assert [pdu.decode(out[i * size:(i + 1) * size]).sequence_number for i in range(3)] == [0, 1, 2]
+
+
+def test_encode_backlog_writes_what_the_template_writes_within_its_budget():
+    first, other = X3Template(XID, CORRELATION), X3Template(uuid.uuid4())
+    copies = [(1, first, 3, INNER4, TS_NS), (2, other, 2, memoryview(INNER6), TS_NS + 1),
+              (1, first, 2, INNER4, TS_NS + 1)] * 3
+    backlog = collections.deque(copies)
+    expected = [t.pdu(p, d, 0xFFFFFFFE + i, w) for i, (_, t, d, p, w) in enumerate(copies)]
+    data, count, size = encode_backlog(backlog, len(expected[0]) + 1, 0xFFFFFFFE)
+    assert (data, count, size) == (b"".join(expected[:2]), 2, len(data))  # budget passed at 2
+    assert data.startswith(XCC_VECTOR) and len(backlog) == 7
+    data, count, _ = encode_backlog(backlog, 1 << 20, 0xFFFFFFFE + 2)
+    assert (data, count, len(backlog)) == (b"".join(expected[2:]), 7, 0)
+
+
+@pytest.mark.parametrize("packet", [b"", b"\x00abc", b"\x55" + bytes(19)])
+def test_encode_backlog_refuses_what_is_not_ip(packet):
+    backlog = collections.deque([(1, X3Template(XID), 2, packet, 0)])
+    with pytest.raises(X3Error, match="not an IPv4 or IPv6"):
+        encode_backlog(backlog, 1 << 16, 0)
 
 
 @pytest.mark.parametrize("packet", [b"", b"\x00abc", b"\x55" + bytes(19)])

@@ -37,9 +37,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from flowtap.dataplane.memory import detach
 from flowtap.dataplane.x3.pdu import PduType, keepalive, keepalive_ack
 from flowtap.dataplane.x3.stream import X3StreamDecoder
-from flowtap.dataplane.x3.template import X3Template
+from flowtap.dataplane.x3.template import X3Template, encode_backlog
 from flowtap.errors import X3Error
 
 MAX_BACKLOG: Final = 8 << 20  # plaintext bytes waiting per link and worker
@@ -56,7 +57,7 @@ _INT: Final = struct.Struct("i")
 
 DOWN, CONNECTING, HANDSHAKE, UP = "down", "connecting", "handshake", "up"
 # (criterion's owner token, template, direction, packet, time in ns)
-Copy = tuple[object, X3Template, int, bytes, int]
+Copy = tuple[object, X3Template, int, bytes | memoryview, int]
 
 
 class X3Link:
@@ -98,8 +99,8 @@ class X3Link:
 
     # ---- copies ----------------------------------------------------------------------------
 
-    def queue(self, owner: object, template: X3Template, direction: int, packet: bytes,
-              when_ns: int) -> bool:  # fmt: skip
+    def queue(self, owner: object, template: X3Template, direction: int,
+              packet: bytes | memoryview, when_ns: int) -> bool:  # fmt: skip
         """Queue one copy; False (and nothing queued) when the backlog is full."""
         size = len(packet) + 60
         if self.backlog_bytes + size > MAX_BACKLOG:
@@ -107,6 +108,27 @@ class X3Link:
         self.backlog.append((owner, template, direction, packet, when_ns))
         self.backlog_bytes += size
         return True
+
+    def queue_many(self, copies: list[Copy]) -> int:
+        """Queue ``copies`` in order while the backlog has room; returns how many were."""
+        size = sum(len(copy[3]) for copy in copies) + 60 * len(copies)
+        if self.backlog_bytes + size <= MAX_BACKLOG:
+            self.backlog.extend(copies)
+            self.backlog_bytes += size
+            return len(copies)
+        taken = 0
+        for copy in copies:
+            if not self.queue(*copy):
+                break
+            taken += 1
+        return taken
+
+    def detach(self, newest: int) -> None:
+        """Give the ``newest`` waiting copies bytes of their own (they were queued as views of
+        a ring block that goes back to the kernel now)."""
+        backlog = self.backlog
+        tail = [backlog.pop() for _ in range(min(newest, len(backlog)))]
+        backlog.extend((o, t, d, detach(p), w) for o, t, d, p, w in reversed(tail))
 
     def purge(self, owner: object) -> int:
         """Take every waiting copy of ``owner`` out; returns how many."""
@@ -210,15 +232,10 @@ class X3Link:
         assert tls is not None
         self._send_cipher()
         while self.backlog and not self._cipher:
-            out = bytearray()
-            backlog, sequence = self.backlog, self._sequence
-            while backlog and len(out) < WRITE_SIZE:
-                _owner, template, direction, packet, when = backlog.popleft()
-                self.backlog_bytes -= len(packet) + 60
-                template.append_to(out, packet, direction, sequence, when)
-                sequence += 1
-            self.sent += sequence - self._sequence
-            self._sequence = sequence
+            out, count, size = encode_backlog(self.backlog, WRITE_SIZE, self._sequence)
+            self.backlog_bytes -= size
+            self.sent += count
+            self._sequence += count
             tls.write(out)
             self._last_traffic = self._clock()
             self._send_fresh(self._out.read())

@@ -13,7 +13,6 @@ takes it from its inbox into the link.
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import logging
 import socket
@@ -23,8 +22,9 @@ import uuid
 from collections.abc import Callable
 
 from flowtap.dataplane.control import X3Route
+from flowtap.dataplane.memory import views
 from flowtap.dataplane.x3.copies import Appends, CopyQueue, Kind, Peer
-from flowtap.dataplane.x3.link import X3Link, client_context
+from flowtap.dataplane.x3.link import Copy, X3Link, client_context
 from flowtap.dataplane.x3.relay import RelayInbox, RelayOutbox, owner_of
 from flowtap.dataplane.x3.template import X3Template
 
@@ -49,14 +49,15 @@ class X3Outbox(CopyQueue):
         if link is None:
             failed = list(self.owners)
         else:
-            failed = []
             now = time.time_ns()
-            string_at, queue = ctypes.string_at, link.queue
-            for address, length, owner, (cid, template, direction) in zip(
-                    self.addresses, self.lengths, self.owners, self.kinds, strict=True):
-                if not queue(cid, template, direction, string_at(address, length), now):
-                    failed.append(owner)
-            link.pump()
+            packets = views(self.addresses, self.lengths)
+            copies: list[Copy] = [
+                (kind[0], kind[1], kind[2], packet, now)
+                for kind, packet in zip(self.kinds, packets, strict=True)]  # fmt: skip
+            taken = link.queue_many(copies)
+            failed = self.owners[taken:]
+            link.pump()  # encrypts them straight out of the ring while the link keeps up
+            link.detach(taken)  # what waits now is copied before the block is released
         self.clear()
         return failed
 

@@ -18,28 +18,33 @@ had not yet applied a removal reaches an owner that has, finds no route and is d
 IDs are never reused). The owner drops relayed copies of a criterion it does not know for the
 same reason while an ADD is applied (they are of packets received before its 200 OK).
 
-A datagram: ``DATAGRAM`` (when the copies were queued, destination port, address length), the
-destination's address in ASCII, then per copy ``COPY`` (criteria ID, packet length) and the
-packet. Both ends are the same program; the codec is still checked (a short or inconsistent
-datagram is dropped whole).
+A datagram (:func:`parts`): ``DATAGRAM`` (when the copies were queued, how many, destination
+port, address length), the criteria IDs (int64 each), the packet lengths (uint16 each), the
+destination's address in ASCII, then the packets back to back. Both ends are the same program;
+the codec still checks the lengths (an inconsistent datagram is dropped whole).
 """
 
 from __future__ import annotations
 
-import ctypes
+import array
+import itertools
 import socket
 import struct
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Final
+from collections.abc import Callable
+from typing import Final, cast
 
+from flowtap.dataplane.memory import views
 from flowtap.dataplane.x3.copies import CopyQueue, Kind, Peer
-from flowtap.dataplane.x3.link import X3Link
+from flowtap.dataplane.x3.link import Copy, X3Link
 
-MAX_DATAGRAM: Final = 256 << 10
+MAX_DATAGRAM: Final = 60 << 10  # within one skb of page fragments: no high-order allocation
+MAX_COPIES: Final = 1000  # per datagram: each packet is one iovec of its sendmsg (IOV_MAX 1024)
 INBOX_BYTES: Final = 8 << 20  # relayed bytes waiting for one owner (its link's MAX_BACKLOG)
-DATAGRAM: Final = struct.Struct("=qHB")  # time queued (ns), destination port, address length
-COPY: Final = struct.Struct("=qH")  # criteria ID, packet length
+# time queued (ns), number of copies, destination port, address length; 16 bytes, so that the
+# criteria IDs after it are 8-byte aligned
+DATAGRAM: Final = struct.Struct("=qIHBx")
+PER_COPY: Final = 10  # criteria ID (8), packet length (2)
 
 
 def owner_of(peer: Peer, workers: int) -> int:
@@ -59,86 +64,88 @@ def inboxes(workers: int) -> list[tuple[socket.socket, socket.socket]]:
     return pairs
 
 
-def encode(peer: Peer, when_ns: int, copies: list[tuple[int, bytes]]) -> bytes:
-    """One datagram of ``copies`` ((criteria ID, packet), ...) for ``peer`` (tests, tools)."""
+def parts(peer: Peer, when_ns: int, criteria_ids: list[int],
+          packets: list[bytes] | list[memoryview]) -> list[bytes | memoryview]:  # fmt: skip
+    """One datagram's pieces (for ``sendmsg``): header, criteria IDs, packet lengths, address,
+    then each packet. Columns rather than a record per copy, so that both ends handle a
+    datagram with a few C-level calls, not a ``struct`` call per copy, and the packets are
+    copied once, by the kernel."""
     address = peer[0].encode("ascii")
-    out = bytearray(DATAGRAM.pack(when_ns, peer[1], len(address)) + address)
-    for cid, packet in copies:
-        out += COPY.pack(cid, len(packet))
-        out += packet
-    return bytes(out)
+    head = DATAGRAM.pack(when_ns, len(packets), peer[1], len(address))
+    lengths = array.array("H", map(len, packets))
+    return [head, array.array("q", criteria_ids).tobytes(), lengths.tobytes(), address,
+            *packets]  # fmt: skip
 
 
-def decode(datagram: bytes | memoryview) -> tuple[Peer, int, Iterator[tuple[int, bytes]]]:
-    """(destination, time queued, the copies) of one datagram.
+def encode(peer: Peer, when_ns: int, copies: list[tuple[int, bytes]]) -> bytes:
+    """One datagram of ``copies`` ((criteria ID, packet), ...) for ``peer``."""
+    return b"".join(parts(peer, when_ns, [c for c, _ in copies], [p for _, p in copies]))
+
+
+def decode(datagram: bytes | bytearray | memoryview
+           ) -> tuple[Peer, int, list[int], list[memoryview]]:  # fmt: skip
+    """(destination, time queued, criteria IDs, packets) of one datagram; the packets are
+    views of ``datagram`` (which they keep alive), not copies.
 
     Raises:
-        ValueError: the datagram is too short for its header (the copies' iterator raises it
-            for a copy cut short).
+        ValueError: the datagram is shorter or longer than its header and lengths say.
     """
     view = memoryview(datagram)
     if len(view) < DATAGRAM.size:
         raise ValueError("relay datagram shorter than its header")
-    when, port, size = DATAGRAM.unpack_from(view)
-    start = DATAGRAM.size + size
-    if len(view) < start:
-        raise ValueError("relay datagram shorter than its address")
-    address = bytes(view[DATAGRAM.size:start]).decode("ascii")
-    return (address, port), when, _copies(view, start)
-
-
-def _copies(view: memoryview, pos: int) -> Iterator[tuple[int, bytes]]:
-    unpack, step, end = COPY.unpack_from, COPY.size, len(view)
-    while pos < end:
-        if end - pos < step:
-            raise ValueError("relay copy header cut short")
-        cid, length = unpack(view, pos)
-        pos += step
-        if end - pos < length:
-            raise ValueError("relay copy cut short")
-        yield cid, bytes(view[pos:pos + length])
-        pos += length
+    when, count, port, size = DATAGRAM.unpack_from(view)
+    ids_end = DATAGRAM.size + 8 * count
+    lengths_end = ids_end + 2 * count
+    if len(view) < lengths_end + size:
+        raise ValueError("relay datagram shorter than its columns")
+    criteria_ids = view[DATAGRAM.size:ids_end].cast("q").tolist()
+    lengths = view[ids_end:lengths_end].cast("H").tolist()
+    start = lengths_end + size
+    if len(view) - start != sum(lengths):
+        raise ValueError("relay datagram's packets do not add up to their lengths")
+    address = bytes(view[lengths_end:start]).decode("ascii")
+    ends = itertools.accumulate(lengths, initial=start)
+    packets = [view[end:end + length] for end, length in zip(ends, lengths, strict=False)]
+    return (address, port), when, criteria_ids, packets
 
 
 class RelayOutbox(CopyQueue):
     """The copies queued for a destination another worker owns."""
 
-    __slots__ = ("header", "inbox")
+    __slots__ = ("inbox", "peer")
 
     def __init__(self, peer: Peer, inbox: socket.socket) -> None:
         super().__init__()
         self.inbox = inbox  # the owner's, sending end
-        self.header = (peer[1], peer[0].encode("ascii"))
+        self.peer = peer
 
     def flush(self, now_ns: int) -> list[object]:
         """Hand the queued copies to the owner; the owners (counter bases) of those that did
         not fit its inbox."""
-        port, address = self.header
-        head = DATAGRAM.pack(now_ns, port, len(address)) + address
+        packets = views(self.addresses, self.lengths)  # sendmsg copies them, once
+        criteria_ids = [kind[0] for kind in self.kinds]
         failed: list[object] = []
-        out, first = bytearray(head), 0
-        pack, string_at, send = COPY.pack, ctypes.string_at, self.inbox.send
-        count = len(self.addresses)
-        for i, (where, length, (cid, _template, _direction)) in enumerate(
-                zip(self.addresses, self.lengths, self.kinds, strict=True)):
-            if len(out) + COPY.size + length > MAX_DATAGRAM and i > first:
-                if not _send(send, out):
+        first, size = 0, 0
+        for i, length in enumerate(self.lengths):
+            if i > first and (size + PER_COPY + length > MAX_DATAGRAM - 64
+                              or i - first >= MAX_COPIES):  # fmt: skip
+                if not self._send(now_ns, criteria_ids[first:i], packets[first:i]):
                     failed += self.owners[first:i]
-                out, first = bytearray(head), i
-            out += pack(cid, length)
-            out += string_at(where, length)
-        if count > first and not _send(send, out):
+                first, size = i, 0
+            size += PER_COPY + length
+        count = len(packets)
+        if count > first and not self._send(now_ns, criteria_ids[first:], packets[first:]):
             failed += self.owners[first:count]
         self.clear()
         return failed
 
-
-def _send(send: Callable[[bytes | bytearray, int], int], datagram: bytearray) -> bool:
-    try:
-        send(datagram, socket.MSG_DONTWAIT)
-    except (BlockingIOError, OSError):
-        return False  # the owner's inbox is full (or the owner is restarting): dropped
-    return True
+    def _send(self, now_ns: int, criteria_ids: list[int], packets: list[memoryview]) -> bool:
+        try:
+            self.inbox.sendmsg(parts(self.peer, now_ns, criteria_ids, packets), [],
+                               socket.MSG_DONTWAIT)  # fmt: skip
+        except OSError:
+            return False  # the owner's inbox is full (or the owner is restarting): dropped
+        return True
 
 
 class RelayInbox:
@@ -146,7 +153,6 @@ class RelayInbox:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self._buffer = bytearray(MAX_DATAGRAM + 4096)
 
     def take(self, links: dict[Peer, X3Link | None], kind_of: Callable[[int, Peer], Kind | None]
              ) -> tuple[list[int], bool]:  # fmt: skip
@@ -157,23 +163,22 @@ class RelayInbox:
         module doc)."""
         failed: list[int] = []
         took = False
-        view = memoryview(self._buffer)
         while True:
             try:
-                size = self.sock.recv_into(self._buffer, len(self._buffer), socket.MSG_DONTWAIT)
+                datagram = self.sock.recv(MAX_DATAGRAM, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return failed, took
             took = True
             try:
-                peer, when, copies = decode(view[:size])
-                if peer not in links:
-                    continue
-                link = links[peer]
-                for cid, packet in copies:
-                    kind = kind_of(cid, peer)
-                    if kind is None:
-                        continue
-                    if link is None or not link.queue(cid, kind[1], kind[2], packet, when):
-                        failed.append(cid)
+                peer, when, criteria_ids, packets = decode(datagram)
             except ValueError:
-                continue  # a malformed datagram: the rest of it cannot be trusted
+                continue  # malformed (both ends are this program: cannot happen)
+            if peer not in links:
+                continue
+            kinds = {cid: kind_of(cid, peer) for cid in set(criteria_ids)}
+            copies: list[Copy] = [(cid, kind[1], kind[2], packet, when)
+                      for cid, packet in zip(criteria_ids, packets, strict=True)
+                      if (kind := kinds[cid]) is not None]  # fmt: skip
+            link = links[peer]
+            taken = 0 if link is None else link.queue_many(copies)
+            failed += [cast(int, copy[0]) for copy in copies[taken:]]  # owner = criteria ID
