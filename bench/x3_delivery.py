@@ -78,15 +78,18 @@ class CountingReceiver:
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
 
     def _read(self, conn: Any) -> None:
+        # into one buffer: a fresh 1 MiB bytes per recv (mmap, page faults, munmap) held this
+        # receiver to about 230 MB/s, below what one capture worker sends at 1414 bytes
+        buffer = bytearray(1 << 20)
         while not self._stop:
             try:
-                data = conn.recv(1 << 20)
+                size = conn.recv_into(buffer)
             except OSError:
                 return
-            if not data:
+            if not size:
                 return
             with self._lock:
-                self.bytes += len(data)
+                self.bytes += size
 
     def count(self) -> int:
         with self._lock:

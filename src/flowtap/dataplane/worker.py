@@ -233,6 +233,7 @@ class Worker:
             rings = self.rings
             for r in rings:
                 poller.register(r.fd, select.POLLIN | select.POLLERR)
+            watched: set[int] = set()  # X3 connections' sockets, while they have work
             while not self.stopping and rings is self.rings:
                 busy = False
                 for ring in rings:
@@ -249,12 +250,24 @@ class Worker:
                     continue
                 # links progress (handshakes, keepalives, a backlog) with or without packets
                 x3_busy = self.x3.pump() if self.x3.outboxes else False
+                if self.x3.outboxes or watched:
+                    watched = self._watch_links(poller, watched)
                 if not busy:
                     for fd, _ev in poller.poll(int(X3_TICK * 1000) if x3_busy else 200):
                         if fd == self.ctl.fileno():
                             self.take_batch()
                             break
                         self.x3.pump()  # the inbox: relayed copies
+
+    def _watch_links(self, poller: select.poll, watched: set[int]) -> set[int]:
+        """Wake for X3 connections that can take or give something (a destination's kernel
+        buffer draining must not wait for the next ring block or a tick)."""
+        wanted = dict(self.x3.wants())
+        for fd in watched - wanted.keys():
+            poller.unregister(fd)
+        for fd, events in wanted.items():
+            poller.register(fd, events)
+        return set(wanted)
 
     def _flush_all(self) -> None:
         """Send every queued copy (a block's copies go out together, before it is released:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
 import socket
 import ssl
 import struct
@@ -154,6 +155,21 @@ class X3Link:
     def busy(self) -> bool:
         """Whether the link has work that no packet will prompt (see :data:`TICK`)."""
         return self.state in (CONNECTING, HANDSHAKE) or bool(self.backlog or self._cipher)
+
+    @property
+    def room(self) -> int:
+        """Bytes the backlog can still take."""
+        return MAX_BACKLOG - self.backlog_bytes
+
+    def wants(self) -> tuple[int, int] | None:
+        """(socket, poll events) to wake the worker for: readable (keepalives, handshake), and
+        writable while something waits to be sent; None without a connection."""
+        if self._sock is None:
+            return None
+        events = select.POLLIN
+        if self.state == CONNECTING or self._cipher or (self.state == UP and self.backlog):
+            events |= select.POLLOUT
+        return self._sock.fileno(), events
 
     def close(self) -> None:
         """Close (gracefully: what the kernel holds still goes; a removal settled before)."""

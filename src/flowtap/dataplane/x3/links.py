@@ -25,10 +25,11 @@ from flowtap.dataplane.control import X3Route
 from flowtap.dataplane.memory import views
 from flowtap.dataplane.x3.copies import Appends, CopyQueue, Kind, Peer
 from flowtap.dataplane.x3.link import Copy, X3Link, client_context
-from flowtap.dataplane.x3.relay import RelayInbox, RelayOutbox, owner_of
+from flowtap.dataplane.x3.relay import MAX_DATAGRAM, RelayInbox, RelayOutbox, owner_of
 from flowtap.dataplane.x3.template import X3Template
 
 LOG = logging.getLogger(__name__)
+RELAY_ROUND = 8  # relay datagrams (up to 480 KiB) taken between two pumps of the links
 StateEvent = Callable[[str, int, bool, str], None]  # address, port, up, why (when down)
 DropEvent = Callable[[list[int]], None]  # criteria IDs of relayed copies dropped, one per copy
 
@@ -148,17 +149,35 @@ class X3Links:
 
     def pump(self) -> bool:
         """Take what other workers relayed, then one step of every link; whether one has work
-        no packet will prompt."""
-        if self.inbox is not None:
-            dropped, _took = self.inbox.take(self._links, self._kind_of)
-            if dropped:
-                self._on_dropped(dropped)
-        busy = False
-        for outbox in self.outboxes.values():
-            if outbox.link is not None:
-                outbox.link.pump()
-                busy = busy or outbox.link.busy
-        return busy
+        no packet will prompt.
+
+        The inbox is taken a few datagrams at a time with the links pumped in between, for
+        as long as a link's backlog has room for a round: what the destinations cannot take
+        yet stays in the inbox (so inbox and backlog together absorb a slow destination), and
+        what the worker finds there after being away goes out while it takes the rest, rather
+        than all of it moving into a backlog at once and overflowing it while the connection
+        sat idle."""
+        inbox = self.inbox
+        while True:
+            took = 0
+            if inbox is not None:
+                dropped, took = inbox.take(self._links, self._kind_of, RELAY_ROUND)
+                if dropped:
+                    self._on_dropped(dropped)
+            busy = False
+            for outbox in self.outboxes.values():
+                if outbox.link is not None:
+                    outbox.link.pump()
+                    busy = busy or outbox.link.busy
+            if took < RELAY_ROUND or (self._links and all(
+                    link is None or link.room < RELAY_ROUND * MAX_DATAGRAM
+                    for link in self._links.values())):  # fmt: skip
+                return busy
+
+    def wants(self) -> list[tuple[int, int]]:
+        """(socket, poll events) of the links that wait for their connection."""
+        return [want for outbox in self.outboxes.values()
+                if outbox.link is not None and (want := outbox.link.wants()) is not None]
 
     def exclusions(self) -> list[tuple[int, int, int]]:
         """(IP version, address, port) of every destination: its packets to us (TCP ACKs,

@@ -154,21 +154,19 @@ class RelayInbox:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
-    def take(self, links: dict[Peer, X3Link | None], kind_of: Callable[[int, Peer], Kind | None]
-             ) -> tuple[list[int], bool]:  # fmt: skip
-        """Queue every waiting datagram's copies into ``links`` (by destination; the caller
-        pumps them); the criteria IDs of copies a full backlog or a missing TLS link dropped
-        (one ID per copy), and whether anything was taken. Copies of a criterion ``kind_of``
-        does not know (removed, or not yet applied here) are dropped uncounted (see the
-        module doc)."""
+    def take(self, links: dict[Peer, X3Link | None], kind_of: Callable[[int, Peer], Kind | None],
+             limit: int) -> tuple[list[int], int]:  # fmt: skip
+        """Queue the copies of up to ``limit`` waiting datagrams into ``links`` (by
+        destination; the caller pumps them); the criteria IDs of copies a full backlog or a
+        missing TLS link dropped (one ID per copy), and how many datagrams were taken. Copies
+        of a criterion ``kind_of`` does not know (removed, or not yet applied here) are
+        dropped uncounted (see the module doc)."""
         failed: list[int] = []
-        took = False
-        while True:
+        for took in range(limit):
             try:
                 datagram = self.sock.recv(MAX_DATAGRAM, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return failed, took
-            took = True
             try:
                 peer, when, criteria_ids, packets = decode(datagram)
             except ValueError:
@@ -182,3 +180,4 @@ class RelayInbox:
             link = links[peer]
             taken = 0 if link is None else link.queue_many(copies)
             failed += [cast(int, copy[0]) for copy in copies[taken:]]  # owner = criteria ID
+        return failed, limit
