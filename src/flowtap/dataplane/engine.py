@@ -479,7 +479,7 @@ class Dataplane:
             self._slab = Slab(SlabSpec(self.workers, FIRST_CAPACITY))
         pool = WorkerPool(self.workers, cpus=None if self._cpu is None else [self._cpu],
                           on_limit=self._limit_reached, state=self._state,
-                          on_x3=self.x3.link_changed)
+                          on_x3=self.x3.hook())
         pool.start()
         self._pool = pool
         pool.slab = self._slab

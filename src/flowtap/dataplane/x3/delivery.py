@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from collections.abc import Callable
 
 from flowtap.dataplane.control import X3Route
 from flowtap.dataplane.x3.relay import owner_of
@@ -23,6 +24,7 @@ class X3Delivery:
         self.files: tuple[str, str, str] | None = None  # certificate, key, CAs
         self._lock = threading.Lock()  # link changes arrive on the pool's event thread
         self._up: dict[tuple[str, int], dict[int, tuple[bool, str]]] = {}
+        self._generation = 0
 
     def check(self, criterion: Criterion) -> None:
         """Raises ValueError when the criterion's X3 copies could not be delivered."""
@@ -37,10 +39,22 @@ class X3Delivery:
             if not 1 <= cd.dest_port <= 65535:
                 raise ValueError("an X3 destination's TCP port is 1-65535")
 
-    def link_changed(self, worker: int, address: str, port: int, up: bool, why: str) -> None:
-        """A worker's link to ``(address, port)`` came up or went down (event thread)."""
+    def hook(self) -> Callable[[int, str, int, bool, str], None]:
+        """The link-state hook of a new pool of workers: what the pool before said of its
+        links is void, and what it still says while it stops (its links closing, while the
+        new pool's come up) is ignored."""
         with self._lock:
-            self._up.setdefault((address, port), {})[worker] = (up, why)
+            self._up.clear()
+            self._generation += 1
+            generation = self._generation
+
+        def link_changed(worker: int, address: str, port: int, up: bool, why: str) -> None:
+            """A worker's link to ``(address, port)`` came up or went down (event thread)."""
+            with self._lock:
+                if generation == self._generation:
+                    self._up.setdefault((address, port), {})[worker] = (up, why)
+
+        return link_changed
 
     def connected(self, address: str, port: int, workers: int) -> bool:
         """Whether the link to the destination is up (of ``workers``, its owner's)."""
