@@ -253,11 +253,12 @@ class Worker:
                 if self.x3.outboxes or watched:
                     watched = self._watch_links(poller, watched)
                 if not busy:
-                    for fd, _ev in poller.poll(int(X3_TICK * 1000) if x3_busy else 200):
+                    for fd, events in poller.poll(int(X3_TICK * 1000) if x3_busy else 200):
                         if fd == self.ctl.fileno():
                             self.take_batch()
                             break
-                        self.x3.pump()  # the inbox: relayed copies
+                        self.x3.ready(fd, events)  # an X3 connection, or the relay inbox
+                        self.x3.pump()
 
     def _watch_links(self, poller: select.poll, watched: set[int]) -> set[int]:
         """Wake for X3 connections that can take or give something (a destination's kernel

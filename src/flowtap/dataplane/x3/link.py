@@ -96,6 +96,8 @@ class X3Link:
         self._last_traffic = 0.0
         self._keepalive_due: float | None = None  # when our keepalive's answer must be in
         self._reported: bool | None = None
+        self.readable = False  # the worker saw the socket readable since the last read
+        self._read_at = 0.0  # when to read even so
         self._why = ""
 
     # ---- copies ----------------------------------------------------------------------------
@@ -190,7 +192,11 @@ class X3Link:
             if self.state == HANDSHAKE:
                 self._handshake(now)
             if self.state == UP:
-                self._read()
+                if self.readable or now >= self._read_at:
+                    # the worker's poll says when the destination sent something; without it a
+                    # recv per pump (one per ring block) would find nothing nearly every time
+                    self.readable, self._read_at = False, now + TICK
+                    self._read()
                 self._keepalive(now)
                 self._write()
         except (OSError, ssl.SSLError, X3Error) as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import select
 import socket
 import ssl
 import time
@@ -80,6 +81,7 @@ class X3Links:
         self._routes: dict[int, tuple[Peer, ...]] = {}  # criteria ID -> its destinations
         self._kinds: dict[int, Kind] = {}
         self._links: dict[Peer, X3Link | None] = {}  # the owned destinations' links
+        self._by_fd: dict[int, X3Link] = {}  # sockets the worker polls (see wants)
 
     def relay(self, me: int, inbox: socket.socket, owners: list[socket.socket]) -> None:
         """Worker ``me`` of ``len(owners)``: its inbox, and every worker's (to relay to)."""
@@ -176,8 +178,20 @@ class X3Links:
 
     def wants(self) -> list[tuple[int, int]]:
         """(socket, poll events) of the links that wait for their connection."""
-        return [want for outbox in self.outboxes.values()
-                if outbox.link is not None and (want := outbox.link.wants()) is not None]
+        self._by_fd = {}
+        wanted = []
+        for outbox in self.outboxes.values():
+            if outbox.link is not None and (want := outbox.link.wants()) is not None:
+                wanted.append(want)
+                self._by_fd[want[0]] = outbox.link
+        return wanted
+
+    def ready(self, fd: int, events: int) -> None:
+        """The worker's poll saw ``events`` on ``fd`` (a link's socket, as :meth:`wants` said,
+        or the inbox): the next :meth:`pump` reads it."""
+        link = self._by_fd.get(fd)
+        if link is not None and events & (select.POLLIN | select.POLLERR | select.POLLHUP):
+            link.readable = True
 
     def exclusions(self) -> list[tuple[int, int, int]]:
         """(IP version, address, port) of every destination: its packets to us (TCP ACKs,
