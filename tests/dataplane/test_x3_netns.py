@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from flowtap.dataplane import Dataplane, ffi
 from flowtap.dataplane.x3.pdu import AttributeType, Pdu, PduType
+from flowtap.dataplane.x3.relay import owner_of
 from flowtap.intercept.criteria import X3, X3_FROM_TARGET, X3_TO_TARGET, ContentDestination, Match
 from flowtap.tools.netns import Topology, unique_prefix
 from flowtap.tools.traffic import udp_packet
@@ -120,3 +122,37 @@ def test_a_destination_that_is_down_is_reported(topo: Topology, pki) -> None:
         assert plane.destination_problem(MDF, 47301) == "Connection refused"
     finally:
         plane.stop()
+
+
+def test_the_owner_of_the_connection_restarts_with_its_relay_inbox(
+    topo: Topology, pki, tmp_path: Path
+) -> None:
+    ca, files = pki
+    port = 47302
+    with ffi.netns(topo.ns("med")):
+        receiver = X3Receiver(ca, ca.issue("mdf", server=True), host=MDF, port=port)
+    plane = Dataplane(workers=2)
+    try:
+        with ffi.netns(topo.ns("rtr")):
+            plane.start(IFACES, False)
+            plane.set_x3_tls(files)
+            plane.set_criteria(x3_criteria(port))
+        wait_until(lambda: plane.destination_state(MDF, port)[0])
+        owner = plane.worker_pids()[owner_of((MDF, port), 2)]
+        os.kill(owner, signal.SIGKILL)
+        other = crit(3, Match(dest_address=addr("192.0.2.99"), protocol=vals("17")))
+        with ffi.netns(topo.ns("rtr")):
+            plane.set_criteria([*x3_criteria(port), other])  # the pool starts it again
+        assert owner not in plane.worker_pids()
+        wait_until(lambda: plane.destination_state(MDF, port)[0])
+        packets = [udp_packet(SND, RCV, 11000 + i % 64, 20000, 100, ident=i) for i in range(1000)]
+        assert send(topo, packets) == 1000
+        pdus = receiver.wait_for(1000)
+        xcc = [p for p in pdus if p.pdu_type == PduType.X3]
+        assert sorted(p.payload for p in xcc) == sorted(packets)  # both workers' copies
+        assert len(receiver.connections) == 2 and receiver.connections[0].closed
+        assert sequences([p for p in receiver.connections[1].pdus
+                          if p.pdu_type == PduType.X3]) == list(range(1000))
+    finally:
+        plane.stop()
+        receiver.close()
