@@ -5,10 +5,11 @@ The packet walk queues an X3 copy exactly as a classic one, by three appends (ad
 length of the packet in the ring, the route's counter base) to its destination's queue
 (:class:`~flowtap.dataplane.x3.copies.CopyQueue`); when the ring block is done
 (:meth:`X3Outbox.flush`, before the block goes back to the kernel) the copies go into the
-link's backlog with the route's PDU template and direction, and the link sends what it can. A link exists while a route uses its destination; the worker
-reports each change of its state to the appliance (``("x3", (address, port, up))``). A copy for
-a destination another worker owns goes the same way into a relay outbox instead, and the owner
-takes it from its inbox into the link.
+link's backlog with the route's PDU template and direction, and the link sends what it can.
+A link exists while a route uses its destination; the worker reports each change of its state
+to the appliance (``("x3", (address, port, up))``). A copy for a destination another worker
+owns goes the same way into a relay outbox instead, and the owner takes it from its inbox into
+the link.
 """
 
 from __future__ import annotations
