@@ -70,8 +70,9 @@ def test_an_x1_task_delivers_x3_until_it_is_deactivated(
                         client.activate(xid, [parse_target(f"ipv4Address={TARGET}")], [did]))
                     assert created.ok and activated.ok, (created.render(), activated.render())
                     # live on the answer: every packet sent from now on is a PDU
-                    packets = [udp_packet(SOURCE, TARGET, 10000, PORT, 60 + i % 500, ident=i)
-                               for i in range(300)]  # fmt: skip
+                    # flows that the kernel spreads over both capture workers
+                    packets = [udp_packet(SOURCE, TARGET, 10000 + i % 32, PORT, 60 + i % 500,
+                                          ident=i) for i in range(300)]  # fmt: skip
                     assert send(rig.topo, packets, None, 20_000) == 300
                     assert wait_until(lambda: len(receiver.pdus) >= 300)
                     assert wait_until(lambda: client.send(client.get_destination(did))[0].get(
@@ -91,6 +92,7 @@ def test_an_x1_task_delivers_x3_until_it_is_deactivated(
         log = "".join(rig.server.output)
     xcc = [p for p in receiver.pdus if p.pdu_type == PduType.X3]
     assert len(xcc) == 300
+    assert len(receiver.connections) == 1  # one TLS connection per destination
     assert all(p.xid == xid and p.direction == X3_TO_TARGET for p in xcc)
     assert sorted(p.payload for p in xcc) == sorted(packets)
     assert not any(p.direction == X3_FROM_TARGET for p in xcc)
