@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from netconf_cycles import cpu_seconds  # a process's CPU time from /proc
 from tests.x1.pki import Authority
 
 import dataplane as dpb  # bench/dataplane.py: topology, pacer, trials
@@ -123,11 +124,6 @@ def criterion(x3_port: int | None) -> Criterion:
     return Criterion(1, "bench", match, (destination,), delivery=X3(XID.bytes, 1, X3_TO_TARGET))
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def flow_worker(b: dpb.Bench, topo: Topology) -> int:
     """Which of two capture workers the benchmark's one flow lands on (the one that works)."""
     dp = Dataplane(workers=2, cpu=dpb.TAP_CPU)
@@ -136,9 +132,9 @@ def flow_worker(b: dpb.Bench, topo: Topology) -> int:
             dp.start(dpb.IFACES, inet6=False)
             dp.set_criteria([criterion(None)])
         pids = dp.worker_pids()
-        before = [cpu_ticks(p) for p in pids]
+        before = [cpu_seconds(p) for p in pids]
         b.paced(dpb.SIZES["64B"], 50_000)
-        work = [cpu_ticks(p) - t for p, t in zip(pids, before, strict=True)]
+        work = [cpu_seconds(p) - t for p, t in zip(pids, before, strict=True)]
     finally:
         dp.stop()
     return work.index(max(work))
@@ -212,10 +208,10 @@ def worker_cpu(b: dpb.Bench, topo: Topology, size: int, rate: float,
         for name, form in forms.items():
             with tapped(topo, form, files) as dp:
                 pids = dp.worker_pids()
-                before = sum(cpu_ticks(p) for p in pids)
+                before = sum(cpu_seconds(p) for p in pids)
                 sent = b.paced(size, rate)["sent"]
-                ticks = sum(cpu_ticks(p) for p in pids) - before
-            spent[name].append(ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(sent, 1))
+                seconds = sum(cpu_seconds(p) for p in pids) - before
+            spent[name].append(seconds * 1e6 / max(sent, 1))
     return {name: dpb.median(values) for name, values in spent.items()}
 
 

@@ -64,14 +64,13 @@ def inboxes(workers: int) -> list[tuple[socket.socket, socket.socket]]:
     return pairs
 
 
-def parts(peer: Peer, when_ns: int, criteria_ids: list[int],
+def parts(address: bytes, port: int, when_ns: int, criteria_ids: list[int],
           packets: list[bytes] | list[memoryview]) -> list[bytes | memoryview]:  # fmt: skip
-    """One datagram's pieces (for ``sendmsg``): header, criteria IDs, packet lengths, address,
-    then each packet. Columns rather than a record per copy, so that both ends handle a
-    datagram with a few C-level calls, not a ``struct`` call per copy, and the packets are
-    copied once, by the kernel."""
-    address = peer[0].encode("ascii")
-    head = DATAGRAM.pack(when_ns, len(packets), peer[1], len(address))
+    """One datagram's pieces (for ``sendmsg``) for the destination ``address`` (ASCII) and
+    ``port``: header, criteria IDs, packet lengths, address, then each packet. Columns rather
+    than a record per copy, so that both ends handle a datagram with a few C-level calls, not a
+    ``struct`` call per copy, and the packets are copied once, by the kernel."""
+    head = DATAGRAM.pack(when_ns, len(packets), port, len(address))
     lengths = array.array("H", map(len, packets))
     return [head, array.array("q", criteria_ids).tobytes(), lengths.tobytes(), address,
             *packets]  # fmt: skip
@@ -79,7 +78,8 @@ def parts(peer: Peer, when_ns: int, criteria_ids: list[int],
 
 def encode(peer: Peer, when_ns: int, copies: list[tuple[int, bytes]]) -> bytes:
     """One datagram of ``copies`` ((criteria ID, packet), ...) for ``peer``."""
-    return b"".join(parts(peer, when_ns, [c for c, _ in copies], [p for _, p in copies]))
+    return b"".join(parts(peer[0].encode("ascii"), peer[1], when_ns, [c for c, _ in copies],
+                          [p for _, p in copies]))  # fmt: skip
 
 
 def decode(datagram: bytes | bytearray | memoryview
@@ -112,12 +112,12 @@ def decode(datagram: bytes | bytearray | memoryview
 class RelayOutbox(CopyQueue):
     """The copies queued for a destination another worker owns."""
 
-    __slots__ = ("inbox", "peer")
+    __slots__ = ("address", "inbox", "port")
 
     def __init__(self, peer: Peer, inbox: socket.socket) -> None:
         super().__init__()
         self.inbox = inbox  # the owner's, sending end
-        self.peer = peer
+        self.address, self.port = peer[0].encode("ascii"), peer[1]
 
     def flush(self, now_ns: int) -> list[object]:
         """Hand the queued copies to the owner; the owners (counter bases) of those that did
@@ -141,8 +141,8 @@ class RelayOutbox(CopyQueue):
 
     def _send(self, now_ns: int, criteria_ids: list[int], packets: list[memoryview]) -> bool:
         try:
-            self.inbox.sendmsg(parts(self.peer, now_ns, criteria_ids, packets), [],
-                               socket.MSG_DONTWAIT)  # fmt: skip
+            self.inbox.sendmsg(parts(self.address, self.port, now_ns, criteria_ids, packets),
+                               [], socket.MSG_DONTWAIT)  # fmt: skip
         except OSError:
             return False  # the owner's inbox is full (or the owner is restarting): dropped
         return True
