@@ -6,7 +6,7 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 STATE_DIR   ?= state
 APT_PACKAGES := libyang2-dev libyang2-tools freeradius freeradius-utils tcpdump tshark \
-                iproute2 openssh-client ethtool procps netsniff-ng gcc libc6-dev
+                iproute2 openssh-client ethtool procps netsniff-ng gcc libc6-dev libnetconf2-2
 STAMP       := $(VENV)/.installed
 # Every Python package, transitive ones and the build backend included, pinned with hashes.
 LOCK        := requirements.lock

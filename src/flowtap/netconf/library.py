@@ -38,18 +38,19 @@ BASE_CAPABILITIES = (
     "http://xml.juniper.net/netconf/junos/1.0",
 )
 NETCONF_FEATURES = "candidate,confirmed-commit,rollback-on-error,validate,startup,xpath"
+# get-data takes with-defaults (RFC 8526 §3.1.1); origin is not implemented
+MODULE_FEATURES = {"ietf-netconf": NETCONF_FEATURES, "ietf-netconf-nmda": "with-defaults"}
 
 # Implemented modules, then import-only modules (RFC 8525 "import-only-module").
 IMPLEMENTED = (
     "flowtap-system", "flowtap-interfaces", "flowtap-services", "ietf-netconf",
     "ietf-netconf-monitoring", "ietf-netconf-with-defaults", "ietf-netconf-notifications",
-    "ietf-yang-library", "notifications", "nc-notifications",
+    "ietf-yang-library", "notifications", "nc-notifications", "ietf-netconf-nmda",
 )  # fmt: skip
-IMPORT_ONLY = ("ietf-inet-types", "ietf-yang-types", "ietf-datastores", "ietf-netconf-acm")
-# Not in the library (not implemented, imported by nothing that is) but fetchable: libnetconf2
-# clients (netopeer2-cli) ask for these while building their context from a yang-library 1.1
-# server, and log an error for each one they cannot get.
-FETCHABLE_ONLY = ("ietf-yang-metadata", "ietf-origin", "ietf-netconf-nmda")
+# ietf-origin (and the metadata extension it uses) only for ietf-netconf-nmda's imports: the
+# origin feature is off, so no origin annotation is ever sent.
+IMPORT_ONLY = ("ietf-inet-types", "ietf-yang-types", "ietf-datastores", "ietf-netconf-acm",
+               "ietf-origin", "ietf-yang-metadata")  # fmt: skip
 NOTIFICATION_NS = "urn:ietf:params:xml:ns:netmod:notification"
 
 _FIELD = {
@@ -72,7 +73,7 @@ class Module:
 
     @property
     def features(self) -> str:
-        return NETCONF_FEATURES if self.name == "ietf-netconf" else ""
+        return MODULE_FEATURES.get(self.name, "")
 
 
 def _find_file(yang_dir: Path, name: str) -> Path:
@@ -109,7 +110,6 @@ class Library:
             digest.update(f"{module.name}@{module.revision}\n".encode())
         self.content_id = digest.hexdigest()[:16]
         self.capabilities = self._capabilities()
-        self._fetchable = [*self.modules, *(_load(yang_dir, n, False) for n in FETCHABLE_ONLY)]
 
     def _capabilities(self) -> tuple[str, ...]:
         caps = list(BASE_CAPABILITIES)
@@ -137,7 +137,7 @@ class Library:
                 tag="invalid-value", message=f"Schema format {fmt!r} is not supported (yang only)",
                 info={"bad-element": "format"},
             )  # fmt: skip
-        for module in self._fetchable:
+        for module in self.modules:
             if module.name == identifier and (not version or version == module.revision):
                 return module.text
         raise NetconfRpcError(
@@ -177,7 +177,7 @@ class Library:
         schema = etree.SubElement(lib, f"{{{y}}}schema")
         etree.SubElement(schema, f"{{{y}}}name").text = "complete"
         etree.SubElement(schema, f"{{{y}}}module-set").text = "complete"
-        for name in ("running", "candidate", "startup"):
+        for name in ("running", "candidate", "startup", "operational"):
             datastore = etree.SubElement(lib, f"{{{y}}}datastore")
             etree.SubElement(datastore, f"{{{y}}}name").text = f"ds:{name}"
             etree.SubElement(datastore, f"{{{y}}}schema").text = "complete"

@@ -36,6 +36,7 @@ def _names(ns: str, *locals_: str) -> frozenset[str]:
 
 
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+NMDA_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
 _WD = _names(WD_NS, "with-defaults")
 # The parameters each operation accepts (RFC 6241 §7-8, RFC 6243, RFC 6022, RFC 5277); anything
 # else is refused rather than silently ignored (SECURITY.md N10).
@@ -57,8 +58,12 @@ PARAMETERS: dict[str, frozenset[str]] = {
     f"{{{MONITORING_NS}}}get-schema": _names(MONITORING_NS, "identifier", "version", "format"),
     f"{{{NOTIF_NS}}}create-subscription": _names(NOTIF_NS, "stream", "filter", "startTime",
                                                  "stopTime"),
+    f"{{{NMDA_NS}}}get-data": _names(NMDA_NS, "datastore", "subtree-filter", "xpath-filter",
+                                     "config-filter", "max-depth", "with-defaults"),
+    f"{{{NMDA_NS}}}edit-data": _names(NMDA_NS, "datastore", "default-operation", "config",
+                                      "url"),
 }  # fmt: skip
-_KNOWN_NAMESPACES = frozenset({NC_NS, WD_NS, MONITORING_NS, NOTIF_NS})
+_KNOWN_NAMESPACES = frozenset({NC_NS, WD_NS, MONITORING_NS, NOTIF_NS, NMDA_NS})
 
 
 def check_parameters(op: etree._Element) -> None:
@@ -80,7 +85,7 @@ def check_parameters(op: etree._Element) -> None:
         )
 
 
-def _child(op: etree._Element, name: str, ns: str = NC_NS) -> etree._Element | None:
+def child(op: etree._Element, name: str, ns: str = NC_NS) -> etree._Element | None:
     tag = f"{{{ns}}}{name}"
     for child in op:  # a handful of parameters: cheaper than find()'s path parsing
         if child.tag == tag:
@@ -90,7 +95,7 @@ def _child(op: etree._Element, name: str, ns: str = NC_NS) -> etree._Element | N
 
 def _datastore(op: etree._Element, param: str) -> str:
     """The datastore named in ``<source>``/``<target>`` (e.g. ``<source><running/></source>``)."""
-    holder = _child(op, param)
+    holder = child(op, param)
     if holder is None or len(holder) == 0:
         raise NetconfRpcError(
             tag="missing-element", type="protocol", message=f"<{param}> is missing",
@@ -110,7 +115,7 @@ def _datastore(op: etree._Element, param: str) -> str:
 
 
 def _inline_config(op: etree._Element, param: str) -> etree._Element:
-    holder = _child(op, param)
+    holder = child(op, param)
     config = holder[0] if holder is not None and len(holder) else None
     if config is None or config.tag != _q("config"):
         raise NetconfRpcError(
@@ -130,12 +135,12 @@ def _inline_tree(op: etree._Element) -> etree._Element:
 
 
 def _with_defaults(op: etree._Element) -> str | None:
-    el = _child(op, "with-defaults", WD_NS)
+    el = child(op, "with-defaults", WD_NS)
     return None if el is None else (el.text or "").strip()
 
 
 async def _select(session: Session, tree: etree._Element, op: etree._Element) -> etree._Element:
-    flt = _child(op, "filter")
+    flt = child(op, "filter")
     if flt is None:
         return tree
     kind = flt.get("type", "subtree")
@@ -170,7 +175,7 @@ def _visible(session: Session, tree: etree._Element, op: etree._Element) -> etre
 async def get_config(session: Session, op: etree._Element) -> Result:
     source = _datastore(op, "source")
     datastores = session.ctx.datastores
-    if _child(op, "filter") is None and _with_defaults(op) in (None, "explicit"):
+    if child(op, "filter") is None and _with_defaults(op) in (None, "explicit"):
         # all this user may read, as stored: pruned once per datastore tree and hidden rules
         return [data_bytes(datastores.visible(source, session.principal))]
     tree = _visible(session, datastores.tree(source), op)
@@ -205,10 +210,10 @@ def check_edit_size(config: etree._Element) -> None:
 
 async def edit_config(session: Session, op: etree._Element) -> Result:
     target = _datastore(op, "target")
-    default_el = _child(op, "default-operation")
+    default_el = child(op, "default-operation")
     default_operation = (default_el.text or "").strip() if default_el is not None else "merge"
-    test = _child(op, "test-option")
-    error = _child(op, "error-option")
+    test = child(op, "test-option")
+    error = child(op, "error-option")
     if default_operation not in ("merge", "replace", "none"):
         raise NetconfRpcError(
             tag="invalid-value", type="protocol", message="Invalid default-operation",
@@ -222,9 +227,9 @@ async def edit_config(session: Session, op: etree._Element) -> Result:
     if error_option not in ("stop-on-error", "continue-on-error", "rollback-on-error"):
         raise NetconfRpcError(tag="invalid-value", type="protocol",
                               message="Invalid error-option", info={"bad-element": "error-option"})
-    config = _child(op, "config")
+    config = child(op, "config")
     if config is None:
-        if _child(op, "url") is not None:
+        if child(op, "url") is not None:
             raise NetconfRpcError(tag="operation-not-supported", type="protocol",
                                   message="The :url capability is not supported")
         raise NetconfRpcError(tag="missing-element", type="protocol",
@@ -303,8 +308,8 @@ async def validate(session: Session, op: etree._Element) -> Result:
 
 async def commit(session: Session, op: etree._Element) -> Result:
     session.require("configure")
-    confirmed = _child(op, "confirmed") is not None
-    timeout_el = _child(op, "confirm-timeout")
+    confirmed = child(op, "confirmed") is not None
+    timeout_el = child(op, "confirm-timeout")
     timeout = 600
     if timeout_el is not None:
         text = (timeout_el.text or "").strip()
@@ -314,8 +319,8 @@ async def commit(session: Session, op: etree._Element) -> Result:
                 info={"bad-element": "confirm-timeout"},
             )  # fmt: skip
         timeout = int(text)
-    persist = _child(op, "persist")
-    persist_id = _child(op, "persist-id")
+    persist = child(op, "persist")
+    persist_id = child(op, "persist-id")
     if persist is not None and not (persist.text or "").strip():
         raise NetconfRpcError(  # an empty token would let anyone confirm or cancel
             tag="invalid-value", message="persist needs a non-empty token",
@@ -334,7 +339,7 @@ async def commit(session: Session, op: etree._Element) -> Result:
 
 async def cancel_commit(session: Session, op: etree._Element) -> Result:
     session.require("configure")
-    pid = _child(op, "persist-id")
+    pid = child(op, "persist-id")
     await session.ctx.datastores.cancel_commit(
         session.session_id, None if pid is None else (pid.text or "").strip()
     )

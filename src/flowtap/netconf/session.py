@@ -16,7 +16,7 @@ from lxml import etree
 from flowtap.auth.principal import Principal
 from flowtap.config.xmlutil import element
 from flowtap.errors import ConfigError, ConfigErrors, NetconfRpcError, SessionTerminated
-from flowtap.netconf import junos_ops, ops, rollback_ops, session_ops
+from flowtap.netconf import junos_ops, nmda_ops, ops, rollback_ops, session_ops
 from flowtap.netconf.context import ServerContext
 from flowtap.netconf.engine_errors import rpc_errors
 from flowtap.netconf.framing import FrameDecoder, FramingError, encode_chunked, encode_eom
@@ -69,6 +69,8 @@ NAMESPACED_HANDLERS: dict[tuple[str, str], Handler] = {
     ("urn:flowtap:yang:system", "get-rollback-information"):
         rollback_ops.get_rollback_information,
     ("urn:flowtap:yang:system", "rollback"): rollback_ops.load_rollback,
+    (ops.NMDA_NS, "get-data"): nmda_ops.get_data,
+    (ops.NMDA_NS, "edit-data"): nmda_ops.edit_data,
 }  # fmt: skip
 
 
