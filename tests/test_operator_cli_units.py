@@ -81,3 +81,40 @@ def test_commit_options() -> None:
 
 def test_table_aligns_columns() -> None:
     assert table(("A", "LONGER"), [("xyz", "1")]) == "A    LONGER\nxyz  1\n"
+
+
+class _Refusing:
+    """A NetconfClient whose server refuses every request with ``message``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    async def rpc(self, body: str) -> None:
+        from lxml import etree
+
+        from flowtap.errors import RpcFailed
+
+        reply = etree.fromstring(
+            '<rpc-reply xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><rpc-error>'
+            "<error-tag>operation-failed</error-tag>"
+            f"<error-message>{self.message}</error-message></rpc-error></rpc-reply>"
+        )
+        raise RpcFailed(reply, ["operation-failed"])
+
+
+async def test_a_refused_set_line_is_not_said_to_be_on_line_1() -> None:
+    """Each configure command is a one-line load, so the server's "(line 1)" was wrong for the
+    fourth line of ``flowtap-cli configure < changes.txt`` (issue 17 item 4)."""
+    from typing import Any
+
+    from flowtap.tools import operator_ops
+    from flowtap.tools.operator_ops import CommandFailed
+
+    nc: Any = _Refusing("syntax error: nosuch (line 1)")
+    with pytest.raises(CommandFailed) as refused:
+        await operator_ops.load_set(nc, "set system nosuch 1")
+    assert str(refused.value) == "syntax error: nosuch"
+    nc = _Refusing("Access denied: changing system needs the system-control permission")
+    with pytest.raises(CommandFailed) as denied:
+        await operator_ops.load_set(nc, "set system host-name x")
+    assert str(denied.value) == "Access denied: changing system needs the system-control permission"

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import logging.handlers
+import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +16,24 @@ from flowtap.about import add_version, plain
 from flowtap.app import serve
 from flowtap.console import WARNINGS_LOGGER
 from flowtap.errors import BootError
+
+SYSLOG_ADDRESS = "/dev/log"
+
+
+def _reach_syslog(address: str) -> None:
+    """Raise OSError unless the syslog socket takes a connection (datagram or stream, as
+    SysLogHandler tries). SysLogHandler itself ignores a failed connection and then prints a
+    logging traceback for every record it cannot send."""
+    error: OSError | None = None
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_UNIX, kind) as probe:
+            try:
+                probe.connect(address)
+                return
+            except OSError as exc:
+                error = error or exc
+    assert error is not None
+    raise error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     if args.syslog:
         try:
+            _reach_syslog(SYSLOG_ADDRESS)
             handler = logging.handlers.SysLogHandler(
-                address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+                address=SYSLOG_ADDRESS, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
         except OSError as exc:
-            print(f"flowtapd: --syslog: {exc}", file=sys.stderr)
+            print(f"flowtapd: --syslog: cannot reach the syslog socket {SYSLOG_ADDRESS}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)  # fmt: skip
             return 2
         handler.setFormatter(logging.Formatter("flowtapd[%(process)d]: %(message)s"))
         oplog.LOG.addHandler(handler)

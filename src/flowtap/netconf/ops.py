@@ -260,8 +260,12 @@ async def copy_config(session: Session, op: etree._Element) -> Result:
     else:
         tree = ds.tree(source)
         if not session.ctx.read_filter.sees_everything(principal):
+            saving = " (running to startup: configure and maintenance)" if (
+                (source, target) == ("running", "startup")
+            ) else ""  # fmt: skip
             raise NetconfRpcError(
-                tag="access-denied", message="Access denied: copying a datastore needs full read"
+                tag="access-denied",
+                message=f"Access denied: copying a datastore needs full read{saving}",
             )
     if target == source:
         raise NetconfRpcError(tag="invalid-value", message="Source and target are the same")

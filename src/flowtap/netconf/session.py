@@ -140,8 +140,13 @@ class Session:
         self._write(encode_chunked(message) if self.chunked else encode_eom(message))
 
     def require(self, *flags: str) -> None:
+        """Refuse unless the login class holds one of ``flags``, naming them: never called with
+        a lawful-intercept bit, so the name tells nothing the user could not know."""
         if not self.principal.has(*flags):
-            raise NetconfRpcError(tag="access-denied", message="Access denied")
+            raise NetconfRpcError(
+                tag="access-denied",
+                message=f"Access denied: the login class lacks the {' or '.join(flags)} permission",
+            )
 
     # -- the loop --------------------------------------------------------------------------------
 

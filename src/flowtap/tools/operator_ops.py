@@ -79,9 +79,14 @@ async def compare(nc: NetconfClient, rollback: int = 0) -> str:
 
 
 async def load_set(nc: NetconfClient, line: str) -> None:
-    """One ``set``/``delete`` line into the candidate (the server parses it)."""
-    await call(nc, '<load-configuration action="set" format="text"><configuration-set>'
-                   f"{escape(line)}</configuration-set></load-configuration>")  # fmt: skip
+    """One ``set``/``delete`` line into the candidate (the server parses it). The server numbers
+    the lines of what it loads; this load is one line, so its "(line 1)" would point at the
+    wrong line of a file of commands, and is left out."""
+    try:
+        await call(nc, '<load-configuration action="set" format="text"><configuration-set>'
+                       f"{escape(line)}</configuration-set></load-configuration>")  # fmt: skip
+    except CommandFailed as exc:
+        raise CommandFailed(str(exc).removesuffix(" (line 1)")) from None
 
 
 async def load_rollback(nc: NetconfClient, number: int) -> None:
