@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from flowtap import oplog
+from flowtap import li_commits, oplog
 from flowtap.about import version
 from flowtap.audit import AuditLog, AuditRecord
 from flowtap.auth import passwords
@@ -125,6 +125,8 @@ class Appliance:
         self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
                                       on_auth=on_auth)  # fmt: skip
         self.txn.listeners.append(self._log_commit)
+        self.txn.listeners.append(li_commits.listener(self.datastores.grafter,
+                                                      self.li_audit.submit))  # fmt: skip
         # first: its commit (services flow-tap limits) is in force before any DTCP request is
         # served under the new configuration, the boot's included
         self.txn.add_hook(CriteriaLimitsHook(self.registry))

@@ -5,8 +5,9 @@ Start and stop (:mod:`flowtap.app`), every commit (its number, who, from which s
 comment, the hierarchies it changed), every NETCONF login and failed login, and the listeners
 (:mod:`flowtap.sshd.listeners` says when one moves). What belongs to lawful intercept goes to the
 LI audit log only: the logins of users holding an LI permission bit (and every login on the DTCP
-port: mediation devices), the LI hierarchies among a commit's changes, and the name of an LI
-user who commits (a commit that changed only LI configuration leaves no line here at all).
+port: mediation devices), the LI hierarchies among a commit's changes (:mod:`flowtap.li_commits`
+records those), and the name of an LI user who commits (a commit that changed only LI
+configuration leaves no line here at all).
 
 Logger ``flowtap.operator``; ``flowtapd --syslog`` also sends it to the local syslog.
 """

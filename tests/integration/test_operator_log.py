@@ -68,7 +68,10 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
     lines = operator_lines(server)
     text = "\n".join(lines)
     assert lines[0] == f"NETCONF listening on 127.0.0.1 port {server.port}", text
-    assert lines[1].startswith("flowtapd ") and " started: pid " in lines[1], text
+    # the first boot's commit of the initial configuration may be logged before or after the
+    # start line (it is: the boot commit waits for its LI audit record)
+    assert any(line.startswith("flowtapd ") and " started: pid " in line
+               for line in lines[1:3]), text
     assert any(line.startswith("login: user 'su' from 127.0.0.1 (password, class super-user)")
                for line in lines), text  # fmt: skip
     assert any(line.startswith("commit ") and "by 'su' (session " in line
@@ -87,3 +90,42 @@ def _login(server: Flowtapd, user: str, password: str) -> None:
     manager.connect(host="127.0.0.1", port=server.port, username=user, password=password,
                     hostkey_verify=False, allow_agent=False, look_for_keys=False,
                     timeout=30).close_session()  # fmt: skip
+
+
+def test_lawful_intercept_commits_go_to_the_li_audit_log(server: Flowtapd) -> None:
+    """What the operator log leaves out is in the LI audit log: each commit that changes an LI
+    hierarchy (who, session, number, comment, which hierarchies; no values), durable before
+    its reply; a commit that changes none writes nothing there."""
+    from tests.integration.dtcp_support import audit_records
+
+    def config_records() -> list[dict[str, object]]:
+        return [r for r in audit_records(server) if r["event"] == "config"]
+
+    boot = config_records()  # the first boot's initial configuration (DTCP on): by the system
+    assert [(r["principal"], r["session"]) for r in boot] == [("system", "system")]
+    assert str(boot[0]["reason"]).endswith(": changed system services flow-tap-dtcp")
+    with server.connect("su") as m:
+        m.edit_config(target="candidate", config=hostname("edge-1"))
+        m.commit()
+    assert config_records() == boot
+    with server.connect("admin") as m:
+        m.edit_config(target="candidate", config=(
+            f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap><interface>sp-0/0/0.0'
+            "</interface></flow-tap></services></config>"))  # fmt: skip
+        m.commit()
+        records = config_records()  # no wait: the reply came after the record was durable
+        assert len(records) == 2
+        added = records[-1]
+        assert added["principal"] == "admin" and str(added["session"]).startswith("session ")
+        assert added["result"] == "committed" and added["method"] == "commit"
+        assert str(added["reason"]).endswith(": changed services flow-tap")
+        assert "sp-0/0/0.0" not in str(added)  # hierarchies, never their values
+        m.edit_config(target="candidate", config=(
+            f'<config xmlns="{NC}" xmlns:nc="{NC}"><services xmlns="{SVC}">'
+            '<flow-tap nc:operation="delete"/></services>'
+            f'<system xmlns="{SYS}"><host-name>edge-2</host-name></system></config>'))
+        m.commit()
+    removed = config_records()[-1]
+    assert str(removed["reason"]).endswith(": changed services flow-tap")
+    assert int(str(removed["reason"]).split()[1].rstrip(":")) == int(
+        str(added["reason"]).split()[1].rstrip(":")) + 1

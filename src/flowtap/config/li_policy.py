@@ -106,6 +106,15 @@ class Grafter:
                 parent.insert(at + offset, etree.fromstring(etree.tostring(item)))
         return out
 
+    def changed(self, old: etree._Element, new: etree._Element) -> list[str]:
+        """The LI hierarchies (as ``services flow-tap``) whose content differs between two
+        datastore trees."""
+        if old is new:
+            return []
+        return [" ".join(etree.QName(step).localname for step in steps)
+                for steps in self._steps
+                if self._serialized(old, steps) != self._serialized(new, steps)]  # fmt: skip
+
     @staticmethod
     def _serialized(tree: etree._Element, steps: list[str]) -> list[bytes]:
         parent = descend(tree, steps[:-1])
