@@ -758,6 +758,15 @@ def test_d6_delete_with_criteria_and_cdest_is_400() -> None:
     with pytest.raises(DtcpRequestError) as caught:
         delete("CRITERIA-ID: 2", "Cdest-ID: md1", "Flags: STATIC")
     assert caught.value.status == 400
+    # issue 17 item 6: the reply names both fields, as sent
+    assert caught.value.parameters == (("criteria-id", "2"), ("cdest-id", "md1"))
+
+
+def test_delete_with_neither_id_names_both_as_missing() -> None:
+    with pytest.raises(DtcpRequestError) as caught:
+        delete("Flags: STATIC")
+    assert caught.value.status == 400
+    assert caught.value.parameters == (("criteria-id", ""), ("cdest-id", ""))
 
 
 def test_d6_delete_with_two_cdest_ids_is_400() -> None:

@@ -124,6 +124,7 @@ def test_d3_duplicate_csource_id_is_a_400_echoing_the_seq() -> None:
     assert (error.status, error.detail, error.seq, error.method) == (
         400, "duplicate header Csource-ID", 3, "NOOP")
     assert error.version == "0.7" and not error.fatal
+    assert error.parameters == (("Csource-ID", "mallory"),)  # issue 17 item 6: names the field
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUED))

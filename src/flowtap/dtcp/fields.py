@@ -230,7 +230,9 @@ def _selectors(request: Request, exactly_one: bool) -> tuple[CriteriaSelector | 
     """Criteria-ID and Cdest-ID of DELETE, REFRESH (exactly one of them) and LIST (optional)."""
     headers = request.headers
     if exactly_one and ("criteria-id" in headers) == ("cdest-id" in headers):
-        raise DtcpRequestError(400, "exactly one of Criteria-ID and Cdest-ID is required")
+        raise DtcpRequestError(400, "exactly one of Criteria-ID and Cdest-ID is required",
+                               also=tuple((name, headers.get(name) or "")
+                                          for name in ("criteria-id", "cdest-id")))  # fmt: skip
     cdest = read(request, "cdest-id", cdest_ids)
     if cdest is not None and len(cdest) > 1:
         raise fail(400, request, "cdest-id", "more than one content destination")

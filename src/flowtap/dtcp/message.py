@@ -113,6 +113,7 @@ class DecodeError:
     seq: int | None = None
     method: str | None = None
     fatal: bool = False
+    parameters: tuple[tuple[str, str], ...] = ()  # (header, raw value) to echo: what is wrong
     signed_bytes: bytes | None = field(default=None, repr=False)
     authentication_info: str | None = field(default=None, repr=False)
 
@@ -308,8 +309,10 @@ def _decode_message(message: bytes, max_line: int, max_lines: int) -> Request | 
             if key == AUTHENTICATION_INFO:
                 return Request(method, version, headers, message[:offset], value)
             if key in headers and single_valued(key):
-                seq = None if key == "seq" else _salvage_seq(message)
-                return DecodeError(400, f"duplicate header {name}", version, seq, method)
+                if key == "seq":  # neither copy is echoed: it would read as the reply's Seq
+                    return DecodeError(400, f"duplicate header {name}", version, None, method)
+                return DecodeError(400, f"duplicate header {name}", version,
+                                   _salvage_seq(message), method, parameters=((name, value),))
             headers.add(name, value)
             offset += len(raw) + 2
         return Request(method, version, headers, message[:offset], None)

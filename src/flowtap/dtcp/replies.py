@@ -126,8 +126,7 @@ def dtcp_error_reply(
     signer: Signer = SSH_SIGNER,
 ) -> bytes:
     """The reply for a refused request; a ``DtcpRequestError`` echoes its offending header."""
-    parameter = error.parameter if isinstance(error, DtcpRequestError) else None
-    echoed = [parameter] if parameter else []
+    echoed = error.parameters if isinstance(error, DtcpRequestError) else ()
     return error_reply(version, error.status, seq, when, parameters=echoed, signer=signer)
 
 
@@ -140,7 +139,8 @@ def decode_error_reply(
 ) -> bytes:
     """The reply for a message the decoder refused, in its version or ``default_version``."""
     version = error.version or default_version
-    return error_reply(version, error.status, error.seq, when, signer=signer)
+    return error_reply(version, error.status, error.seq, when, parameters=error.parameters,
+                       signer=signer)  # fmt: skip
 
 
 def list_reply(

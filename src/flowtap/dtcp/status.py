@@ -81,8 +81,11 @@ def reason_phrase(status: int) -> str:
 
 
 class DtcpRequestError(DtcpError):
-    """A request refused while reading it; ``parameter`` is (header name, raw value) to echo."""
+    """A request refused while reading it; ``parameter`` is (header name, raw value) to echo,
+    ``also`` more such pairs (a missing field is echoed with an empty value)."""
 
-    def __init__(self, status: int, detail: str, parameter: tuple[str, str] | None = None):
+    def __init__(self, status: int, detail: str, parameter: tuple[str, str] | None = None,
+                 also: tuple[tuple[str, str], ...] = ()):  # fmt: skip
         super().__init__(status, reason_phrase(status), detail)
         self.parameter = parameter
+        self.parameters = ((parameter,) if parameter else ()) + also
