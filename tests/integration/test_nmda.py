@@ -81,6 +81,13 @@ def test_xpath_filter_with_module_names_and_max_depth(admin: Manager) -> None:
                     "<xpath-filter>/flowtap-system:system/host-name</xpath-filter>")
     expected = admin.get_config("running", filter=("subtree", HOST)).data_ele
     assert etree.tostring(data[0]) == etree.tostring(expected[0])
+    # a state module named as libnetconf2 writes it (netopeer2-cli get-data --filter-xpath)
+    library = get_data(admin, "ds:operational",
+                       "<xpath-filter>/ietf-yang-library:yang-library/datastore</xpath-filter>")
+    assert [e.findtext(f"{{{YANGLIB}}}name") for e in library.iter(f"{{{YANGLIB}}}datastore")
+            ] == ["ds:running", "ds:candidate", "ds:startup", "ds:operational"]
+    got = admin.get(filter=("xpath", "/ietf-yang-library:yang-library/datastore")).data_ele
+    assert etree.tostring(got[0]) == etree.tostring(library[0])
     shallow = get_data(admin, "ds:running", "<max-depth>1</max-depth>")
     assert "system" in tags(shallow) and all(len(node) == 0 for node in shallow)
     two = get_data(admin, "ds:running", "<max-depth>2</max-depth>")

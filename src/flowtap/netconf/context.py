@@ -48,7 +48,12 @@ class ServerContext:
         self.stats = Statistics()
         self._ids = itertools.count(1)
         self.max_message = 4 * 1024 * 1024
+        # an XPath filter may name any advertised module by its name (as libnetconf2 clients
+        # write them) or its prefix, the state modules of <get> and get-data included; the
+        # configuration modules win where a prefix is shared
         self.default_namespaces = {
+            **{m.name: m.namespace for m in self.library.modules},
+            **{m.prefix: m.namespace for m in self.library.modules if m.prefix},
             **{name: ns for name, ns in schema.namespace_of.items()},
             **{schema.prefix_of[name]: ns for name, ns in schema.namespace_of.items()},
         }
