@@ -174,10 +174,90 @@ set system host-name "edge 3"
 
 
 @pytest.mark.parametrize("line", ["show system", "set", "set system nonsense 1",
-                                  "set system login user", "delete system authentication-order"])
+                                  "set system login user", "delete system authentication-order",
+                                  "set system [ host-name ] r1", "set system host-name [ r1 ]",
+                                  "set system authentication-order [ radius",
+                                  "set system authentication-order ] radius",
+                                  "set interfaces ge-0/0/0 disable yes"])
 def test_bad_set_lines(schema: Schema, line: str) -> None:
     with pytest.raises(JunosSyntaxError):
         junos_set.parse_set(line, schema)
+
+
+def applied(schema: Schema, lines: str, running: etree._Element | None = None) -> etree._Element:
+    result = new_root() if running is None else running
+    for tree, op in junos_set.parse_set(lines, schema):
+        result = apply_edit(schema, result, tree, op)
+    return result
+
+
+def test_a_set_line_goes_on_after_a_leaf_at_the_leafs_level(schema: Schema) -> None:
+    """Junos reads ``set ... leaf value next-statement ...``: a leaf takes one value (an empty
+    leaf none, a leaf-list one or a ``[ ]`` group), the words after it are its siblings."""
+    result = applied(schema, """
+set system login user bob class super-user authentication encrypted-password "$6$s$h"
+set system login class ops idle-timeout 10 permissions [ view configure ] permissions control
+set interfaces ge-0/0/1 disable description "d [ ]" unit 0 family inet6
+set system login user eve class authentication
+""")
+    bob = result.find(f".//{{{SYS}}}user[{{{SYS}}}name='bob']")
+    assert bob.findtext(f"{{{SYS}}}class") == "super-user"
+    assert bob.findtext(f"{{{SYS}}}authentication/{{{SYS}}}encrypted-password") == "$6$s$h"
+    ops = result.find(f".//{{{SYS}}}login/{{{SYS}}}class")
+    assert ops.findtext(f"{{{SYS}}}idle-timeout") == "10"
+    assert [p.text for p in ops.iter(f"{{{SYS}}}permissions")] == ["view", "configure",
+                                                                   "control"]
+    ge = result.find(f".//{{{IFS}}}interface")
+    assert ge.find(f"{{{IFS}}}disable") is not None
+    assert ge.findtext(f"{{{IFS}}}description") == "d [ ]"
+    assert ge.find(f"{{{IFS}}}unit/{{{IFS}}}family/{{{IFS}}}inet6") is not None
+    # the word after a leaf is its value, whatever it spells
+    eve = result.find(f".//{{{SYS}}}user[{{{SYS}}}name='eve']")
+    assert eve.findtext(f"{{{SYS}}}class") == "authentication"
+    # a statement after a leaf is its sibling, not a child of something above
+    with pytest.raises(JunosSyntaxError) as exc:
+        junos_set.parse_set("set system login user bob authentication encrypted-password x "
+                            "class ops", schema)
+    assert exc.value.word == "class"
+
+
+@pytest.mark.parametrize(("line", "leaf"), [
+    ("set system host-name", "host-name"),
+    ("set system login user x class", "class"),
+    ("set system login user x class ops full-name", "full-name"),
+    ("set system login class ops permissions [ ]", "permissions"),
+])  # fmt: skip
+def test_a_leaf_without_its_value_is_a_syntax_error(schema: Schema, line: str,
+                                                    leaf: str) -> None:
+    with pytest.raises(JunosSyntaxError) as exc:
+        junos_set.parse_set("set system host-name r1\n" + line, schema)
+    assert exc.value.message == f"syntax error: {leaf} needs a value"
+    assert (exc.value.word, exc.value.line) == (leaf, 2)
+
+
+def test_an_empty_leaf_takes_no_value(schema: Schema) -> None:
+    result = applied(schema, "set interfaces ge-0/0/0 disable")
+    disable = result.find(f".//{{{IFS}}}disable")
+    assert disable is not None and disable.text is None
+    gone = applied(schema, "delete interfaces ge-0/0/0 disable", result)
+    assert gone.find(f".//{{{IFS}}}disable") is None
+
+
+def test_delete_takes_one_statement_a_line(schema: Schema) -> None:
+    """``delete PATH leaf [value]`` deletes the leaf whatever it holds; a second statement on a
+    delete line is refused (see CONFORMANCE.md), never guessed at."""
+    running = parse_top(DATA.encode())
+    result = applied(schema, "delete system host-name not-its-value", running)
+    assert result.find(f".//{{{SYS}}}host-name") is None
+    for line, word in [("delete system login user bob class ops full-name", "full-name"),
+                       ("delete system host-name r1 authentication-order",
+                        "authentication-order"),
+                       ("delete interfaces ge-0/0/0 disable description", "description"),
+                       ("delete system authentication-order radius password", "password")]:
+        with pytest.raises(JunosSyntaxError) as exc:
+            junos_set.parse_set(line, schema)
+        assert exc.value.word == word, line
+        assert "one statement" in exc.value.message, line
 
 
 def test_compare_is_junos_show_compare(schema: Schema) -> None:

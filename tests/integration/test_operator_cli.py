@@ -207,6 +207,23 @@ def test_configure_set_compare_commit(server: Flowtapd, run: Cli) -> None:
     assert run(server, "show", "configuration", "system", "login", "user", "carol").out == ""
 
 
+def test_one_set_line_sets_several_statements(server: Flowtapd, run: Cli) -> None:
+    """Junos's ``set ... leaf value sibling ...`` (issue 17 item 4): the leaf takes one value."""
+    done = run(server, "configure",
+               "set system login user carol class ops authentication encrypted-password"
+               ' "$6$salt$hash"',
+               "set system login class ops idle-timeout 10 permissions [ view configure ]",
+               "commit")  # fmt: skip
+    assert done.code == 0 and done.err == "", done
+    shown = run(server, "show", "configuration", "system", "login", "|", "display", "set").out
+    for line in ("set system login class ops idle-timeout 10",
+                 "set system login class ops permissions view",
+                 "set system login class ops permissions configure",
+                 "set system login user carol class ops",
+                 'set system login user carol authentication encrypted-password "$6$salt$hash"'):
+        assert line + "\n" in shown, shown
+
+
 def test_display_set_round_trips_through_configure(server: Flowtapd, run: Cli) -> None:
     run(server, "configure", 'set system login user carol full-name "Carol \\"C\\" #1"',
         "set system login user carol class ops", "commit")  # fmt: skip
@@ -362,6 +379,7 @@ def test_configure_as_json(server: Flowtapd, run: Cli) -> None:
     (("configure", "show system login nosuch"), "show system login nosuch: syntax error: nosuch"),
     (("show", "configuration", "|", "count"), "unknown pipe '| count'"),
     (("configure", "set system hostname x"), "syntax error: hostname"),
+    (("configure", "set system host-name"), "syntax error: host-name needs a value"),
     (("configure", "frobnicate"), "unknown command 'frobnicate' in configuration mode"),
     (("configure", 'set system host-name "open'), "unterminated quoted string"),
     (("configure", "commit sometime"), "commit: syntax error at 'sometime'"),

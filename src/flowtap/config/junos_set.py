@@ -30,6 +30,7 @@ from flowtap.config.schema import Schema, SchemaNode
 from flowtap.config.xmlutil import new_root
 
 VERBS = {"set": None, "delete": "remove"}  # delete of a missing statement is no error (Junos)
+Word = tuple[str, bool]  # as written, and whether it was quoted (a quoted ``[`` is a value)
 
 
 def parse_set(text: str, schema: Schema, limit: int | None = None
@@ -54,45 +55,49 @@ def parse_set(text: str, schema: Schema, limit: int | None = None
         if verb not in VERBS or words[0][1]:
             raise JunosSyntaxError(f"syntax error: {verb} (only set and delete lines)", verb,
                                    number)  # fmt: skip
-        values = [t for t, quoted in words[1:] if quoted or t not in ("[", "]")]
-        if not values:
+        if len(words) == 1:
             raise JunosSyntaxError(f"syntax error: {verb} needs a statement", verb, number)
         if verb != previous:
             edits.append((new_root(), "merge" if VERBS[verb] is None else "none"))
             previous, placer = verb, Placer()
-        _line(placer, edits[-1][0], values, VERBS[verb], schema, number)
+        _line(placer, edits[-1][0], words[1:], VERBS[verb], schema, number)
     return edits
 
 
-def _line(placer: Placer, root: etree._Element, words: list[str], operation: str | None,
+def _line(placer: Placer, root: etree._Element, words: list[Word], operation: str | None,
           schema: Schema, number: int) -> None:  # fmt: skip
+    """One line's statements below ``root``. As on Junos, the words after a leaf's value are
+    more statements beside that leaf: ``set system login user bob class ops full-name Bob``."""
     at: etree._Element = root
     parent = None
     placed: list[etree._Element] = []
     position = 0
+    leaf_done = False
     while position < len(words):
-        node: SchemaNode | None = child_named(schema, parent, words[position])
+        word = _word(words, position, number)
+        if leaf_done and operation is not None:
+            # Whether Junos deletes every statement of such a line is not documented: a delete
+            # that removes more than meant is worse than one refused.
+            raise JunosSyntaxError(f"syntax error: {word} (a delete line deletes one statement)",
+                                   word, number)  # fmt: skip
+        node: SchemaNode | None = child_named(schema, parent, word)
         start = position + 1
         if node is None and (flat := flat_list(parent)) is not None:
             node, start = flat, position  # ``interfaces ge-0/0/0``: the word is the key
         if node is None:
-            word = words[position]
             raise JunosSyntaxError(f"syntax error: {word}", word, number)
         if node.kind in ("leaf", "leaf-list"):
-            values = words[start:]
-            if operation is not None and node.kind == "leaf":
-                values = []  # ``delete system host-name x`` deletes the leaf whatever it holds
-            if operation is not None and node.kind == "leaf-list" and not values:
-                raise JunosSyntaxError(f"syntax error: {node.name} needs a value", node.name,
-                                       number)  # fmt: skip
+            values, position = _values(node, words, start, operation, number)
             placed = placer.place(at, node, values, number)
-            break
+            leaf_done = True
+            continue  # the next statement is the leaf's sibling: ``at`` stays its parent
         if node.kind == "list":
             stop = start + len(node.keys)
             if stop > len(words):
                 raise JunosSyntaxError(f"syntax error: {node.name} needs a name", node.name,
                                        number)  # fmt: skip
-            placed = placer.place(at, node, words[start:stop], number)
+            keys = [_word(words, at_key, number) for at_key in range(start, stop)]
+            placed = placer.place(at, node, keys, number)
             position = stop
         else:
             placed = placer.place(at, node, [], number)
@@ -101,6 +106,40 @@ def _line(placer: Placer, root: etree._Element, words: list[str], operation: str
     if operation is not None:
         for el in placed:
             el.set(OPERATION, operation)
+
+
+def _word(words: list[Word], position: int, number: int) -> str:
+    """The word at ``position``, which must not be a bare bracket (only a leaf-list's values
+    may be bracketed)."""
+    piece, quoted = words[position]
+    if not quoted and piece in ("[", "]"):
+        raise JunosSyntaxError(f"syntax error: {piece}", piece, number)
+    return piece
+
+
+def _values(node: SchemaNode, words: list[Word], start: int, operation: str | None,
+            number: int) -> tuple[list[str], int]:  # fmt: skip
+    """The values of leaf or leaf-list ``node`` from ``start``, and where the next statement
+    begins: none for an empty leaf, one word, or a leaf-list's ``[ v1 v2 ]``."""
+    if node.empty:
+        return [], start
+    if start == len(words):
+        if operation is not None and node.kind == "leaf":
+            return [], start  # ``delete system host-name``: whatever it holds
+        raise JunosSyntaxError(f"syntax error: {node.name} needs a value", node.name, number)
+    if node.kind == "leaf-list" and words[start] == ("[", False):
+        close = next((at for at in range(start + 1, len(words)) if words[at] == ("]", False)),
+                     None)  # fmt: skip
+        if close is None:
+            raise JunosSyntaxError("syntax error: missing ']'", "[", number)
+        values = [_word(words, at, number) for at in range(start + 1, close)]
+        if not values:
+            raise JunosSyntaxError(f"syntax error: {node.name} needs a value", node.name,
+                                   number)  # fmt: skip
+        return values, close + 1
+    value = _word(words, start, number)
+    # ``delete system host-name x`` deletes the leaf whatever it holds
+    return ([] if operation is not None and node.kind == "leaf" else [value]), start + 1
 
 
 def render_set(tree: etree._Element, schema: Schema) -> str:

@@ -50,6 +50,7 @@ class SchemaNode:
     default: tuple[str, ...] = ()
     ordered_by_user: bool = False
     mandatory: bool = False
+    empty: bool = False  # a leaf of type empty: Junos writes it without a value
     children: dict[tuple[str, str], SchemaNode] = field(default_factory=dict)
     path: str = ""  # "/prefix:a/prefix:b", used for error-path and access rules
 
@@ -141,6 +142,7 @@ class Schema:
             default = snode.default()
             node.default = () if default is None else (str(default),)
             node.mandatory = snode.mandatory()
+            node.empty = snode.type().base() == libyang.Type.EMPTY
         if isinstance(snode, libyang.SLeafList):
             node.ordered_by_user = snode.ordered()
             node.default = tuple(str(d) for d in snode.defaults())
