@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "gc_policy": set(),
     "about": set(),
     "oplog": {"errors", "config", "auth"},
+    "li_commits": {"errors", "config", "auth", "audit"},
     "config": {"errors", "auth.principal"},  # the value type of who is asking, nothing else
     "audit": {"errors", "config"},
     "auth": {"errors", "config", "audit"},
