@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -29,7 +29,7 @@ from flowtap.auth.principal import Principal
 from flowtap.config import access, incremental, li_policy
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
-from flowtap.config.txn import CommitResult, TransactionManager
+from flowtap.config.txn import CommitResult, Confirm, Diff, Outcome, TransactionManager
 from flowtap.config.xmlutil import parse_top, serialize
 from flowtap.errors import ConfigError
 
@@ -45,6 +45,7 @@ class PendingConfirm:
     rollback: bytes
     deadline: float
     timer: asyncio.TimerHandle | None = None
+    chain: tuple[Diff, ...] = ()  # the confirmed commits the rollback undoes, oldest first
 
 
 def lock_denied(holder: int, message: str) -> ConfigError:
@@ -78,6 +79,8 @@ class Datastores:
         self._serialized: dict[str, tuple[etree._Element, bytes]] = {}
         # (datastore, hidden rules) -> (the tree it was pruned from, the pruned serialization)
         self._visible: dict[tuple[str, tuple[int, ...]], tuple[etree._Element, bytes]] = {}
+        # told of each save (how: "saved from running") or delete of startup: the operator log
+        self.startup_listeners: list[Callable[[str, Principal, int], None]] = []
         startup = self.state.load_startup()
         self.startup: etree._Element | None = None if startup is None else parse_top(startup)
 
@@ -195,8 +198,9 @@ class Datastores:
                 self.candidate = self._discarded(principal)
         pending = self.pending
         if pending is not None and pending.persist is None and pending.session_id == session_id:
-            LOG.info("session %d closed before confirming its commit: reverting", session_id)
-            await self.revert("confirming session closed")
+            LOG.debug("session %d closed before confirming its commit: reverting", session_id)
+            await self.revert("confirming session closed", "session closed",
+                              origin=f"session {session_id}")  # fmt: skip
 
     # -- editing ---------------------------------------------------------------------------------
 
@@ -257,7 +261,8 @@ class Datastores:
         self.candidate = self._discarded(principal)
 
     async def copy_config(
-        self, source: etree._Element, target: str, principal: Principal, session_id: int
+        self, source: etree._Element, target: str, principal: Principal, session_id: int,
+        *, source_name: str = "config",
     ) -> None:
         self.check_writable(target, session_id)
         if access.conceals_anything(principal):
@@ -275,6 +280,7 @@ class Datastores:
             self._touched = None
         elif target == "startup":
             self.set_startup(canonical)
+            self._startup_changed(f"saved from {source_name}", principal, session_id)
         else:
             raise ConfigError(
                 tag="operation-not-supported", type="protocol",
@@ -291,7 +297,7 @@ class Datastores:
         maintenance)."""
         self.check_writable("startup", session_id)
         self.set_startup(self.txn.running_bytes)
-        LOG.info("session %d saved running to startup", session_id)
+        self._startup_changed("saved from running", principal, session_id)
 
     def delete_config(self, target: str, principal: Principal, session_id: int) -> None:
         if target != "startup":
@@ -304,6 +310,11 @@ class Datastores:
             access.check_write(principal, changes(self.schema, self.startup, None))
         self.state.write_startup(None)
         self.startup = None
+        self._startup_changed("deleted", principal, session_id)
+
+    def _startup_changed(self, how: str, principal: Principal, session_id: int) -> None:
+        for listener in self.startup_listeners:
+            listener(how, principal, session_id)
 
     # -- commit ------------------------------------------------------------------------------------
 
@@ -324,6 +335,9 @@ class Datastores:
         if pending is not None:
             self._check_confirming(pending, session_id, persist_id)
         previous = self.txn.running_bytes
+        # what the operator log says of it: "rolls back unless confirmed", or "confirms commit 7"
+        confirm = Confirm(timeout=timeout) if confirmed else (
+            None if pending is None else Confirm(settles=pending.chain))  # fmt: skip
         view = self.view(principal)
         touched = self._touched
         if view is not self.candidate or self._touched_at != self.txn.version:
@@ -331,7 +345,7 @@ class Datastores:
         result = await self.txn.commit(
             view, principal, comment, force=confirmed,
             touched=None if touched is None else frozenset(touched),
-            origin=f"session {session_id}",
+            origin=f"session {session_id}", confirm=confirm,
         )  # fmt: skip
         # what others left uncommitted and this principal could not see stays in the candidate
         self.candidate = self._discarded(principal)
@@ -341,8 +355,10 @@ class Datastores:
             self._touched = None
         self._touched_at = self.txn.version
         if confirmed:
-            rollback = pending.rollback if pending is not None else previous
-            self._arm(session_id, persist, rollback, timeout)
+            rollback, chain = (previous, ()) if pending is None else (
+                pending.rollback, pending.chain)  # fmt: skip
+            chain += () if result.diff is None else (result.diff,)
+            self._arm(session_id, persist, rollback, timeout, chain)
         elif pending is not None:
             self._disarm()
         return result
@@ -355,12 +371,13 @@ class Datastores:
                 tag="in-use", message="Another session has a confirmed commit in progress"
             )
 
-    def _arm(self, session_id: int, persist: str | None, rollback: bytes, timeout: int) -> None:
+    def _arm(self, session_id: int, persist: str | None, rollback: bytes, timeout: int,
+             chain: tuple[Diff, ...]) -> None:  # fmt: skip
         self._disarm(clear_file=False)
         deadline = time.time() + timeout
         self.state.write_pending(rollback, persist, deadline)
         loop = asyncio.get_running_loop()
-        self.pending = PendingConfirm(session_id, persist, rollback, deadline)
+        self.pending = PendingConfirm(session_id, persist, rollback, deadline, chain=chain)
         self.pending.timer = loop.call_later(timeout, self._on_timeout)
 
     def _disarm(self, *, clear_file: bool = True) -> None:
@@ -371,10 +388,12 @@ class Datastores:
             self.state.clear_pending()
 
     def _on_timeout(self) -> None:
-        LOG.info("confirmed commit timed out: reverting")
-        asyncio.get_running_loop().create_task(self.revert("confirm-timeout expired"))
+        LOG.debug("confirmed commit timed out: reverting")
+        asyncio.get_running_loop().create_task(self.revert("confirm-timeout expired", "timed out"))
 
-    async def cancel_commit(self, session_id: int, persist_id: str | None) -> None:
+    async def cancel_commit(
+        self, session_id: int, persist_id: str | None, principal: Principal | None = None
+    ) -> None:
         pending = self.pending
         if pending is None:
             raise ConfigError(tag="operation-failed", message="No confirmed commit is pending")
@@ -385,14 +404,18 @@ class Datastores:
                 tag="invalid-value" if persist_id is not None else "operation-failed",
                 message="The pending confirmed commit belongs to another session",
             )
-        await self.revert("cancel-commit")
+        await self.revert("cancel-commit", "cancelled", principal, f"session {session_id}")
 
-    async def revert(self, why: str) -> None:
+    async def revert(
+        self, why: str, outcome: Outcome, by: Principal | None = None, origin: str = ""
+    ) -> None:
         pending = self.pending
         if pending is None:
             return
         self._disarm(clear_file=False)
-        await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True)
+        confirm = Confirm(settles=pending.chain, outcome=outcome, by=by, origin=origin)
+        await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True,
+                              confirm=confirm)  # fmt: skip
         self.state.clear_pending()
         self._reset_candidate()
 
@@ -406,7 +429,7 @@ class Datastores:
         if rollback is None:
             return False
         await self.txn.commit(parse_top(rollback), None, "rollback: restart before confirm",
-                              force=True)  # fmt: skip
+                              force=True, confirm=Confirm(outcome="restart"))  # fmt: skip
         self.state.clear_pending()
         self._reset_candidate()
         return True
