@@ -3,7 +3,8 @@
 Running belongs to the TransactionManager; this module adds what a management session layers on
 top (the semantics are RFC 6241's; NETCONF is one front end): a shared candidate, per-datastore
 locks owned by a session id, and RFC 6241 §8.4 confirmed commits that revert on timeout, on the
-issuing session's end (without persist) and at the next boot. Refusals are ``ConfigError``s.
+issuing session's end (without persist) and at the next boot (:mod:`flowtap.config.confirmed`).
+Refusals are ``ConfigError``s.
 
 Datastore trees are values: every change builds a new tree (``apply_edit`` edits a copy) and
 nothing modifies one in place, so the candidate starts out as the very tree running holds and a
@@ -17,19 +18,17 @@ none of those replies depends on LI edits they cannot see (li_policy).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config import access, incremental, li_policy
+from flowtap.config.confirmed import ConfirmedCommits, PendingConfirm
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
-from flowtap.config.txn import CommitResult, Confirm, Diff, Outcome, TransactionManager
+from flowtap.config.txn import CommitResult, Confirm, TransactionManager
 from flowtap.config.xmlutil import parse_top, serialize
 from flowtap.errors import ConfigError
 
@@ -38,31 +37,13 @@ DEFAULT_CONFIRM_TIMEOUT = 600
 DATASTORES = ("running", "candidate", "startup")
 
 
-@dataclass
-class PendingConfirm:
-    session_id: int
-    persist: str | None
-    rollback: bytes
-    deadline: float
-    timer: asyncio.TimerHandle | None = None
-    chain: tuple[Diff, ...] = ()  # the confirmed commits the rollback undoes, oldest first
-
-
 def lock_denied(holder: int, message: str) -> ConfigError:
     return ConfigError(
         tag="lock-denied", type="protocol", message=message, info={"session-id": str(holder)}
     )
 
 
-def _check_persist_id(pending: PendingConfirm, persist_id: str | None) -> None:
-    if persist_id != pending.persist:
-        raise ConfigError(
-            tag="invalid-value", message="persist-id does not match the pending commit",
-            info={"bad-element": "persist-id"},
-        )  # fmt: skip
-
-
-class Datastores:
+class Datastores(ConfirmedCommits):
     def __init__(self, txn: TransactionManager) -> None:
         self.txn = txn
         self.schema = txn.schema
@@ -362,74 +343,3 @@ class Datastores:
         elif pending is not None:
             self._disarm()
         return result
-
-    def _check_confirming(self, pending: PendingConfirm, session_id: int, pid: str | None) -> None:
-        if pending.persist is not None:
-            _check_persist_id(pending, pid)
-        elif pending.session_id != session_id:
-            raise ConfigError(
-                tag="in-use", message="Another session has a confirmed commit in progress"
-            )
-
-    def _arm(self, session_id: int, persist: str | None, rollback: bytes, timeout: int,
-             chain: tuple[Diff, ...]) -> None:  # fmt: skip
-        self._disarm(clear_file=False)
-        deadline = time.time() + timeout
-        self.state.write_pending(rollback, persist, deadline)
-        loop = asyncio.get_running_loop()
-        self.pending = PendingConfirm(session_id, persist, rollback, deadline, chain=chain)
-        self.pending.timer = loop.call_later(timeout, self._on_timeout)
-
-    def _disarm(self, *, clear_file: bool = True) -> None:
-        if self.pending is not None and self.pending.timer is not None:
-            self.pending.timer.cancel()
-        self.pending = None
-        if clear_file:
-            self.state.clear_pending()
-
-    def _on_timeout(self) -> None:
-        LOG.debug("confirmed commit timed out: reverting")
-        asyncio.get_running_loop().create_task(self.revert("confirm-timeout expired", "timed out"))
-
-    async def cancel_commit(
-        self, session_id: int, persist_id: str | None, principal: Principal | None = None
-    ) -> None:
-        pending = self.pending
-        if pending is None:
-            raise ConfigError(tag="operation-failed", message="No confirmed commit is pending")
-        if pending.persist is not None:
-            _check_persist_id(pending, persist_id)
-        elif persist_id is not None or pending.session_id != session_id:
-            raise ConfigError(
-                tag="invalid-value" if persist_id is not None else "operation-failed",
-                message="The pending confirmed commit belongs to another session",
-            )
-        await self.revert("cancel-commit", "cancelled", principal, f"session {session_id}")
-
-    async def revert(
-        self, why: str, outcome: Outcome, by: Principal | None = None, origin: str = ""
-    ) -> None:
-        pending = self.pending
-        if pending is None:
-            return
-        self._disarm(clear_file=False)
-        confirm = Confirm(settles=pending.chain, outcome=outcome, by=by, origin=origin)
-        await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True,
-                              confirm=confirm)  # fmt: skip
-        self.state.clear_pending()
-        self._reset_candidate()
-
-    def _reset_candidate(self) -> None:
-        self.candidate = self.txn.running
-        self._touched, self._touched_at = set(), self.txn.version
-
-    async def recover_pending(self) -> bool:
-        """At boot: a confirmed commit that was never confirmed is rolled back."""
-        rollback = self.state.load_pending()
-        if rollback is None:
-            return False
-        await self.txn.commit(parse_top(rollback), None, "rollback: restart before confirm",
-                              force=True, confirm=Confirm(outcome="restart"))  # fmt: skip
-        self.state.clear_pending()
-        self._reset_candidate()
-        return True
