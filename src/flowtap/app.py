@@ -125,6 +125,8 @@ class Appliance:
         self.netconf = NetconfService(self.ctx, self.state_dir, self.authenticator,
                                       on_auth=on_auth)  # fmt: skip
         self.txn.listeners.append(self._log_commit)
+        self.txn.unchanged_listeners.append(self._log_commit)
+        self.datastores.startup_listeners.append(oplog.startup)
         self.txn.listeners.append(li_commits.listener(self.datastores.grafter,
                                                       self.li_audit.submit))  # fmt: skip
         # first: its commit (services flow-tap limits) is in force before any DTCP request is
@@ -174,8 +176,7 @@ class Appliance:
         return settings.ne_identifier if settings is not None else None
 
     def _log_commit(self, diff: Diff, principal: Principal | None) -> None:
-        oplog.commit(self.schema, diff.number, principal, diff.origin, diff.comment, diff.old,
-                     diff.new)  # fmt: skip
+        oplog.commit(self.schema, diff, principal)
 
     def _record_degradation(self, reasons: tuple[str, ...], committer: str) -> None:
         """The LI audit log records every change of what flow-tap cannot serve, and who made

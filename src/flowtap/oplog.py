@@ -1,13 +1,16 @@
 """The operator log: what the people who run the box read in flowtapd's log, one INFO line per
 event, and nothing of lawful intercept (LI-1).
 
-Start and stop (:mod:`flowtap.app`), every commit (its number, who, from which session, its
-comment, the hierarchies it changed), every NETCONF login and failed login, and the listeners
-(:mod:`flowtap.sshd.listeners` says when one moves). What belongs to lawful intercept goes to the
-LI audit log only: the logins of users holding an LI permission bit (and every login on the DTCP
-port: mediation devices), the LI hierarchies among a commit's changes (:mod:`flowtap.li_commits`
-records those), and the name of an LI user who commits (a commit that changed only LI
-configuration leaves no line here at all).
+Start and stop (:mod:`flowtap.app`); every commit, one that changes nothing too (its number when
+it made a history entry, who, from which session, its comment, the hierarchies it changed; a
+confirmed commit's deadline, the confirmed commits a commit confirms, and why a rollback undid
+them); every save and delete of the startup datastore (who, from which session); every NETCONF
+login and failed login; and the listeners (:mod:`flowtap.sshd.listeners` says when one moves).
+What belongs to lawful intercept goes to the LI audit log only: the logins of users holding an LI
+permission bit (and every login on the DTCP port: mediation devices), the LI hierarchies among a
+commit's changes (:mod:`flowtap.li_commits` records those), and the name of an LI user who
+commits or saves startup. A commit that changed only LI configuration leaves no line here at all,
+and neither does what settles it when it was a confirmed commit (see :func:`_settled`).
 
 Logger ``flowtap.operator``; ``flowtapd --syslog`` also sends it to the local syslog.
 """
@@ -27,6 +30,7 @@ from flowtap.config.li_policy import LI_PATHS
 from flowtap.config.model import Config
 from flowtap.config.permissions import LI_FLAGS
 from flowtap.config.schema import Schema
+from flowtap.config.txn import Confirm, Diff
 
 LOG = logging.getLogger("flowtap.operator")
 NETCONF = "netconf"  # the subsystem whose logins are logged here
@@ -51,33 +55,67 @@ def login(decision: AuthDecision, service: str, config: Config) -> None:
              decision.peer or "?", decision.method, decision.principal.login_class)  # fmt: skip
 
 
-def commit(
-    schema: Schema,
-    number: int | None,
-    principal: Principal | None,
-    origin: str,
-    comment: str,
-    old: etree._Element,
-    new: etree._Element,
-) -> None:
+def commit(schema: Schema, diff: Diff, principal: Principal | None) -> None:
     """Log a commit once its reply is out: finding what changed reads both configurations."""
-    if number is None or not LOG.isEnabledFor(logging.INFO):
-        return  # reading both configurations costs ~0.1 ms at 50 list entries: only if written
+    if (diff.number is None and not diff.unchanged) or not LOG.isEnabledFor(logging.INFO):
+        return  # the boot's replay of the saved running (no history entry), or not written
 
     def write() -> None:
-        changed = list(changed_hierarchies(schema, old, new))
-        if not changed:
+        changed = [] if diff.unchanged else list(changed_hierarchies(schema, diff.old, diff.new))
+        if not changed and not diff.unchanged:
             return  # lawful-intercept configuration only (or nothing a reader could name)
-        who = ("system" if principal is None else
-               "a user" if lawful_intercept(principal) else repr(principal.user))  # fmt: skip
-        said = f", comment {comment!r}" if comment else ""
-        LOG.info("commit %d by %s (%s)%s: changed %s", number, who, origin, said,
-                 ", ".join(changed))  # fmt: skip
+        settled = _settled(schema, diff.confirm)
+        if settled is None:
+            if diff.unchanged:
+                # it confirms only commits this log never described: a line, even one saying
+                # just "no changes", would tell that a lawful-intercept change was pending
+                return
+            settled = ""
+        number = "" if diff.number is None else f" {diff.number}"
+        where = "" if diff.origin == "system" else f" ({diff.origin})"
+        said = f", comment {diff.comment!r}" if diff.comment else ""
+        what = "no changes" if diff.unchanged else "changed " + ", ".join(changed)
+        LOG.info("commit%s by %s%s%s: %s%s", number, _who(principal), where, said, what, settled)
 
     try:
         asyncio.get_running_loop().call_soon(write)
     except RuntimeError:  # no loop (tools, tests driving the engine directly)
         write()
+
+
+def _settled(schema: Schema, confirm: Confirm | None) -> str | None:
+    """What a commit says of the confirmed commits it confirms or rolls back; None when this log
+    described none of them. Only commits it described are named: confirming or cancelling a
+    commit of lawful-intercept configuration only must not reveal that one was pending (LI-1),
+    and naming its number would (this log has no line for it)."""
+    if confirm is None:
+        return ""
+    if confirm.timeout is not None:
+        return f"; rolls back in {confirm.timeout} s unless confirmed"
+    if confirm.outcome == "restart":  # which commits is not known after a restart
+        return "; a confirmed commit not confirmed before the restart: rolled back"
+    numbers = [str(d.number) for d in confirm.settles if d.number is not None and (
+        d.unchanged or next(changed_hierarchies(schema, d.old, d.new), None) is not None)]
+    if not numbers:
+        return None
+    commits = f"commit{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+    if confirm.outcome == "confirmed":
+        return f"; confirms {commits}"
+    if confirm.outcome == "cancelled":
+        return f"; {commits} cancelled by {_who(confirm.by)} ({confirm.origin}): rolled back"
+    if confirm.outcome == "session closed":
+        return f"; {commits} not confirmed before {confirm.origin} closed: rolled back"
+    return f"; {commits} not confirmed in time: rolled back"
+
+
+def startup(how: str, principal: Principal, session_id: int) -> None:
+    """A save (``how``: "saved from running") or delete of the startup datastore."""
+    LOG.info("startup %s by %s (session %d)", how, _who(principal), session_id)
+
+
+def _who(principal: Principal | None) -> str:
+    return ("system" if principal is None else
+            "a user" if lawful_intercept(principal) else repr(principal.user))  # fmt: skip
 
 
 def changed_hierarchies(schema: Schema, old: etree._Element, new: etree._Element) -> Iterator[str]:

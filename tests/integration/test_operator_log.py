@@ -129,3 +129,132 @@ def test_lawful_intercept_commits_go_to_the_li_audit_log(server: Flowtapd) -> No
     assert str(removed["reason"]).endswith(": changed services flow-tap")
     assert int(str(removed["reason"]).split()[1].rstrip(":")) == int(
         str(added["reason"]).split()[1].rstrip(":")) + 1
+
+
+FLOW_TAP = (f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap><interface>sp-0/0/0.0'
+            "</interface></flow-tap></services></config>")  # fmt: skip
+NO_FLOW_TAP = (f'<config xmlns="{NC}" xmlns:nc="{NC}"><services xmlns="{SVC}">'
+               '<flow-tap nc:operation="delete"/></services></config>')  # fmt: skip
+
+
+def session_commits(server: Flowtapd) -> list[str]:
+    """The commit lines of sessions and of the rollbacks of confirmed commits (not the boot's)."""
+    return [line for line in operator_lines(server) if line.startswith("commit ")
+            and ("(session " in line or "'rollback: " in line)]  # fmt: skip
+
+
+def number_in(line: str) -> int:
+    return int(line.split()[1])
+
+
+def test_an_empty_commit_a_confirmed_commit_and_its_confirmation_each_have_a_line(
+    server: Flowtapd,
+) -> None:
+    with server.connect("su") as m:
+        sid = m.session_id
+        m.commit()  # changes nothing
+        m.edit_config(target="candidate", config=hostname("edge-1"))
+        m.commit(confirmed=True, timeout="120")
+        m.commit(confirmed=True, timeout="60")  # changes nothing: a new deadline for both
+        m.commit()  # the confirming commit: changes nothing, but the rollback is off
+    lines = session_commits(server)
+    assert len(lines) == 4, lines
+    number = number_in(lines[1])
+    assert lines == [
+        f"commit by 'su' (session {sid}): no changes",
+        f"commit {number} by 'su' (session {sid}): changed system host-name; rolls back in 120 s"
+        " unless confirmed",
+        f"commit {number + 1} by 'su' (session {sid}): no changes; rolls back in 60 s unless"
+        " confirmed",
+        f"commit by 'su' (session {sid}): no changes; confirms commits {number}, {number + 1}",
+    ]
+
+
+def test_a_rolled_back_confirmed_commit_says_why_and_who_cancelled_it(server: Flowtapd) -> None:
+    with server.connect("su") as m:
+        sid = m.session_id
+        m.edit_config(target="candidate", config=hostname("edge-1"))
+        m.commit(confirmed=True, timeout="120")
+        m.cancel_commit()
+        m.edit_config(target="candidate", config=hostname("edge-2"))
+        m.commit(confirmed=True, timeout="1")
+        deadline = time.monotonic() + 10
+        while "edge-2" in str(m.get_config(source="running").data_xml):
+            assert time.monotonic() < deadline, "the confirmed commit was not rolled back"
+            time.sleep(0.2)
+    one = server.connect("su")
+    one.edit_config(target="candidate", config=hostname("edge-3"))
+    one.commit(confirmed=True, timeout="120")
+    closed = one.session_id
+    one.close_session()
+    lines = session_commits(server)
+    assert len(lines) == 6, lines
+    first, second, third = number_in(lines[0]), number_in(lines[2]), number_in(lines[4])
+    assert lines[1] == (
+        f"commit {first + 1} by system, comment 'rollback: cancel-commit': changed system"
+        f" host-name; commit {first} cancelled by 'su' (session {sid}): rolled back"
+    )
+    assert lines[3] == (
+        f"commit {second + 1} by system, comment 'rollback: confirm-timeout expired': changed"
+        f" system host-name; commit {second} not confirmed in time: rolled back"
+    )
+    assert lines[5] == (
+        f"commit {third + 1} by system, comment 'rollback: confirming session closed': changed"
+        f" system host-name; commit {third} not confirmed before session {closed} closed:"
+        " rolled back"
+    )
+
+
+def test_a_confirmed_commit_rolled_back_at_a_restart_says_so(server: Flowtapd) -> None:
+    with server.connect("su") as m:
+        m.edit_config(target="candidate", config=hostname("edge-1"))
+        m.commit(confirmed=True, timeout="120", persist="token-1")  # survives the session
+    server.kill()
+    server.start(init=False)
+    lines = session_commits(server)
+    assert len(lines) == 2, lines
+    assert lines[1] == (
+        f"commit {number_in(lines[0]) + 1} by system, comment 'rollback: restart before"
+        " confirm': changed system host-name; a confirmed commit not confirmed before the"
+        " restart: rolled back"
+    )
+
+
+def test_saving_and_deleting_startup_are_logged(server: Flowtapd) -> None:
+    with server.connect("su") as m:  # configure + maintenance: saves the whole of running
+        sid = m.session_id
+        m.copy_config(source="running", target="startup")
+        m.delete_config(target="startup")
+    with server.connect("admin") as m:  # an LI administrator: never named
+        admin = m.session_id
+        m.copy_config(source="candidate", target="startup")
+    lines = operator_lines(server)
+    assert [line for line in lines if line.startswith("startup ")] == [
+        f"startup saved from running by 'su' (session {sid})",
+        f"startup deleted by 'su' (session {sid})",
+        f"startup saved from candidate by a user (session {admin})",
+    ], lines
+    assert "admin" not in "\n".join(lines)
+
+
+def test_confirming_or_cancelling_a_lawful_intercept_only_commit_leaves_no_line(
+    server: Flowtapd,
+) -> None:
+    """A confirmed commit of LI configuration only has no line; neither has its confirmation,
+    its cancellation or its rollback: an operator must not learn that one was pending."""
+    with server.connect("admin") as m:
+        sid = m.session_id
+        m.edit_config(target="candidate", config=FLOW_TAP)
+        m.commit(confirmed=True, timeout="120")
+        m.commit()  # confirms it
+        m.edit_config(target="candidate", config=NO_FLOW_TAP)
+        m.commit(confirmed=True, timeout="120")
+        m.cancel_commit()
+        assert "sp-0/0/0.0" in str(m.get_config(source="running").data_xml)  # rolled back
+        m.commit()  # an ordinary empty commit by an LI user: "a user"
+    lines = session_commits(server)
+    assert lines == [f"commit by a user (session {sid}): no changes"], lines
+    text = "\n".join(line for line in operator_lines(server)
+                     if " started: pid " not in line)  # its state directory is the test's name
+    for secret in ("admin", "flow-tap", "sp-0/0/0.0", "confirm", "cancel", "rolled back"):
+        assert secret not in text, f"{secret!r} reached the operator log:\n{text}"

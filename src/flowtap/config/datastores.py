@@ -3,7 +3,8 @@
 Running belongs to the TransactionManager; this module adds what a management session layers on
 top (the semantics are RFC 6241's; NETCONF is one front end): a shared candidate, per-datastore
 locks owned by a session id, and RFC 6241 §8.4 confirmed commits that revert on timeout, on the
-issuing session's end (without persist) and at the next boot. Refusals are ``ConfigError``s.
+issuing session's end (without persist) and at the next boot (:mod:`flowtap.config.confirmed`).
+Refusals are ``ConfigError``s.
 
 Datastore trees are values: every change builds a new tree (``apply_edit`` edits a copy) and
 nothing modifies one in place, so the candidate starts out as the very tree running holds and a
@@ -17,19 +18,17 @@ none of those replies depends on LI edits they cannot see (li_policy).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from lxml import etree
 
 from flowtap.auth.principal import Principal
 from flowtap.config import access, incremental, li_policy
+from flowtap.config.confirmed import ConfirmedCommits, PendingConfirm
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
-from flowtap.config.txn import CommitResult, TransactionManager
+from flowtap.config.txn import CommitResult, Confirm, TransactionManager
 from flowtap.config.xmlutil import parse_top, serialize
 from flowtap.errors import ConfigError
 
@@ -38,30 +37,13 @@ DEFAULT_CONFIRM_TIMEOUT = 600
 DATASTORES = ("running", "candidate", "startup")
 
 
-@dataclass
-class PendingConfirm:
-    session_id: int
-    persist: str | None
-    rollback: bytes
-    deadline: float
-    timer: asyncio.TimerHandle | None = None
-
-
 def lock_denied(holder: int, message: str) -> ConfigError:
     return ConfigError(
         tag="lock-denied", type="protocol", message=message, info={"session-id": str(holder)}
     )
 
 
-def _check_persist_id(pending: PendingConfirm, persist_id: str | None) -> None:
-    if persist_id != pending.persist:
-        raise ConfigError(
-            tag="invalid-value", message="persist-id does not match the pending commit",
-            info={"bad-element": "persist-id"},
-        )  # fmt: skip
-
-
-class Datastores:
+class Datastores(ConfirmedCommits):
     def __init__(self, txn: TransactionManager) -> None:
         self.txn = txn
         self.schema = txn.schema
@@ -78,6 +60,8 @@ class Datastores:
         self._serialized: dict[str, tuple[etree._Element, bytes]] = {}
         # (datastore, hidden rules) -> (the tree it was pruned from, the pruned serialization)
         self._visible: dict[tuple[str, tuple[int, ...]], tuple[etree._Element, bytes]] = {}
+        # told of each save (how: "saved from running") or delete of startup: the operator log
+        self.startup_listeners: list[Callable[[str, Principal, int], None]] = []
         startup = self.state.load_startup()
         self.startup: etree._Element | None = None if startup is None else parse_top(startup)
 
@@ -195,8 +179,9 @@ class Datastores:
                 self.candidate = self._discarded(principal)
         pending = self.pending
         if pending is not None and pending.persist is None and pending.session_id == session_id:
-            LOG.info("session %d closed before confirming its commit: reverting", session_id)
-            await self.revert("confirming session closed")
+            LOG.debug("session %d closed before confirming its commit: reverting", session_id)
+            await self.revert("confirming session closed", "session closed",
+                              origin=f"session {session_id}")  # fmt: skip
 
     # -- editing ---------------------------------------------------------------------------------
 
@@ -257,7 +242,8 @@ class Datastores:
         self.candidate = self._discarded(principal)
 
     async def copy_config(
-        self, source: etree._Element, target: str, principal: Principal, session_id: int
+        self, source: etree._Element, target: str, principal: Principal, session_id: int,
+        *, source_name: str = "config",
     ) -> None:
         self.check_writable(target, session_id)
         if access.conceals_anything(principal):
@@ -275,6 +261,7 @@ class Datastores:
             self._touched = None
         elif target == "startup":
             self.set_startup(canonical)
+            self._startup_changed(f"saved from {source_name}", principal, session_id)
         else:
             raise ConfigError(
                 tag="operation-not-supported", type="protocol",
@@ -291,7 +278,7 @@ class Datastores:
         maintenance)."""
         self.check_writable("startup", session_id)
         self.set_startup(self.txn.running_bytes)
-        LOG.info("session %d saved running to startup", session_id)
+        self._startup_changed("saved from running", principal, session_id)
 
     def delete_config(self, target: str, principal: Principal, session_id: int) -> None:
         if target != "startup":
@@ -304,6 +291,11 @@ class Datastores:
             access.check_write(principal, changes(self.schema, self.startup, None))
         self.state.write_startup(None)
         self.startup = None
+        self._startup_changed("deleted", principal, session_id)
+
+    def _startup_changed(self, how: str, principal: Principal, session_id: int) -> None:
+        for listener in self.startup_listeners:
+            listener(how, principal, session_id)
 
     # -- commit ------------------------------------------------------------------------------------
 
@@ -324,6 +316,9 @@ class Datastores:
         if pending is not None:
             self._check_confirming(pending, session_id, persist_id)
         previous = self.txn.running_bytes
+        # what the operator log says of it: "rolls back unless confirmed", or "confirms commit 7"
+        confirm = Confirm(timeout=timeout) if confirmed else (
+            None if pending is None else Confirm(settles=pending.chain))  # fmt: skip
         view = self.view(principal)
         touched = self._touched
         if view is not self.candidate or self._touched_at != self.txn.version:
@@ -331,7 +326,7 @@ class Datastores:
         result = await self.txn.commit(
             view, principal, comment, force=confirmed,
             touched=None if touched is None else frozenset(touched),
-            origin=f"session {session_id}",
+            origin=f"session {session_id}", confirm=confirm,
         )  # fmt: skip
         # what others left uncommitted and this principal could not see stays in the candidate
         self.candidate = self._discarded(principal)
@@ -341,72 +336,10 @@ class Datastores:
             self._touched = None
         self._touched_at = self.txn.version
         if confirmed:
-            rollback = pending.rollback if pending is not None else previous
-            self._arm(session_id, persist, rollback, timeout)
+            rollback, chain = (previous, ()) if pending is None else (
+                pending.rollback, pending.chain)  # fmt: skip
+            chain += () if result.diff is None else (result.diff,)
+            self._arm(session_id, persist, rollback, timeout, chain)
         elif pending is not None:
             self._disarm()
         return result
-
-    def _check_confirming(self, pending: PendingConfirm, session_id: int, pid: str | None) -> None:
-        if pending.persist is not None:
-            _check_persist_id(pending, pid)
-        elif pending.session_id != session_id:
-            raise ConfigError(
-                tag="in-use", message="Another session has a confirmed commit in progress"
-            )
-
-    def _arm(self, session_id: int, persist: str | None, rollback: bytes, timeout: int) -> None:
-        self._disarm(clear_file=False)
-        deadline = time.time() + timeout
-        self.state.write_pending(rollback, persist, deadline)
-        loop = asyncio.get_running_loop()
-        self.pending = PendingConfirm(session_id, persist, rollback, deadline)
-        self.pending.timer = loop.call_later(timeout, self._on_timeout)
-
-    def _disarm(self, *, clear_file: bool = True) -> None:
-        if self.pending is not None and self.pending.timer is not None:
-            self.pending.timer.cancel()
-        self.pending = None
-        if clear_file:
-            self.state.clear_pending()
-
-    def _on_timeout(self) -> None:
-        LOG.info("confirmed commit timed out: reverting")
-        asyncio.get_running_loop().create_task(self.revert("confirm-timeout expired"))
-
-    async def cancel_commit(self, session_id: int, persist_id: str | None) -> None:
-        pending = self.pending
-        if pending is None:
-            raise ConfigError(tag="operation-failed", message="No confirmed commit is pending")
-        if pending.persist is not None:
-            _check_persist_id(pending, persist_id)
-        elif persist_id is not None or pending.session_id != session_id:
-            raise ConfigError(
-                tag="invalid-value" if persist_id is not None else "operation-failed",
-                message="The pending confirmed commit belongs to another session",
-            )
-        await self.revert("cancel-commit")
-
-    async def revert(self, why: str) -> None:
-        pending = self.pending
-        if pending is None:
-            return
-        self._disarm(clear_file=False)
-        await self.txn.commit(parse_top(pending.rollback), None, f"rollback: {why}", force=True)
-        self.state.clear_pending()
-        self._reset_candidate()
-
-    def _reset_candidate(self) -> None:
-        self.candidate = self.txn.running
-        self._touched, self._touched_at = set(), self.txn.version
-
-    async def recover_pending(self) -> bool:
-        """At boot: a confirmed commit that was never confirmed is rolled back."""
-        rollback = self.state.load_pending()
-        if rollback is None:
-            return False
-        await self.txn.commit(parse_top(rollback), None, "rollback: restart before confirm",
-                              force=True)  # fmt: skip
-        self.state.clear_pending()
-        self._reset_candidate()
-        return True

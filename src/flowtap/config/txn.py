@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import libyang
 from lxml import etree
@@ -54,16 +54,35 @@ class Diff:
     """The changes of one commit, computed only when someone asks for them, and what the commit
     was: its history number (None when not persisted), comment and origin (a session)."""
 
-    def __init__(self, schema: Schema, old: etree._Element, new: etree._Element) -> None:
+    def __init__(self, schema: Schema, old: etree._Element, new: etree._Element, comment: str = "",
+                 origin: str = "system", unchanged: bool = False,
+                 confirm: Confirm | None = None) -> None:  # fmt: skip
         self._args = (schema, old, new)
         self.old, self.new = old, new
         self.number: int | None = None
-        self.comment = ""
-        self.origin = "system"
+        self.comment, self.origin, self.confirm = comment, origin, confirm
+        self.unchanged = unchanged  # running stays as it was (a forced or an empty commit)
 
     @functools.cached_property
     def changes(self) -> list[Change]:
         return changes(*self._args)
+
+
+Outcome = Literal["confirmed", "cancelled", "timed out", "session closed", "restart"]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """A commit's part in a confirmed commit (RFC 6241 §8.4), for those who describe commits:
+    either it is confirmed itself and rolls back after ``timeout`` seconds unless confirmed, or
+    it settles the pending confirmed commits ``settles`` (unknown at a restart): confirms them,
+    or rolls them back, as ``by`` asked from ``origin`` (a cancel-commit) or the server did."""
+
+    timeout: int | None = None
+    settles: tuple[Diff, ...] = ()
+    outcome: Outcome = "confirmed"
+    by: Principal | None = None
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +107,8 @@ class TransactionManager:
         self.version = 0
         self.lock = asyncio.Lock()
         self.listeners: list[ConfigListener] = []
+        # told of a commit that changes nothing and is not forced: no history entry, no hook ran
+        self.unchanged_listeners: list[ConfigListener] = []
         # running, validated, as libyang holds it: what the next commit of a few list entries
         # starts from (:mod:`flowtap.config.incremental`)
         self._live: libyang.DNode | None = None
@@ -116,6 +137,7 @@ class TransactionManager:
         persist: bool = True,
         touched: frozenset[incremental.Unit] | None = None,
         origin: str = "system",
+        confirm: Confirm | None = None,
     ) -> CommitResult:
         """Make ``candidate`` the running configuration, or change nothing at all.
 
@@ -141,7 +163,7 @@ class TransactionManager:
                 (canonical, live), new_tree = step, candidate
             try:
                 result = await self._commit_locked(
-                    new_tree, canonical, principal, comment, force, persist, origin
+                    new_tree, canonical, principal, comment, force, persist, origin, confirm
                 )
             except BaseException:
                 if live is not None:
@@ -165,11 +187,15 @@ class TransactionManager:
         force: bool,
         persist: bool,
         origin: str,
+        confirm: Confirm | None,
     ) -> CommitResult:
-        if canonical == self.running_bytes and not force:
+        unchanged = canonical == self.running_bytes
+        if unchanged and not force:
+            if self.unchanged_listeners:
+                diff = Diff(self.schema, self.running, self.running, comment, origin, True, confirm)
+                await _notify(self.unchanged_listeners, diff, principal)
             return CommitResult(None, None)
-        diff = Diff(self.schema, self.running, new_tree)
-        diff.comment, diff.origin = comment, origin
+        diff = Diff(self.schema, self.running, new_tree, comment, origin, unchanged, confirm)
         if principal is not None:
             access.check_write_between(principal, self.schema, self.running, new_tree)
         old_config, new_config = self.config, model.from_tree(new_tree)
@@ -185,13 +211,7 @@ class TransactionManager:
             LOG.debug("commit: commit %s", hook.name)
             with li_policy.committing(principal):
                 await _quietly(hook.commit(handle), hook.name, "commit")
-        for listener in self.listeners:
-            try:
-                result = listener(diff, principal)
-                if result is not None:
-                    await result
-            except Exception:
-                LOG.exception("config listener failed")
+        await _notify(self.listeners, diff, principal)
         return CommitResult(number, diff)
 
     async def _prepare_hooks(
@@ -220,6 +240,18 @@ class TransactionManager:
         """Replay a persisted (or initial) configuration through the whole pipeline."""
         return await self.commit(parse_top(data), None, "initial configuration",
                                  force=True, persist=persist)  # fmt: skip
+
+
+async def _notify(
+    listeners: list[ConfigListener], diff: Diff, principal: Principal | None
+) -> None:
+    for listener in listeners:
+        try:
+            result = listener(diff, principal)
+            if result is not None:
+                await result
+        except Exception:
+            LOG.exception("config listener failed")
 
 
 async def _quietly(result: Awaitable[None], name: str, phase: str) -> None:

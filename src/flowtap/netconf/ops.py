@@ -269,7 +269,8 @@ async def copy_config(session: Session, op: etree._Element) -> Result:
             )
     if target == source:
         raise NetconfRpcError(tag="invalid-value", message="Source and target are the same")
-    await ds.copy_config(tree, target, session.principal, session.session_id)
+    await ds.copy_config(tree, target, session.principal, session.session_id,
+                         source_name="the configuration sent" if source == "config" else source)
     return None
 
 
@@ -345,7 +346,7 @@ async def cancel_commit(session: Session, op: etree._Element) -> Result:
     session.require("configure")
     pid = child(op, "persist-id")
     await session.ctx.datastores.cancel_commit(
-        session.session_id, None if pid is None else (pid.text or "").strip()
+        session.session_id, None if pid is None else (pid.text or "").strip(), session.principal
     )
     return None
 
