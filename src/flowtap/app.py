@@ -127,8 +127,9 @@ class Appliance:
         self.txn.listeners.append(self._log_commit)
         self.txn.unchanged_listeners.append(self._log_commit)
         self.datastores.startup_listeners.append(oplog.startup)
-        self.txn.listeners.append(li_commits.listener(self.datastores.grafter,
-                                                      self.li_audit.submit))  # fmt: skip
+        li_commit = li_commits.listener(self.datastores.grafter, self.li_audit.submit)
+        self.txn.listeners.append(li_commit)
+        self.txn.unchanged_listeners.append(li_commit)
         # first: its commit (services flow-tap limits) is in force before any DTCP request is
         # served under the new configuration, the boot's included
         self.txn.add_hook(CriteriaLimitsHook(self.registry))

@@ -4,6 +4,7 @@ no LI user's login or name, no LI hierarchy. A real daemon, real SSH logins with
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -258,3 +259,32 @@ def test_confirming_or_cancelling_a_lawful_intercept_only_commit_leaves_no_line(
                      if " started: pid " not in line)  # its state directory is the test's name
     for secret in ("admin", "flow-tap", "sp-0/0/0.0", "confirm", "cancel", "rolled back"):
         assert secret not in text, f"{secret!r} reached the operator log:\n{text}"
+
+
+def test_confirming_or_rolling_back_an_li_commit_is_in_the_li_audit_log(server: Flowtapd) -> None:
+    """The operator log stays silent about a confirmed commit of LI configuration; the LI audit
+    log says who confirmed it, or why it was rolled back."""
+    from tests.integration.dtcp_support import audit_records
+
+    def reasons() -> list[str]:
+        return [str(r["reason"]) for r in audit_records(server) if r["event"] == "config"]
+
+    flow_tap = (f'<config xmlns="{NC}"><services xmlns="{SVC}"><flow-tap><interface>sp-0/0/0.0'
+                "</interface></flow-tap></services></config>")  # fmt: skip
+    with server.connect("admin") as m:
+        m.edit_config(target="candidate", config=flow_tap)
+        m.commit(confirmed=True, timeout="60")
+        confirmed = reasons()[-1]
+        assert confirmed.endswith(": changed services flow-tap; rolls back in 60 s unless confirmed")
+        number = confirmed.split()[1].rstrip(":")
+        m.commit()  # the confirming commit changes nothing
+        assert reasons()[-1] == f"commit: no LI changes; confirms commit {number}"
+        m.edit_config(target="candidate", config=(
+            f'<config xmlns="{NC}" xmlns:nc="{NC}"><services xmlns="{SVC}">'
+            '<flow-tap nc:operation="delete"/></services></config>'))
+        m.commit(confirmed=True, timeout="60")
+        removed = reasons()[-1].split()[1].rstrip(":")
+        m.cancel_commit()
+        rollback = reasons()[-1]
+        assert re.search(f": changed services flow-tap; commit {removed} cancelled by admin "
+                         r"\(session \d+\): rolled back$", rollback), rollback
