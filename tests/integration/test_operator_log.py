@@ -65,6 +65,7 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
     for user, password in (("ops", "wrong"), ("md7", "wrong")):
         with pytest.raises(AuthenticationError):
             _login(server, user, password)
+    _refused_on_dtcp(server, "ops")  # no flow-tap-operation: refused once authenticated
     server.stop()
     lines = operator_lines(server)
     text = "\n".join(lines)
@@ -83,6 +84,9 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
     assert lines[-2:] == ["flowtapd stopping (SIGTERM)", "flowtapd stopped"], text
     for secret in ("admin", "md7", "flow-tap", "sp-0/0/0.0", "DTCP", str(server.dtcp_port)):
         assert secret not in text, f"{secret!r} reached the operator log:\n{text}"
+    # nor any other line at INFO or above: that the DTCP service is used is an LI fact
+    logged = [line for line in server.output if " INFO " in line or " WARNING " in line]
+    assert not [line for line in logged if "flow-tap-dtcp" in line], "\n".join(logged)
 
 
 def _login(server: Flowtapd, user: str, password: str) -> None:
@@ -288,3 +292,16 @@ def test_confirming_or_rolling_back_an_li_commit_is_in_the_li_audit_log(server: 
         rollback = reasons()[-1]
         assert re.search(f": changed services flow-tap; commit {removed} cancelled by admin "
                          r"\(session \d+\): rolled back$", rollback), rollback
+
+
+def _refused_on_dtcp(server: Flowtapd, user: str) -> None:
+    import asyncio
+
+    from tests.integration.dtcp_support import md
+
+    async def attempt() -> None:
+        with pytest.raises(Exception):  # noqa: B017 (the router ends the connection)
+            async with md(server, user) as client:
+                await client.noop()
+
+    asyncio.run(attempt())

@@ -110,7 +110,8 @@ class ServerConnection(asyncssh.SSHServer):
         if self._server.admit is not None:
             refusal = self._server.admit(conn)
             if refusal is not None:
-                LOG.info("%s: connection refused (%s)", self._server.subsystem, refusal)
+                LOG.log(self._server.log_level, "%s: connection refused (%s)",
+                        self._server.subsystem, refusal)  # fmt: skip
                 conn.abort()  # before key exchange and before any RADIUS query
                 return
         self._arm_watchdog(self._server.login_timeout)
@@ -205,7 +206,8 @@ class ServerConnection(asyncssh.SSHServer):
             conn.abort()
             return
         if refusal is not None:
-            LOG.info("%s", refusal.message)  # names the service and the reason, never the user
+            # names the service and the reason, never the user
+            LOG.log(self._server.log_level, "%s", refusal.message)
             conn.disconnect(refusal.code, refusal.message)
             if refusal.report is not None:
                 await refusal.report()
@@ -258,10 +260,12 @@ class SshServer:
         authorize: Authorize | None = None,
         on_auth: AuthListener | None = None,
         login_timeout: float = LOGIN_TIMEOUT,
+        confidential: bool = False,
     ) -> None:
         """``login_timeout`` closes connections that have not authenticated by then (slowloris),
         and connections without an open subsystem channel that long after their acceptance or
-        after their last channel ended."""
+        after their last channel ended. ``confidential``: a lawful-intercept service, whose
+        refusals are logged at DEBUG only (that it is used is itself an LI fact)."""
         self.key = key
         self.subsystem = subsystem
         self.handler = handler
@@ -271,6 +275,7 @@ class SshServer:
         self.authorize = authorize
         self.on_auth = on_auth
         self.login_timeout = login_timeout
+        self.log_level = logging.DEBUG if confidential else logging.INFO
         self.channel_timeout = min(login_timeout, CHANNEL_WINDOW)
         self.principals: dict[asyncssh.SSHServerConnection, Principal] = {}
 

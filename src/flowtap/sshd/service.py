@@ -75,8 +75,8 @@ class SshService:
         ``limits_of`` read where to listen and the limits from a configuration (None: the limits
         stay); ``limits`` apply until a commit sets them. ``refuse`` is the service's own reason
         to refuse an authenticated login, asked before it takes a logged-in slot.
-        ``confidential``: the service exists only for lawful intercept, so where it listens is
-        not for the operator log."""
+        ``confidential``: the service exists only for lawful intercept, so where it listens and
+        whom it refuses are not for the ordinary log (DEBUG only; the LI audit log has them)."""
         self.subsystem = subsystem
         self._endpoints_of = endpoints_of
         self._limits_of = limits_of
@@ -85,7 +85,7 @@ class SshService:
         self.server = SshServer(
             key=host_key(state_dir), subsystem=subsystem, handler=serve, config=config,
             authenticator=authenticator, admit=self.gate.admit, authorize=self._authorize,
-            on_auth=on_auth, login_timeout=login_timeout,
+            on_auth=on_auth, login_timeout=login_timeout, confidential=confidential,
         )  # fmt: skip
         self.listeners = ListenerSet(self.server.bind, label, path, confidential=confidential)
 
