@@ -110,8 +110,9 @@ class ServerConnection(asyncssh.SSHServer):
         if self._server.admit is not None:
             refusal = self._server.admit(conn)
             if refusal is not None:
-                LOG.log(self._server.log_level, "%s: connection refused (%s)",
-                        self._server.subsystem, refusal)  # fmt: skip
+                # at INFO for every service: a limit the operator set was reached (who tried is
+                # not known yet, and the LI audit log has no pre-authentication records)
+                LOG.info("%s: connection refused (%s)", self._server.subsystem, refusal)
                 conn.abort()  # before key exchange and before any RADIUS query
                 return
         self._arm_watchdog(self._server.login_timeout)
@@ -265,7 +266,8 @@ class SshServer:
         """``login_timeout`` closes connections that have not authenticated by then (slowloris),
         and connections without an open subsystem channel that long after their acceptance or
         after their last channel ended. ``confidential``: a lawful-intercept service, whose
-        refusals are logged at DEBUG only (that it is used is itself an LI fact)."""
+        refusals of authenticated users are logged at DEBUG only (who tried to use it is an LI
+        fact, and its own audit record has it)."""
         self.key = key
         self.subsystem = subsystem
         self.handler = handler

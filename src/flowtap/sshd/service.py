@@ -76,7 +76,8 @@ class SshService:
         stay); ``limits`` apply until a commit sets them. ``refuse`` is the service's own reason
         to refuse an authenticated login, asked before it takes a logged-in slot.
         ``confidential``: the service exists only for lawful intercept, so where it listens and
-        whom it refuses are not for the ordinary log (DEBUG only; the LI audit log has them)."""
+        which authenticated users it refuses are not for the ordinary log (DEBUG only; the LI
+        audit log has the refusals)."""
         self.subsystem = subsystem
         self._endpoints_of = endpoints_of
         self._limits_of = limits_of
