@@ -305,7 +305,10 @@ async def test_seed_story_end_to_end(lab: Lab, radius: FreeRadius, daemon: Flowt
         ("dtcp", "DELETE", a, ok): 1, ("dtcp", "DELETE", b, ok): 1,
         ("dtcp", "NOOP", a, ok): 1,
         ("close",): 1,
+        ("config",): 4,  # the commits that changed LI configuration (flow-tap, DTCP limits)
     }  # fmt: skip
+    for record in (r for r in records if r["event"] == "config"):
+        assert " changed " in record["reason"] and "services flow-tap" in record["reason"]
     auth_b = [r for r in records if r["event"] == "auth" and r["principal"] == b]
     assert {(r["method"], r["template"]) for r in auth_b} == {("radius", "remote")}
     adds = {r["principal"]: r for r in records if r.get("method") == "ADD"}
