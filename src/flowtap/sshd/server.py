@@ -26,11 +26,13 @@ from flowtap.config.model import Config
 from flowtap.sshd import memory
 from flowtap.sshd.channel import Channel
 from flowtap.sshd.deadline import seconds_from_env
+from flowtap.sshd.packets import without_cbc_ignores
 
 LOG = logging.getLogger(__name__)
 
 KEX_ALGS = ["mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
             "ecdh-sha2-nistp256"]  # fmt: skip
+# never a CBC cipher: sshd.packets drops asyncssh's countermeasure for them
 ENCRYPTION_ALGS = ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes128-ctr"]
 MAC_ALGS = ["hmac-sha2-256", "hmac-sha2-512"]
 SIGNATURE_ALGS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
@@ -105,6 +107,7 @@ class ServerConnection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        without_cbc_ignores(conn)
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
         if self._server.admit is not None:
