@@ -113,12 +113,16 @@ class ReadFilter:
         self._remove(pruned, hidden)
         return pruned
 
-    def pruned_bytes(self, tree: etree._Element, hidden: tuple[int, ...]) -> bytes:
+    def pruned_bytes(self, tree: etree._Element, hidden: tuple[int, ...]) -> bytes | None:
         """``tree``'s top-level elements serialized without the subtrees of the ``hidden``
         rules: what ``prune`` would leave, copying only the top-level elements that hold
-        something hidden (usually none, or one small part of the configuration)."""
+        something hidden (usually none, or one small part of the configuration). None when
+        ``tree`` holds nothing hidden: the caller has its whole serialization already."""
+        found = self._found(tree, hidden)
+        if not found:
+            return None
         tops: list[etree._Element] = []
-        for el in self._found(tree, hidden):
+        for el in found:
             top = el
             while (parent := top.getparent()) is not None and parent is not tree:
                 top = parent

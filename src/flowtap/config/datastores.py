@@ -107,6 +107,8 @@ class Datastores(ConfirmedCommits):
         if cached is not None and cached[0] is tree:
             return cached[1]
         data = self.read_filter.pruned_bytes(tree, hidden)
+        if data is None:  # nothing hidden in it: the bytes every reader gets
+            data = self.serialized(name)
         if len(self._visible) >= 64:  # a handful of classes in practice; never grows unbounded
             self._visible.clear()
         self._visible[(name, hidden)] = (tree, data)

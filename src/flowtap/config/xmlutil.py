@@ -67,5 +67,6 @@ def descend(tree: etree._Element, tags: Sequence[str]) -> etree._Element | None:
     for tag in tags:
         if el is None:
             return None
-        el = el.find(tag)
+        # iterchildren filters by tag in C; find() parses its argument as a path each call
+        el = next(el.iterchildren(tag), None)
     return el
