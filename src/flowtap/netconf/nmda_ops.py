@@ -157,14 +157,7 @@ async def edit_data(session: Session, op: etree._Element) -> ops.Result:
     if default_operation not in ("merge", "replace", "none"):
         raise NetconfRpcError(tag="invalid-value", message="Invalid default-operation",
                               info={"bad-element": "default-operation"})
-    config = _child(op, "config")
-    if config is None:
-        if _child(op, "url") is not None:
-            raise NetconfRpcError(tag="operation-not-supported", type="protocol",
-                                  message="The :url capability is not supported")
-        raise NetconfRpcError(tag="missing-element", type="protocol",
-                              message="edit-data has no <config>", info={"bad-element": "config"})
-    ops.check_edit_size(config)
+    config = ops.edit_content(op, NMDA_NS)
     session.ctx.datastores.edit(datastore, config, session.principal, session.session_id,
                                 default_operation)  # fmt: skip
     return None

@@ -208,6 +208,21 @@ def check_edit_size(config: etree._Element) -> None:
             )
 
 
+def edit_content(op: etree._Element, ns: str) -> etree._Element:
+    """The ``<config>`` of an edit-config (or NMDA edit-data, in its namespace ``ns``), checked
+    for size; a ``<url>`` instead is refused (no :url capability)."""
+    config = child(op, "config", ns)
+    if config is None:
+        if child(op, "url", ns) is not None:
+            raise NetconfRpcError(tag="operation-not-supported", type="protocol",
+                                  message="The :url capability is not supported")
+        raise NetconfRpcError(tag="missing-element", type="protocol",
+                              message=f"{etree.QName(op).localname} has no <config>",
+                              info={"bad-element": "config"})  # fmt: skip
+    check_edit_size(config)
+    return config
+
+
 async def edit_config(session: Session, op: etree._Element) -> Result:
     target = _datastore(op, "target")
     default_el = child(op, "default-operation")
@@ -227,15 +242,7 @@ async def edit_config(session: Session, op: etree._Element) -> Result:
     if error_option not in ("stop-on-error", "continue-on-error", "rollback-on-error"):
         raise NetconfRpcError(tag="invalid-value", type="protocol",
                               message="Invalid error-option", info={"bad-element": "error-option"})
-    config = child(op, "config")
-    if config is None:
-        if child(op, "url") is not None:
-            raise NetconfRpcError(tag="operation-not-supported", type="protocol",
-                                  message="The :url capability is not supported")
-        raise NetconfRpcError(tag="missing-element", type="protocol",
-                              message="edit-config has no <config>",
-                              info={"bad-element": "config"})
-    check_edit_size(config)
+    config = edit_content(op, NC_NS)
     session.ctx.datastores.edit(
         target, config, session.principal, session.session_id,
         default_operation, test_option, error_option,
