@@ -46,8 +46,11 @@ def login(decision: AuthDecision, service: str, config: Config) -> None:
         return
     if decision.principal is None:
         user = config.users.get(decision.username)
-        if user is not None and config.class_permissions(user.login_class) & LI_FLAGS:
-            return  # a known LI user mistyping: the LI audit log has it
+        if user is None or config.class_permissions(user.login_class) & LI_FLAGS:
+            # A name that is no user and an LI user's read alike: were one named or left out,
+            # the log would tell which names belong to LI users. The LI audit log has both.
+            LOG.info("login failed: a user from %s (name withheld)", decision.peer or "?")
+            return
         LOG.info("login failed: user %r from %s (%s)", decision.username, decision.peer or "?",
                  decision.reason or decision.method)  # fmt: skip
         return

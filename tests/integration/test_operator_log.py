@@ -62,7 +62,7 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
         socket.create_connection(("127.0.0.1", server.dtcp_port), timeout=5).close()  # DTCP on
         m.edit_config(target="candidate", config=hostname("edge-2"))
         m.commit()
-    for user, password in (("ops", "wrong"), ("md7", "wrong")):
+    for user, password in (("ops", "wrong"), ("md7", "wrong"), ("nosuch", "wrong")):
         with pytest.raises(AuthenticationError):
             _login(server, user, password)
     _refused_on_dtcp(server, "ops")  # no flow-tap-operation: refused once authenticated
@@ -81,6 +81,10 @@ def test_start_commits_logins_and_stop_are_logged_without_lawful_intercept(
     assert any("by a user (session " in line and line.endswith("changed system host-name")
                for line in lines), text  # the LI administrator's commit names no user
     assert any(line.startswith("login failed: user 'ops' from 127.0.0.1") for line in lines), text
+    # an LI user's failed login and an unknown name's read the same: neither is named
+    withheld = [line for line in lines if line.startswith("login failed: a user from 127.0.0.1")]
+    assert len(withheld) == 2 and withheld[0] == withheld[1], text
+    assert "nosuch" not in text
     assert lines[-2:] == ["flowtapd stopping (SIGTERM)", "flowtapd stopped"], text
     for secret in ("admin", "md7", "flow-tap", "sp-0/0/0.0", "DTCP", str(server.dtcp_port)):
         assert secret not in text, f"{secret!r} reached the operator log:\n{text}"
