@@ -40,25 +40,10 @@ def record(
 
 def _settled(grafter: Grafter, confirm: Confirm | None, changed: list[str]) -> str:
     """What the commit does to confirmed commits that changed LI configuration, in words."""
-    if confirm is None:
+    if confirm is None or (confirm.timeout is not None and not changed):
         return ""
-    if confirm.timeout is not None:
-        return f"; rolls back in {confirm.timeout} s unless confirmed" if changed else ""
-    if confirm.outcome == "restart":
-        return "; a confirmed commit not confirmed before the restart: rolled back"
-    numbers = [str(d.number) for d in confirm.settles
-               if d.number is not None and grafter.changed(d.old, d.new)]  # fmt: skip
-    if not numbers:
-        return ""
-    commits = f"commit{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
-    if confirm.outcome == "confirmed":
-        return f"; confirms {commits}"
-    if confirm.outcome == "cancelled":
-        by = confirm.by.user if confirm.by is not None else "system"
-        return f"; {commits} cancelled by {by} ({confirm.origin}): rolled back"
-    if confirm.outcome == "session closed":
-        return f"; {commits} not confirmed before {confirm.origin} closed: rolled back"
-    return f"; {commits} not confirmed in time: rolled back"
+    by = confirm.by.user if confirm.by is not None else "system"
+    return confirm.describe(lambda d: bool(grafter.changed(d.old, d.new)), by) or ""
 
 
 def listener(grafter: Grafter, submit: Submit) -> Listener:

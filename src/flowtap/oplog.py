@@ -93,22 +93,8 @@ def _settled(schema: Schema, confirm: Confirm | None) -> str | None:
     and naming its number would (this log has no line for it)."""
     if confirm is None:
         return ""
-    if confirm.timeout is not None:
-        return f"; rolls back in {confirm.timeout} s unless confirmed"
-    if confirm.outcome == "restart":  # which commits is not known after a restart
-        return "; a confirmed commit not confirmed before the restart: rolled back"
-    numbers = [str(d.number) for d in confirm.settles if d.number is not None and (
-        d.unchanged or next(changed_hierarchies(schema, d.old, d.new), None) is not None)]
-    if not numbers:
-        return None
-    commits = f"commit{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
-    if confirm.outcome == "confirmed":
-        return f"; confirms {commits}"
-    if confirm.outcome == "cancelled":
-        return f"; {commits} cancelled by {_who(confirm.by)} ({confirm.origin}): rolled back"
-    if confirm.outcome == "session closed":
-        return f"; {commits} not confirmed before {confirm.origin} closed: rolled back"
-    return f"; {commits} not confirmed in time: rolled back"
+    return confirm.describe(lambda d: d.unchanged or next(
+        changed_hierarchies(schema, d.old, d.new), None) is not None, _who(confirm.by))
 
 
 def startup(how: str, principal: Principal, session_id: int) -> None:

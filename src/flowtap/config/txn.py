@@ -84,6 +84,26 @@ class Confirm:
     by: Principal | None = None
     origin: str = ""
 
+    def describe(self, named: Callable[[Diff], bool], who: str) -> str | None:
+        """``"; ..."``: the deadline, or what became of the settled commits ``named`` accepts
+        (``who`` names ``by``); None when it settles commits but ``named`` accepts none (each
+        log names only the commits it described itself)."""
+        if self.timeout is not None:
+            return f"; rolls back in {self.timeout} s unless confirmed"
+        if self.outcome == "restart":  # which commits is not known after a restart
+            return "; a confirmed commit not confirmed before the restart: rolled back"
+        numbers = [str(d.number) for d in self.settles if d.number is not None and named(d)]
+        if not numbers:
+            return None
+        commits = f"commit{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+        if self.outcome == "confirmed":
+            return f"; confirms {commits}"
+        if self.outcome == "cancelled":
+            return f"; {commits} cancelled by {who} ({self.origin}): rolled back"
+        if self.outcome == "session closed":
+            return f"; {commits} not confirmed before {self.origin} closed: rolled back"
+        return f"; {commits} not confirmed in time: rolled back"
+
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:

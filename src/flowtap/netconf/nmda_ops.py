@@ -97,18 +97,14 @@ async def _select(session: Session, tree: etree._Element, op: etree._Element) ->
     if subtree is not None and xpath is not None:
         raise NetconfRpcError(tag="bad-element", message="subtree-filter and xpath-filter are "
                               "alternatives: send one", info={"bad-element": "xpath-filter"})
-    key_names = session.ctx.key_names
     if subtree is not None:
-        return filters.subtree_filter(tree, subtree, key_names)
+        return filters.subtree_filter(tree, subtree, session.ctx.key_names)
     if xpath is not None:
         select = (xpath.text or "").strip()
         if not select:
             raise NetconfRpcError(tag="invalid-value", message="xpath-filter is empty",
                                   info={"bad-element": "xpath-filter"})
-        namespaces = dict(session.ctx.default_namespaces)
-        namespaces.update({p: ns for p, ns in xpath.nsmap.items() if p})
-        return await filters.xpath_filter_bounded(
-            session.ctx.xpath_pool, tree, select, namespaces, key_names)
+        return await ops.xpath_select(session, tree, select, xpath)
     return tree
 
 

@@ -154,16 +154,23 @@ async def _select(session: Session, tree: etree._Element, op: etree._Element) ->
                 tag="missing-attribute", type="protocol", message="xpath filter without select",
                 info={"bad-attribute": "select", "bad-element": "filter"},
             )  # fmt: skip
-        # module names and prefixes resolve even when the client did not declare them
-        namespaces = dict(session.ctx.default_namespaces)
-        namespaces.update({p: ns for p, ns in flt.nsmap.items() if p})
-        return await filters.xpath_filter_bounded(
-            session.ctx.xpath_pool, tree, select, namespaces, key_names
-        )
+        return await xpath_select(session, tree, select, flt)
     raise NetconfRpcError(
         tag="bad-attribute", type="protocol", message=f"Unknown filter type {kind!r}",
         info={"bad-attribute": "type", "bad-element": "filter"},
     )  # fmt: skip
+
+
+async def xpath_select(
+    session: Session, tree: etree._Element, select: str, holder: etree._Element
+) -> etree._Element:
+    """``tree`` filtered by XPath ``select``, with the prefixes ``holder`` (the filter element)
+    declares; module names and prefixes resolve even when the client did not declare them."""
+    namespaces = dict(session.ctx.default_namespaces)
+    namespaces.update({p: ns for p, ns in holder.nsmap.items() if p})
+    return await filters.xpath_filter_bounded(
+        session.ctx.xpath_pool, tree, select, namespaces, session.ctx.key_names
+    )
 
 
 def _visible(session: Session, tree: etree._Element, op: etree._Element) -> etree._Element:
