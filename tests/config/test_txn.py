@@ -130,6 +130,10 @@ def _journal_with_two_records(tmp_path: Path) -> tuple[bytes, int]:
 def test_torn_tail_is_cut_off(tmp_path: Path, padded: bool) -> None:
     records, size = _journal_with_two_records(tmp_path)
     for cut in range(1, 40):  # a crash in the middle of writing the second record
+        if padded and not any(records[-cut:]):
+            # the bytes "lost" are zeros, as the preallocation holds: the file is the whole
+            # record, bit for bit (the digest ends in a zero byte once in 256 runs)
+            continue
         torn = records[:-cut]
         # the file ends with the torn record, or the record was torn inside the zeros
         tail = bytes(size - len(torn)) if padded else b""
