@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from flowtap.audit import AuditRecord
 from flowtap.auth.principal import Principal
-from flowtap.config.li_policy import Grafter
+from flowtap.config.li_policy import LI_PATHS, Grafter
 from flowtap.config.txn import Confirm, Diff
 
 Submit = Callable[[AuditRecord], Awaitable[None]]
@@ -43,7 +43,15 @@ def _settled(grafter: Grafter, confirm: Confirm | None, changed: list[str]) -> s
     if confirm is None or (confirm.timeout is not None and not changed):
         return ""
     by = confirm.by.user if confirm.by is not None else "system"
-    return confirm.describe(lambda d: bool(grafter.changed(d.old, d.new)), by) or ""
+    return confirm.describe(lambda d: bool(_changed(grafter, d)), by) or ""
+
+
+def _changed(grafter: Grafter, diff: Diff) -> list[str]:
+    """The LI hierarchies a commit changed (none, without comparing, when its edits reached
+    none: flowtap.config.reach)."""
+    if diff.unchanged or (diff.reached is not None and diff.reached.isdisjoint(LI_PATHS)):
+        return []
+    return grafter.changed(diff.old, diff.new)
 
 
 def listener(grafter: Grafter, submit: Submit) -> Listener:
@@ -54,7 +62,7 @@ def listener(grafter: Grafter, submit: Submit) -> Listener:
     def on_commit(diff: Diff, principal: Principal | None) -> Awaitable[None] | None:
         if diff.number is None and not diff.unchanged:
             return None  # the boot replays what was committed (and audited) before
-        changed = [] if diff.unchanged else grafter.changed(diff.old, diff.new)
+        changed = _changed(grafter, diff)
         settled = _settled(grafter, diff.confirm, changed)
         if not changed and not settled:
             return None

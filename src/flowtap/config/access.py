@@ -57,7 +57,7 @@ RULES = (
 )  # fmt: skip
 
 _BY_LENGTH = sorted(RULES, key=lambda r: len(r.schema_path), reverse=True)
-_CLASS_PERMISSIONS = "/fts:system/fts:login/fts:class/fts:permissions"
+CLASS_PERMISSIONS = "/fts:system/fts:login/fts:class/fts:permissions"
 
 
 @functools.lru_cache(maxsize=2048)  # schema paths: a few hundred, looked up for every edited node
@@ -196,6 +196,25 @@ def check_write_between(
 @functools.lru_cache(maxsize=256)
 def _unwritable(permissions: frozenset[str]) -> Scope:
     return Scope(frozenset(r.schema_path for r in RULES if not permissions & r.write))
+
+
+@functools.lru_cache(maxsize=256)
+def write_guarded(permissions: frozenset[str]) -> frozenset[str]:
+    """The hierarchies a change inside which :func:`check_write_between` may refuse for this
+    class: those of the rules it may not write, and the login classes' permissions (an LI
+    grant) without ``flow-tap-control``. With ``configure``, a change outside all of them is
+    never refused: the rule of each changed node is one of them or grants the write."""
+    paths = {r.schema_path for r in RULES if not permissions & r.write}
+    if "flow-tap-control" not in permissions:
+        paths.add(CLASS_PERMISSIONS)
+    return frozenset(paths)
+
+
+def needs_no_write_check(principal: Principal, reached: frozenset[str] | None) -> bool:
+    """True when changes confined to the guarded hierarchies ``reached`` (None: unknown) need no
+    write check for ``principal`` (see :mod:`flowtap.config.reach`)."""
+    return (reached is not None and principal.has("configure")
+            and reached.isdisjoint(write_guarded(principal.permissions)))  # fmt: skip
 
 
 _SYSTEM = "{urn:flowtap:yang:system}"
@@ -368,10 +387,10 @@ def _grants_li(change: Change) -> bool:
     for element in (change.old, change.new):
         if element is None:
             continue
-        if change.node.path == _CLASS_PERMISSIONS:
+        if change.node.path == CLASS_PERMISSIONS:
             if (element.text or "").strip() in LI_FLAGS:
                 return True
-        elif _CLASS_PERMISSIONS.startswith(change.node.path + "/"):
+        elif CLASS_PERMISSIONS.startswith(change.node.path + "/"):
             for el in element.iter("{urn:flowtap:yang:system}permissions"):
                 if (el.text or "").strip() in LI_FLAGS:
                     return True

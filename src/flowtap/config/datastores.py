@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config import access, incremental, li_policy
+from flowtap.config import access, incremental, li_policy, reach
 from flowtap.config.confirmed import ConfirmedCommits, PendingConfirm
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
@@ -53,6 +53,8 @@ class Datastores(ConfirmedCommits):
         # superset is harmless), or None when an edit reached outside every list entry
         self._touched: set[incremental.Unit] | None = set()
         self._touched_at = txn.version
+        # the guarded hierarchies the candidate's edits reached, for the tree they made
+        self._reached: tuple[etree._Element, reach.Reach] | None = None
         self.locks: dict[str, int] = {}
         self.pending: PendingConfirm | None = None
         self.grafter = li_policy.Grafter(self.schema)
@@ -120,10 +122,25 @@ class Datastores(ConfirmedCommits):
             self.serialized("candidate") != self.txn.running_bytes
         )
 
+    def reached(self) -> reach.Reach | None:
+        """Where the candidate may differ from running (:mod:`flowtap.config.reach`), or None
+        when that is not known."""
+        if self.candidate is self.txn.running:
+            return reach.Reach(self.txn.version, frozenset())
+        known = self._reached
+        if known is None or known[0] is not self.candidate or known[1].version != self.txn.version:
+            return None
+        return known[1]
+
+    def _li_untouched(self) -> bool:
+        """True when the candidate's LI subtrees are known to be running's."""
+        reached = self.reached()
+        return reached is not None and reached.avoids(li_policy.LI_PATHS)
+
     def view(self, principal: Principal | None) -> etree._Element:
         """The candidate as ``principal`` commits and validates it: for a user who cannot read
         LI configuration, with the LI subtrees exactly as running has them."""
-        if li_policy.sees_li(principal):
+        if li_policy.sees_li(principal) or self._li_untouched():
             return self.candidate
         return self.grafter.graft(self.candidate, self.txn.running)
 
@@ -137,7 +154,7 @@ class Datastores(ConfirmedCommits):
     def _discarded(self, principal: Principal | None) -> etree._Element:
         """The candidate once ``principal``'s uncommitted changes are discarded: running, plus
         the LI edits of others when ``principal`` cannot see them."""
-        if li_policy.sees_li(principal):
+        if li_policy.sees_li(principal) or self._li_untouched():
             return self.txn.running
         return self.grafter.graft(self.txn.running, self.candidate)
 
@@ -223,16 +240,23 @@ class Datastores(ConfirmedCommits):
             access.check_edit_request(principal, self.schema, config, default_operation)
         result = self.candidate
         units: set[incremental.Unit] | None = set()
+        reached: frozenset[str] | None = frozenset()
         for config, default_operation in edits:
             result = apply_edit(self.schema, result, config, default_operation, error_option)
+            more = reach.of_edit(self.schema, config, default_operation)
+            reached = None if more is None or reached is None else reached | more
             self.schema.check(content_to_check(config))
             # only a large running configuration commits entry by entry (incremental.WORTH_IT)
             large = len(self.txn.running_bytes) >= incremental.WORTH_IT
             touched = incremental.touched_units(self.schema, config, default_operation) if (
                 large and units is not None) else None  # fmt: skip
             units = None if touched is None or units is None else units | touched
-        access.check_write_between(principal, self.schema, self.candidate, result)
+        if not access.needs_no_write_check(principal, reached):
+            access.check_write_between(principal, self.schema, self.candidate, result)
         if test_option != "test-only":
+            before = self.reached()
+            self._reached = None if before is None or reached is None else (
+                result, reach.Reach(before.version, before.paths | reached))  # fmt: skip
             self.candidate = result
             if units is None or self._touched is None:
                 self._touched = None
@@ -328,6 +352,7 @@ class Datastores(ConfirmedCommits):
         result = await self.txn.commit(
             view, principal, comment, force=confirmed,
             touched=None if touched is None else frozenset(touched),
+            reached=self.reached() if view is self.candidate else None,
             origin=f"session {session_id}", confirm=confirm,
         )  # fmt: skip
         # what others left uncommitted and this principal could not see stays in the candidate

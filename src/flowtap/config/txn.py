@@ -19,7 +19,7 @@ import libyang
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config import access, incremental, li_policy, model
+from flowtap.config import access, incremental, li_policy, model, reach
 from flowtap.config.diff import Change, changes
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
@@ -56,9 +56,13 @@ class Diff:
 
     def __init__(self, schema: Schema, old: etree._Element, new: etree._Element, comment: str = "",
                  origin: str = "system", unchanged: bool = False,
-                 confirm: Confirm | None = None) -> None:  # fmt: skip
+                 confirm: Confirm | None = None,
+                 reached: frozenset[str] | None = None) -> None:  # fmt: skip
         self._args = (schema, old, new)
         self.old, self.new = old, new
+        # the guarded hierarchies (flowtap.config.reach) in which old and new may differ; None:
+        # not known, any of them
+        self.reached = reached
         self.number: int | None = None
         self.comment, self.origin, self.confirm = comment, origin, confirm
         self.unchanged = unchanged  # running stays as it was (a forced or an empty commit)
@@ -156,6 +160,7 @@ class TransactionManager:
         force: bool = False,
         persist: bool = True,
         touched: frozenset[incremental.Unit] | None = None,
+        reached: reach.Reach | None = None,
         origin: str = "system",
         confirm: Confirm | None = None,
     ) -> CommitResult:
@@ -163,6 +168,8 @@ class TransactionManager:
 
         ``touched``, when given, holds every list entry in which ``candidate`` may differ from
         running (and it differs nowhere else): the commit then costs what those entries cost.
+        ``reached``, when given, bounds the guarded hierarchies in which it may differ from
+        running (:mod:`flowtap.config.reach`): checks of the others are skipped.
 
         Raises:
             ConfigError: validation, access-denied, or a hook refusal.
@@ -181,9 +188,14 @@ class TransactionManager:
                 new_tree = candidate if canonical == given else parse_top(canonical)
             else:
                 (canonical, live), new_tree = step, candidate
+            # libyang may have rewritten what the edits made (defaults, when): then nothing is
+            # known of where the new tree differs
+            known = reached is not None and reached.version == self.version and (
+                new_tree is candidate)  # fmt: skip
             try:
                 result = await self._commit_locked(
-                    new_tree, canonical, principal, comment, force, persist, origin, confirm
+                    new_tree, canonical, principal, comment, force, persist, origin, confirm,
+                    reached.paths if known and reached is not None else None,
                 )
             except BaseException:
                 if live is not None:
@@ -208,6 +220,7 @@ class TransactionManager:
         persist: bool,
         origin: str,
         confirm: Confirm | None,
+        reached: frozenset[str] | None = None,
     ) -> CommitResult:
         unchanged = canonical == self.running_bytes
         if unchanged and not force:
@@ -215,8 +228,9 @@ class TransactionManager:
                 diff = Diff(self.schema, self.running, self.running, comment, origin, True, confirm)
                 await _notify(self.unchanged_listeners, diff, principal)
             return CommitResult(None, None)
-        diff = Diff(self.schema, self.running, new_tree, comment, origin, unchanged, confirm)
-        if principal is not None:
+        diff = Diff(self.schema, self.running, new_tree, comment, origin, unchanged, confirm,
+                    reached)  # fmt: skip
+        if principal is not None and not access.needs_no_write_check(principal, reached):
             access.check_write_between(principal, self.schema, self.running, new_tree)
         old_config, new_config = self.config, model.from_tree(new_tree)
         with li_policy.committing(principal):
