@@ -510,3 +510,50 @@ def test_unescape_rejects_bytes_that_are_not_utf8() -> None:
 def test_escape_round_trips(text: str, wire: str) -> None:
     assert escape(text) == wire
     assert unescape(wire) == text
+
+
+# --- the one-pass header reading agrees with the line-by-line loop ------------------------
+
+
+def _outcome(result: Request | DecodeError) -> object:
+    if isinstance(result, DecodeError):
+        return result
+    return (result.method, result.version, list(result.headers), result.signed_bytes,
+            result.authentication_info)  # fmt: skip
+
+
+_ODD_LINES = (
+    "Seq: 7", "Seq :7", "Seq\t:\t7\t", "seq: 8", "X-Note: a:b: c ", "X-Note: a:b: c ",
+    "X-Note:", "Dest-Port: 80", " Dest-Port: 80", "Dest-Port 80", "D\u00e9st: x", "X-U: \u00e9t\u00e9",
+    "X-Esc: a\\032b", "X-Esc: a\\999", "Flags: Static", "Flags:  Static  ", "9x-Ok: 1",
+    "_bad: 1", "X-JTap-Foo: 1", "Authentication-Info: 00", "authentication-info: ab",
+    "X-A.b_c-d: v", "Csource-ID: md1", "Csource-ID: md2",
+)  # fmt: skip
+
+
+def test_the_one_pass_header_reading_decides_exactly_as_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages of well-formed, odd and refused header lines (escapes, blanks around the colon,
+    UTF-8, repeats, Authentication-Info in the middle) decode to the same request or error with
+    the one-pass reading as with the line-by-line loop alone; and the one pass does decide."""
+    import flowtap.dtcp.message as message_module
+
+    rng = random.Random(15)
+    messages = [signed(*NOOP)]
+    for _ in range(3000):
+        lines = [rng.choice(("ADD DTCP/0.7", "LIST DTCP/0.5", "NOOP DTCP/0.8"))]
+        lines += rng.sample(_ODD_LINES, rng.randint(0, 6))
+        data = lines_bytes(*lines) + b"\r\n"
+        messages.append(signed(*lines) if rng.random() < 0.5 else data)
+    fast_decided = 0
+    original = message_module._fast_request
+    for data in messages:
+        with_fast = [_outcome(r) for r in decode(data)]
+        monkeypatch.setattr(message_module, "_fast_request", lambda *args: None)
+        loop_only = [_outcome(r) for r in decode(data)]
+        monkeypatch.setattr(message_module, "_fast_request", original)
+        assert with_fast == loop_only, data
+        lines = data[: data.find(b"\r\n\r\n")].split(b"\r\n")
+        fast_decided += original(data, lines, "ADD", "0.7") is not None
+    assert fast_decided > len(messages) // 4  # the common case is the one pass

@@ -78,6 +78,14 @@ class Headers:
         for name, value in fields:
             self.add(name, value)
 
+    @classmethod
+    def lowered(cls, fields: list[tuple[str, str]], keys: list[str]) -> Headers:
+        """Headers of ``fields`` whose names, lower-cased, are ``keys``, none repeated."""
+        headers = cls()
+        headers._fields = fields
+        headers._first = dict(zip(keys, (value for _, value in fields), strict=True))
+        return headers
+
     def add(self, name: str, value: str) -> None:
         self._fields.append((name, value))
         self._first.setdefault(name.lower(), value)

@@ -79,6 +79,11 @@ __all__ = [
     "version_tuple",
 ]
 _SALVAGE_SEQ = re.compile(rb"^[Ss][Ee][Qq][ \t]*:[ \t]*([0-9]{1,20})[ \t]*\r?$", re.MULTILINE)
+# A header line as _parse_header accepts it (name, blanks, the first colon, the value without
+# its surrounding blanks), over lines joined by LF: what _fast_request reads in one C call.
+_HEADER_LINE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9_.-]*)[ \t]*:[ \t]*((?:[^\n]*[^ \t\n])?)[ \t]*$", re.MULTILINE
+)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -301,6 +306,9 @@ def _decode_message(message: bytes, max_line: int, max_lines: int) -> Request | 
             raise _Reject(400, "too many header lines")
         if max(map(len, lines)) > max_line:
             raise _Reject(400, "line too long")
+        fast = _fast_request(message, lines, method, version)
+        if fast is not None:
+            return fast
         headers = Headers()
         offset = len(lines[0]) + 2
         for raw in lines[1:]:
@@ -318,6 +326,34 @@ def _decode_message(message: bytes, max_line: int, max_lines: int) -> Request | 
         return Request(method, version, headers, message[:offset], None)
     except _Reject as reject:
         return DecodeError(reject.status, reject.detail, version, _salvage_seq(message), method)
+
+
+def _fast_request(message: bytes, lines: list[bytes], method: str, version: str) -> Request | None:
+    """The request the header loop of :func:`_decode_message` would build, when every header
+    line is one it accepts as is (no escape, no repeated single-valued header, valid UTF-8):
+    the lines are matched in one regular-expression pass instead of one by one, which was a
+    third of an ADD's decoding. None whenever any line needs the loop (a refusal, an escape):
+    the loop then decides, so the answer is always the loop's (tests/dtcp/test_message.py)."""
+    if b"\\" in message:
+        return None
+    try:
+        text = message[len(lines[0]) + 2 : -4].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    pairs: list[tuple[str, str]] = _HEADER_LINE.findall(text.replace("\r\n", "\n"))
+    if len(pairs) != len(lines) - 1:
+        return None
+    keys = [name.lower() for name, _ in pairs]
+    signed_end, authentication = len(message) - 2, None
+    if AUTHENTICATION_INFO in keys:  # what follows it is not read: it is not signed
+        index = keys.index(AUTHENTICATION_INFO)
+        authentication = pairs[index][1]
+        signed_end = sum(len(raw) + 2 for raw in lines[: index + 1])
+        pairs, keys = pairs[:index], keys[:index]
+    if len(set(keys)) != len(keys):  # a repeat, allowed or not: the loop decides
+        return None
+    return Request(method, version, Headers.lowered(pairs, keys), message[:signed_end],
+                   authentication)  # fmt: skip
 
 
 def _check_hygiene(message: bytes) -> None:
