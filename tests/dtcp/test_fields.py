@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from ipaddress import ip_address
 
@@ -871,3 +872,39 @@ def test_noop_refusals_are_400(header: str) -> None:
     with pytest.raises(DtcpRequestError) as caught:
         parse_noop(request("NOOP DTCP/0.7", "Csource-ID: md1", header, "Seq: 1"))
     assert caught.value.status == 400
+
+
+def test_dotted_quads_parse_as_octet_by_octet() -> None:
+    """parse_address's one-step IPv4 reading answers as the octet-by-octet rule does: 1-3 ASCII
+    digits per octet (leading zeros allowed), each at most 255, four of them."""
+    from flowtap.dtcp.filters import FilterSyntaxError, parse_address, parse_number
+
+    def octet_by_octet(text: str) -> tuple[int, int] | None:
+        octets = text.split(".")
+        if len(octets) != 4:
+            return None
+        value = 0
+        for octet in octets:
+            try:
+                value = value << 8 | parse_number(octet, 3, 255)
+            except FilterSyntaxError:
+                return None
+        return 4, value
+
+    rng = random.Random(4)
+    texts = ["0.0.0.0", "255.255.255.255", "256.1.1.1", "010.001.0.9", "1.2.3", "1.2.3.4.5",
+             "1..2.3", "+1.2.3.4", "1.2.3.4 ", "\u0661.2.3.4", "0001.2.3.4", "1.2.3.-4"]  # fmt: skip
+    for _ in range(5000):  # four "octets" of 1-4 digits, now and then one too many or few
+        octets = ["".join(rng.choice("0123456789") for _ in range(rng.choice((1, 2, 3, 3, 4))))
+                  for _ in range(rng.choice((3, 4, 4, 4, 4, 5)))]  # fmt: skip
+        texts.append(".".join(octets))
+    accepted = 0
+    for text in texts:
+        expected = octet_by_octet(text)
+        try:
+            got: tuple[int, int] | None = parse_address(text)
+        except FilterSyntaxError:
+            got = None
+        assert got == expected, text
+        accepted += got is not None
+    assert accepted > 100

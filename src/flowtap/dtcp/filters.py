@@ -49,6 +49,7 @@ _ADDRESS_BITS = {4: 32, 6: 128}
 _U64_DIGITS = 20
 _CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
 _INTERFACE = re.compile(r"[a-zA-Z][a-zA-Z0-9_.:/-]{0,63}")  # the YANG interface-name pattern
+_IPV4 = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
 
 
 def split_list(value: str) -> list[str]:
@@ -83,6 +84,11 @@ def parse_address(text: str, *, allow_ipv6: bool = True) -> tuple[int, int]:
             return 6, int(IPv6Address(text))
         except AddressValueError:
             raise FilterSyntaxError("malformed IPv6 address") from None
+    dotted = _IPV4.fullmatch(text)  # the usual case in one step; the loop names what is wrong
+    if dotted is not None:
+        a, b, c, d = map(int, dotted.groups())
+        if a <= BYTE_MAX and b <= BYTE_MAX and c <= BYTE_MAX and d <= BYTE_MAX:
+            return 4, a << 24 | b << 16 | c << 8 | d
     octets = text.split(".")
     if len(octets) != 4:
         raise FilterSyntaxError("malformed IPv4 address")
