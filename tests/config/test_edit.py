@@ -312,13 +312,16 @@ def test_a_bad_value_is_found_by_the_schema_check_of_what_the_edit_writes(
 ) -> None:
     bad = config(system('<host-name nc:operation="merge">-not a host-</host-name>'
                         '<radius-server nc:operation="delete"><name>x</name></radius-server>'))
-    checked = content_to_check(bad)
+    checked, plain = content_to_check(bad)
     assert b"radius-server" not in checked and b"operation" not in checked  # deletes left out
+    assert not plain  # not the edit as it stands: no merge of these bytes makes its result
     with pytest.raises(ConfigError) as exc:
         schema.check(checked)
     assert exc.value.tag == "invalid-value"
     assert exc.value.path == "/fts:system/fts:host-name"
-    schema.check(content_to_check(config(system("<host-name>ok</host-name>"))))
+    data, plain = content_to_check(config(system("<host-name>ok</host-name>")))
+    assert plain
+    schema.check(data)
 
 
 def test_strip_edit_attributes(schema: Schema) -> None:

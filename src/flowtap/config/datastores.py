@@ -28,6 +28,7 @@ from flowtap.config import access, incremental, li_policy, reach
 from flowtap.config.confirmed import ConfirmedCommits, PendingConfirm
 from flowtap.config.diff import changes
 from flowtap.config.edit import apply_edit, content_to_check
+from flowtap.config.merges import MAX_MERGES
 from flowtap.config.txn import CommitResult, Confirm, TransactionManager
 from flowtap.config.xmlutil import parse_top, serialize
 from flowtap.errors import ConfigError
@@ -241,11 +242,17 @@ class Datastores(ConfirmedCommits):
         result = self.candidate
         units: set[incremental.Unit] | None = set()
         reached: frozenset[str] | None = frozenset()
+        merges: tuple[bytes, ...] | None = ()
         for config, default_operation in edits:
             result = apply_edit(self.schema, result, config, default_operation, error_option)
             more = reach.of_edit(self.schema, config, default_operation)
             reached = None if more is None or reached is None else reached | more
-            self.schema.check(content_to_check(config))
+            data, plain = content_to_check(config)
+            self.schema.check(data)
+            plain = plain and default_operation == "merge"
+            merges = (*merges, data) if plain and merges is not None else None
+            if merges is not None and len(merges) > MAX_MERGES:
+                merges = None
             # only a large running configuration commits entry by entry (incremental.WORTH_IT)
             large = len(self.txn.running_bytes) >= incremental.WORTH_IT
             touched = incremental.touched_units(self.schema, config, default_operation) if (
@@ -255,8 +262,10 @@ class Datastores(ConfirmedCommits):
             access.check_write_between(principal, self.schema, self.candidate, result)
         if test_option != "test-only":
             before = self.reached()
-            self._reached = None if before is None or reached is None else (
-                result, reach.Reach(before.version, before.paths | reached))  # fmt: skip
+            self._reached = None if before is None or reached is None else (result, reach.Reach(
+                before.version, before.paths | reached,
+                None if before.merges is None or merges is None else before.merges + merges,
+            ))  # fmt: skip
             self.candidate = result
             if units is None or self._touched is None:
                 self._touched = None

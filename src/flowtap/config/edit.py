@@ -21,7 +21,11 @@ from flowtap.errors import ConfigError, ConfigErrors
 
 OPERATION = f"{{{NC_NS}}}operation"
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
-_EDIT_NAMESPACES = (NC_NS.encode(), YANG_NS.encode())  # where every edit attribute comes from
+# every edit attribute is in one of these namespaces; a client's prefix declarations for them
+# (ncclient's nc:) travel with the data, so the attributes are looked for, not the namespaces
+_HAS_EDIT_ATTRIBUTE = etree.XPath(
+    "boolean(descendant::*/@*[namespace-uri() = $nc or namespace-uri() = $yang])"
+)
 
 
 _XML_SPACE = re.compile(r"[ \t\r\n]+")
@@ -231,7 +235,7 @@ class _Editor:
             if operation == "none" and node.kind in ("leaf", "leaf-list"):
                 return
             created = self.shell(el, node)
-            target.append(created)
+            _append_entry(target, created, node)
             self._added(target, created, node)
             self.fill(created, el, node, operation)
             if operation == "none" and self.is_bare(created, node):
@@ -330,12 +334,35 @@ class _Editor:
         return node.path + predicates
 
 
-def content_to_check(config: etree._Element) -> bytes:
+_LOOK_BACK = 16  # siblings after a list's last entry looked through, at most
+
+
+def _append_entry(target: etree._Element, item: etree._Element, node: SchemaNode) -> None:
+    """Append ``item`` to ``target``; a new list or leaf-list entry right after the last entry of
+    its list, where libyang puts it, so that the candidate is canonical already and a commit
+    keeps it as is (insert "last", RFC 7950 §7.8.6, means the same). Should the list's last
+    entry be further back than ``_LOOK_BACK`` siblings, at the end: the order among other
+    nodes means nothing, the commit only takes libyang's."""
+    if node.kind in ("list", "leaf-list"):
+        child = target[-1] if len(target) else None
+        for _ in range(_LOOK_BACK):
+            if child is None:
+                break
+            if child.tag == item.tag:
+                child.addnext(item)
+                return
+            child = child.getprevious()
+    target.append(item)
+
+
+def content_to_check(config: etree._Element) -> tuple[bytes, bool]:
     """The data an edit writes (its deletes and removes left out), for a schema/type check that
-    costs what the edit costs, not what the whole datastore costs."""
+    costs what the edit costs, not what the whole datastore costs; and whether the edit is that
+    data as it stands (no edit attribute anywhere): under the default operation merge, a merge
+    of exactly those bytes (:mod:`flowtap.config.merges`)."""
     plain = b"".join(etree.tostring(child) for child in config if isinstance(child.tag, str))
-    if _EDIT_NAMESPACES[0] not in plain and _EDIT_NAMESPACES[1] not in plain:
-        return plain  # no edit attribute anywhere: nothing to leave out or strip
+    if not _HAS_EDIT_ATTRIBUTE(config, nc=NC_NS, yang=YANG_NS):
+        return plain, True  # no edit attribute anywhere: nothing to leave out or strip
     copied = copy.deepcopy(config)
     for el in list(copied.iter()):
         if isinstance(el.tag, str) and el.get(OPERATION) in ("delete", "remove"):
@@ -343,7 +370,7 @@ def content_to_check(config: etree._Element) -> bytes:
             if parent is not None:
                 parent.remove(el)
     strip_edit_attributes(copied)
-    return b"".join(etree.tostring(child) for child in copied if isinstance(child.tag, str))
+    return b"".join(etree.tostring(child) for child in copied if isinstance(child.tag, str)), False
 
 
 def strip_edit_attributes(tree: etree._Element) -> None:

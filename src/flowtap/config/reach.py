@@ -32,10 +32,13 @@ _SUBTREE = frozenset({"delete", "remove", "replace"})
 @dataclass(frozen=True, slots=True)
 class Reach:
     """Where a candidate may differ from running as it was at ``version``: the ``GUARDED``
-    hierarchies in ``paths`` at most (anywhere outside ``GUARDED`` as well)."""
+    hierarchies in ``paths`` at most (anywhere outside ``GUARDED`` as well). ``merges``, when
+    every edit since was a plain merge, is their data in order (:mod:`flowtap.config.merges`);
+    otherwise None."""
 
     version: int
     paths: frozenset[str]
+    merges: tuple[bytes, ...] | None = ()
 
     def avoids(self, paths: Iterable[str]) -> bool:
         return self.paths.isdisjoint(paths)

@@ -19,7 +19,7 @@ import libyang
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config import access, incremental, li_policy, model, reach
+from flowtap.config import access, incremental, li_policy, merges, model, reach
 from flowtap.config.diff import Change, changes
 from flowtap.config.persist import StateDir
 from flowtap.config.schema import Schema
@@ -175,14 +175,20 @@ class TransactionManager:
             ConfigError: validation, access-denied, or a hook refusal.
         """
         async with self.lock:
-            step = None
+            step, given = None, None
             large = len(self.running_bytes) >= incremental.WORTH_IT
+            if reached is not None and reached.version != self.version:
+                reached = None  # running changed since: nothing is known of the candidate
             if touched is not None and self._live is not None and large:
                 step = incremental.commit_units(
                     self.schema, self._live, self.running, candidate, touched
                 )
-            if step is None:
+            elif (reached is not None and reached.merges is not None and self._live is not None
+                  and not large):  # fmt: skip
                 given = serialize(candidate)
+                step = merges.commit_merges(self.schema, self._live, reached.merges, given)
+            if step is None:
+                given = serialize(candidate) if given is None else given
                 canonical, live = self.schema.canonical_tree(given, validate=True)
                 # Trees are values (see datastores): a canonical candidate becomes running as is.
                 new_tree = candidate if canonical == given else parse_top(canonical)
@@ -190,8 +196,7 @@ class TransactionManager:
                 (canonical, live), new_tree = step, candidate
             # libyang may have rewritten what the edits made (defaults, when): then nothing is
             # known of where the new tree differs
-            known = reached is not None and reached.version == self.version and (
-                new_tree is candidate)  # fmt: skip
+            known = reached is not None and new_tree is candidate
             try:
                 result = await self._commit_locked(
                     new_tree, canonical, principal, comment, force, persist, origin, confirm,
