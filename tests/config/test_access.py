@@ -260,7 +260,8 @@ def edit_config(inner: str) -> etree._Element:
 def refused_before_applying(schema: Schema, who: Principal, inner: str,
                             default_operation: str = "merge") -> bool:  # fmt: skip
     try:
-        access.check_edit_request(who, schema, edit_config(inner), default_operation)
+        spots = access.edit_spots(schema, edit_config(inner), default_operation)
+        access.check_edit_request(who, spots)
     except ConfigError as err:
         assert err.tag == "access-denied" and err.path is None
         return True

@@ -73,7 +73,7 @@ def test_a_check_the_reach_skips_would_have_found_nothing(schema: Schema, seed: 
             new = apply_edit(schema, old, edit, default)
         except ConfigError:
             continue
-        reached = reach.of_edit(schema, edit, default)
+        reached = reach.of_edit(access.edit_spots(schema, edit, default))
         whole = changes(schema, old, new)
         for who in PRINCIPALS:
             expected = refused(lambda: access.check_write(who, whole))  # noqa: B023
@@ -92,8 +92,8 @@ def test_a_check_the_reach_skips_would_have_found_nothing(schema: Schema, seed: 
 
 def test_the_reach_of_an_edit(schema: Schema) -> None:
     def of(body: str, default: str = "merge") -> frozenset[str] | None:
-        return reach.of_edit(schema, etree.fromstring(f'<config xmlns="{NC}">{body}</config>'),
-                             default)  # fmt: skip
+        edit = etree.fromstring(f'<config xmlns="{NC}">{body}</config>')
+        return reach.of_edit(access.edit_spots(schema, edit, default))
 
     sys_ns = 'xmlns="urn:flowtap:yang:system"'
     idle = (f"<system {sys_ns}><login><class><name>a</name><idle-timeout>5</idle-timeout>"

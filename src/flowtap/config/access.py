@@ -304,22 +304,20 @@ def conceals_anything(principal: Principal) -> bool:
 _REMOVING = frozenset({"delete", "remove", "replace"})
 
 
-def check_edit_request(
-    principal: Principal, schema: Schema, config: etree._Element, default_operation: str
-) -> None:
-    """Refuse, before anything is applied, an edit whose outcome could depend on concealed data.
+@dataclass(frozen=True, slots=True)
+class EditSpots:
+    """What an edit-config names, read off the edit alone: the schema path of every element it
+    holds and the operation in effect there. Below an element the schema lacks nothing is
+    looked at (the edit engine reports it); ``whole`` is a replace of the whole datastore."""
 
-    Applying such an edit first would answer data-exists, data-missing, ok or access-denied
-    according to data the principal cannot see: an oracle for its existence and its values
-    (LI-1). So an edit that names a concealed node, or deletes, removes or replaces an ancestor
-    of one (or replaces the whole datastore), is refused outright. Elements unknown to the schema
-    are left to the edit engine to report.
-    """
-    concealed = _concealed(principal.permissions)
-    if not concealed:
-        return
-    if default_operation == "replace":
-        raise _denied()
+    whole: bool
+    unknown: bool  # some element is unknown to the schema
+    named: tuple[tuple[str, str], ...]  # (schema path, operation)
+
+
+def edit_spots(schema: Schema, config: etree._Element, default_operation: str) -> EditSpots:
+    named: list[tuple[str, str]] = []
+    unknown = False
     stack: list[tuple[etree._Element, SchemaNode | None, str]] = [
         (child, None, default_operation) for child in config
     ]
@@ -332,14 +330,34 @@ def check_edit_request(
         node = (schema.root(namespace, qname.localname) if parent is None
                 else parent.child(namespace, qname.localname))  # fmt: skip
         if node is None:
+            unknown = True
             continue
         operation = str(el.get(OPERATION, inherited))
-        rule = rule_for(node.path)
+        named.append((node.path, operation))
+        stack.extend((child, node, operation) for child in el)
+    return EditSpots(default_operation == "replace", unknown, tuple(named))
+
+
+def check_edit_request(principal: Principal, spots: EditSpots) -> None:
+    """Refuse, before anything is applied, an edit whose outcome could depend on concealed data.
+
+    Applying such an edit first would answer data-exists, data-missing, ok or access-denied
+    according to data the principal cannot see: an oracle for its existence and its values
+    (LI-1). So an edit that names a concealed node, or deletes, removes or replaces an ancestor
+    of one (or replaces the whole datastore), is refused outright. Elements unknown to the schema
+    are left to the edit engine to report.
+    """
+    concealed = _concealed(principal.permissions)
+    if not concealed:
+        return
+    if spots.whole:
+        raise _denied()
+    for path, operation in spots.named:
+        rule = rule_for(path)
         if rule is not None and rule.schema_path in concealed:
             raise _denied()
-        if operation in _REMOVING and any(p.startswith(node.path + "/") for p in concealed):
+        if operation in _REMOVING and any(p.startswith(path + "/") for p in concealed):
             raise _denied()
-        stack.extend((child, node, operation) for child in el)
 
 
 def _denied(missing: str = "", where: str = "") -> ConfigError:

@@ -237,15 +237,17 @@ class Datastores(ConfirmedCommits):
         self.check_writable("candidate", session_id)
         if not principal.has("configure"):
             raise ConfigError(tag="access-denied", message="Access denied: no configure permission")
-        for config, default_operation in edits:  # all refused before any is applied (LI-1)
-            access.check_edit_request(principal, self.schema, config, default_operation)
+        spots = [access.edit_spots(self.schema, config, default_operation)
+                 for config, default_operation in edits]  # fmt: skip
+        for spotted in spots:  # all refused before any is applied (LI-1)
+            access.check_edit_request(principal, spotted)
         result = self.candidate
         units: set[incremental.Unit] | None = set()
         reached: frozenset[str] | None = frozenset()
         merges: tuple[bytes, ...] | None = ()
-        for config, default_operation in edits:
+        for (config, default_operation), spotted in zip(edits, spots, strict=True):
             result = apply_edit(self.schema, result, config, default_operation, error_option)
-            more = reach.of_edit(self.schema, config, default_operation)
+            more = reach.of_edit(spotted)
             reached = None if more is None or reached is None else reached | more
             data, plain = content_to_check(config)
             self.schema.check(data)

@@ -18,11 +18,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lxml import etree
-
-from flowtap.config.access import CLASS_PERMISSIONS, RULES
-from flowtap.config.edit import OPERATION
-from flowtap.config.schema import Schema, SchemaNode
+from flowtap.config.access import CLASS_PERMISSIONS, RULES, EditSpots
 
 GUARDED = frozenset({rule.schema_path for rule in RULES} | {CLASS_PERMISSIONS})
 # operations that change the whole subtree of the node they are on, named or not
@@ -44,32 +40,16 @@ class Reach:
         return self.paths.isdisjoint(paths)
 
 
-def of_edit(
-    schema: Schema, config: etree._Element, default_operation: str
-) -> frozenset[str] | None:
-    """The ``GUARDED`` hierarchies an edit-config's ``config`` can change, or None when that
-    cannot be told from the edit (it replaces everything, or names what the schema lacks)."""
-    if default_operation == "replace":
+def of_edit(spots: EditSpots) -> frozenset[str] | None:
+    """The ``GUARDED`` hierarchies an edit-config can change, or None when that cannot be told
+    from the edit (it replaces everything, or names what the schema lacks)."""
+    if spots.whole or spots.unknown:
         return None
     found: set[str] = set()
-    stack: list[tuple[etree._Element, SchemaNode | None, str]] = [
-        (child, None, default_operation) for child in config
-    ]
-    while stack:
-        el, parent, inherited = stack.pop()
-        if not isinstance(el.tag, str):
-            continue
-        qname = etree.QName(el)
-        namespace = qname.namespace or ""
-        node = (schema.root(namespace, qname.localname) if parent is None
-                else parent.child(namespace, qname.localname))  # fmt: skip
-        if node is None:
-            return None
-        operation = str(el.get(OPERATION, inherited))
-        found |= _around(node.path)
+    for path, operation in spots.named:
+        found |= _around(path)
         if operation in _SUBTREE:
-            found |= _below(node.path)
-        stack.extend((child, node, operation) for child in el)
+            found |= _below(path)
     return frozenset(found)
 
 
