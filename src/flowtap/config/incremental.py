@@ -95,20 +95,15 @@ def commit_units(
     built from ``live`` (running's) by replacing ``units``; None when the full commit must run.
 
     ``candidate`` must differ from ``running`` inside ``units`` only."""
-    work = live.duplicate(with_siblings=True, recursive=True)
-    try:
+
+    def replaced(work: libyang.DNode) -> libyang.DNode | None:
         for unit in units:
             if not _replace(schema, work, running, candidate, unit):
-                work.free()
                 return None
-        schema.revalidate(work)
-    except ConfigError:
-        work.free()  # the full commit reports it, exactly as it always has
-        return None
-    except BaseException:
-        work.free()
-        raise
-    return serialize(candidate), work
+        return work
+
+    work = schema.derive(live, replaced)
+    return None if work is None else (serialize(candidate), work)
 
 
 def _replace(

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import libyang
 
 from flowtap.config.schema import Schema
-from flowtap.errors import ConfigError
 
 MAX_MERGES = 64  # edits kept per candidate: a longer session commits by the full parse
 
@@ -35,8 +34,8 @@ def commit_merges(
     """The canonical bytes of the candidate serialized as ``given`` and its validated libyang
     tree (the caller owns it), built from ``live`` (running's) and the data of the plain merges
     that made the candidate from running; None when that is not shown to be the candidate."""
-    work = live.duplicate(with_siblings=True, recursive=True)
-    try:
+
+    def merged(work: libyang.DNode) -> libyang.DNode:
         for data in merges:
             fragment = schema.fragment(data)
             if fragment is not None:
@@ -45,14 +44,12 @@ def commit_merges(
                 finally:
                     fragment.free()
                 work = work.first_sibling()  # a merged top-level node may now come first
-        schema.revalidate(work)
-        printed = Schema.print_tree(work)
-    except ConfigError:
-        work.free()  # the full commit reports it, exactly as it always has
+        return work
+
+    work = schema.derive(live, merged)
+    if work is None:
         return None
-    except BaseException:
-        work.free()
-        raise
+    printed = Schema.print_tree(work)
     if printed != given:
         work.free()
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -244,6 +244,28 @@ class Schema:
     def fragment(self, payload: bytes) -> libyang.DNode | None:
         """Parse (types and names only, like an edit) data that is part of a larger tree."""
         return self._parse(payload, validate=False)
+
+    def derive(
+        self, live: libyang.DNode, change: Callable[[libyang.DNode], libyang.DNode | None]
+    ) -> libyang.DNode | None:
+        """A validated copy of the tree ``live``, changed by ``change`` (given the copy, it
+        returns the copy's first top-level node, or None to give up); the caller owns it. None
+        when ``change`` gives up or validation fails: the full commit reports what is wrong."""
+        work: libyang.DNode = live.duplicate(with_siblings=True, recursive=True)
+        try:
+            changed = change(work)
+            if changed is None:
+                work.free()
+                return None
+            work = changed
+            self.revalidate(work)
+        except ConfigError:
+            work.free()
+            return None
+        except BaseException:
+            work.free()
+            raise
+        return work
 
     def revalidate(self, dnode: libyang.DNode) -> None:
         """Validate a whole tree in place (must, mandatory, leafref, unique, defaults)."""
