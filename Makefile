@@ -61,7 +61,9 @@ NETOPEER2_KEY      ?=
 NETOPEER2_PID      ?=
 NETOPEER2_SECONDS  ?= 15
 NETOPEER2_ROUNDS   ?= 3
-export NETOPEER2_PASSWORD
+# make bench takes them too: given a netopeer2, REPORT.md has the comparison from its own run
+export NETOPEER2 NETOPEER2_USER NETOPEER2_PASSWORD NETOPEER2_KEY NETOPEER2_PID NETOPEER2_SECONDS \
+  NETOPEER2_ROUNDS
 
 netopeer2-given:
 	@if [ -z "$(NETOPEER2)" ] || [ -z "$(NETOPEER2_PASSWORD)$(NETOPEER2_KEY)" ]; then \

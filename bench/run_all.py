@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -178,11 +179,34 @@ def markdown(results: list[dict[str, object]], has_plot: bool) -> str:
     return "\n".join(lines)
 
 
+def netopeer2_comparison() -> list[tuple[str, list[str]]]:
+    """The config plane beside a netopeer2, in this run, when ``make bench`` is given one
+    (``NETOPEER2=HOST:PORT NETOPEER2_PASSWORD=...``, as ``make bench-netopeer2`` takes it);
+    nothing otherwise: the project builds no netopeer2 (README, Performance)."""
+    address = os.environ.get("NETOPEER2")
+    if not address:
+        return []
+    env = os.environ.get
+    args = ["--vs", address, "--vs-name", "netopeer2",
+            "--vs-user", env("NETOPEER2_USER") or "admin",
+            "--vs-namespace", "urn:flowtap:yang:bench",
+            "--vs-seconds", env("NETOPEER2_SECONDS") or "15",
+            "--rounds", env("NETOPEER2_ROUNDS") or "3"]  # fmt: skip
+    if env("NETOPEER2_KEY"):
+        args += ["--vs-key", env("NETOPEER2_KEY") or ""]
+    if env("NETOPEER2_PID"):
+        args += ["--vs-pid", env("NETOPEER2_PID") or ""]
+    if env("NETOPEER2_PASSWORD"):
+        os.environ["VS_PASSWORD"] = env("NETOPEER2_PASSWORD") or ""
+    return [("netconf_cycles.py", args)]
+
+
 def main() -> None:
     results = []
+    scripts = SCRIPTS[:1] + netopeer2_comparison() + SCRIPTS[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        for script, args in SCRIPTS:
-            result = run(script, args, Path(tmp) / f"{script}.json")
+        for number, (script, args) in enumerate(scripts):
+            result = run(script, args, Path(tmp) / f"{number}-{script}.json")
             if result is not None:
                 results.append(result)
     has_plot = plot(results, BENCH / "rates.png")
