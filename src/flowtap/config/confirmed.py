@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from lxml import etree
 
 from flowtap.auth.principal import Principal
-from flowtap.config import incremental
 from flowtap.config.persist import StateDir
 from flowtap.config.txn import Confirm, Diff, Outcome, TransactionManager
 from flowtap.config.xmlutil import parse_top
@@ -50,8 +49,6 @@ class ConfirmedCommits:
     state: StateDir
     pending: PendingConfirm | None
     candidate: etree._Element
-    _touched: set[incremental.Unit] | None
-    _touched_at: int
 
     def _check_confirming(self, pending: PendingConfirm, session_id: int, pid: str | None) -> None:
         if pending.persist is not None:
@@ -111,7 +108,6 @@ class ConfirmedCommits:
 
     def _reset_candidate(self) -> None:
         self.candidate = self.txn.running
-        self._touched, self._touched_at = set(), self.txn.version
 
     async def recover_pending(self) -> bool:
         """At boot: a confirmed commit that was never confirmed is rolled back."""

@@ -50,11 +50,7 @@ class Datastores(ConfirmedCommits):
         self.schema = txn.schema
         self.state = txn.state
         self.candidate = txn.running
-        # every list entry in which the candidate may differ from running at txn.version (a
-        # superset is harmless), or None when an edit reached outside every list entry
-        self._touched: set[incremental.Unit] | None = set()
-        self._touched_at = txn.version
-        # the guarded hierarchies the candidate's edits reached, for the tree they made
+        # what the candidate's edits reached since it was running, for the tree they made
         self._reached: tuple[etree._Element, reach.Reach] | None = None
         self.locks: dict[str, int] = {}
         self.pending: PendingConfirm | None = None
@@ -242,7 +238,7 @@ class Datastores(ConfirmedCommits):
         for spotted in spots:  # all refused before any is applied (LI-1)
             access.check_edit_request(principal, spotted)
         result = self.candidate
-        units: set[incremental.Unit] | None = set()
+        units: frozenset[incremental.Unit] | None = frozenset()
         reached: frozenset[str] | None = frozenset()
         merges: tuple[bytes, ...] | None = ()
         for (config, default_operation), spotted in zip(edits, spots, strict=True):
@@ -267,12 +263,9 @@ class Datastores(ConfirmedCommits):
             self._reached = None if before is None or reached is None else (result, reach.Reach(
                 before.version, before.paths | reached,
                 None if before.merges is None or merges is None else before.merges + merges,
+                None if before.units is None or units is None else before.units | units,
             ))  # fmt: skip
             self.candidate = result
-            if units is None or self._touched is None:
-                self._touched = None
-            else:
-                self._touched |= units
 
     def discard(self, session_id: int, principal: Principal | None = None) -> None:
         self.check_writable("candidate", session_id)
@@ -295,7 +288,6 @@ class Datastores(ConfirmedCommits):
         access.check_write(principal, changes(self.schema, current, result))
         if target == "candidate":
             self.candidate = result
-            self._touched = None
         elif target == "startup":
             self.set_startup(canonical)
             self._startup_changed(f"saved from {source_name}", principal, session_id)
@@ -357,22 +349,14 @@ class Datastores(ConfirmedCommits):
         confirm = Confirm(timeout=timeout) if confirmed else (
             None if pending is None else Confirm(settles=pending.chain))  # fmt: skip
         view = self.view(principal)
-        touched = self._touched
-        if view is not self.candidate or self._touched_at != self.txn.version:
-            touched = None  # a grafted view or a running changed elsewhere: only a full commit
         result = await self.txn.commit(
             view, principal, comment, force=confirmed,
-            touched=None if touched is None else frozenset(touched),
+            # a grafted view differs from running where no edit of the candidate reached
             reached=self.reached() if view is self.candidate else None,
             origin=f"session {session_id}", confirm=confirm,
         )  # fmt: skip
         # what others left uncommitted and this principal could not see stays in the candidate
         self.candidate = self._discarded(principal)
-        if self.candidate is self.txn.running:
-            self._touched = set()
-        elif touched is None:
-            self._touched = None
-        self._touched_at = self.txn.version
         if confirmed:
             rollback, chain = (previous, ()) if pending is None else (
                 pending.rollback, pending.chain)  # fmt: skip

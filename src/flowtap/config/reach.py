@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flowtap.config.access import CLASS_PERMISSIONS, RULES, EditSpots
+from flowtap.config.incremental import Unit
 
 GUARDED = frozenset({rule.schema_path for rule in RULES} | {CLASS_PERMISSIONS})
 # operations that change the whole subtree of the node they are on, named or not
@@ -30,11 +31,13 @@ class Reach:
     """Where a candidate may differ from running as it was at ``version``: the ``GUARDED``
     hierarchies in ``paths`` at most (anywhere outside ``GUARDED`` as well). ``merges``, when
     every edit since was a plain merge, is their data in order (:mod:`flowtap.config.merges`);
-    otherwise None."""
+    ``units``, when every edit since touched list entries only, those entries
+    (:mod:`flowtap.config.incremental`, large configurations); otherwise None."""
 
     version: int
     paths: frozenset[str]
     merges: tuple[bytes, ...] | None = ()
+    units: frozenset[Unit] | None = frozenset()
 
     def avoids(self, paths: Iterable[str]) -> bool:
         return self.paths.isdisjoint(paths)

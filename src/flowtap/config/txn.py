@@ -159,17 +159,16 @@ class TransactionManager:
         *,
         force: bool = False,
         persist: bool = True,
-        touched: frozenset[incremental.Unit] | None = None,
         reached: reach.Reach | None = None,
         origin: str = "system",
         confirm: Confirm | None = None,
     ) -> CommitResult:
         """Make ``candidate`` the running configuration, or change nothing at all.
 
-        ``touched``, when given, holds every list entry in which ``candidate`` may differ from
-        running (and it differs nowhere else): the commit then costs what those entries cost.
-        ``reached``, when given, bounds the guarded hierarchies in which it may differ from
-        running (:mod:`flowtap.config.reach`): checks of the others are skipped.
+        ``reached``, when given, says where ``candidate`` may differ from running at its
+        version (:mod:`flowtap.config.reach`): checks of the guarded hierarchies it did not
+        reach are skipped, and a commit of list entries or of plain merges costs what they
+        change, not a parse of the whole candidate.
 
         Raises:
             ConfigError: validation, access-denied, or a hook refusal.
@@ -179,9 +178,10 @@ class TransactionManager:
             large = len(self.running_bytes) >= incremental.WORTH_IT
             if reached is not None and reached.version != self.version:
                 reached = None  # running changed since: nothing is known of the candidate
-            if touched is not None and self._live is not None and large:
+            if (reached is not None and reached.units is not None and self._live is not None
+                    and large):  # fmt: skip
                 step = incremental.commit_units(
-                    self.schema, self._live, self.running, candidate, touched
+                    self.schema, self._live, self.running, candidate, reached.units
                 )
             elif (reached is not None and reached.merges is not None and self._live is not None
                   and not large):  # fmt: skip
